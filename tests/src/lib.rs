@@ -1,0 +1,1 @@
+//! Real-system tests live in tests/tests/.
