@@ -1,1 +1,9 @@
-pub fn placeholder() {}
+//! The shared model of a ready libvirt hypervisor, and the host facts both `bootstrap` and
+//! `validate` read. `bootstrap` (the binary) converges a host to [`desired`]; `validate`
+//! checks a host against it.
+
+pub mod cpu;
+pub mod desired;
+pub mod hostroot;
+pub mod ipxe;
+pub mod os;

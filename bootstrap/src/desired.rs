@@ -1,0 +1,341 @@
+//! The one definition of a ready hypervisor (spec: `hypervisor.rst`). `bootstrap` converges
+//! a host to it, `validate` checks a host against it; neither keeps a list of its own.
+
+use serde::Serialize;
+
+use crate::cpu::VirtExtension;
+use crate::ipxe::BuildDate;
+use crate::os::{Distro, Family, Platform};
+
+/// The `apiVersion` of every machine-readable report.
+pub const API_VERSION: &str = "virthost.dev/v1";
+
+/// Why a package is wanted; `validate` and `bootstrap` name packages by their role in
+/// messages that are not distribution-specific.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Libvirt,
+    LibvirtClient,
+    Qemu,
+    QemuTools,
+    LibguestfsTools,
+    LibguestfsXfs,
+    Wget,
+    VirtInstall,
+    IpxeRoms,
+    Dnsmasq,
+    Polkit,
+}
+
+/// A package the host needs, named as its distribution names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Package {
+    pub name: &'static str,
+    pub role: Role,
+    /// The repository to configure when the package manager cannot find it.
+    pub repo_hint: String,
+}
+
+/// The virtualization package set of a platform, in install order.
+///
+/// Names checked against distribution metadata: RHEL/CentOS/Fedora (`libvirt`, `qemu-kvm`,
+/// `libguestfs-tools`, `libguestfs-xfs`, `virt-install`, `wget`, `ipxe-roms-qemu`), Debian 12
+/// and Ubuntu (`apt-cache policy` on bookworm: `libvirt-daemon-system`, `libvirt-clients`,
+/// `qemu-system-x86`, `qemu-utils`, `libguestfs-tools`, `libguestfs-xfs`, `wget`, `virtinst`,
+/// `ipxe-qemu`, `dnsmasq-base`, `polkitd`). On apt hosts `bootstrap` installs without
+/// recommends, so what libvirt only recommends but needs for networks (dnsmasq) and for
+/// polkit rules (polkitd) is named.
+pub fn packages(platform: &Platform) -> Vec<Package> {
+    use Role::*;
+    let names: Vec<(&'static str, Role)> = match platform.family {
+        Family::Yum | Family::Dnf => vec![
+            ("libvirt", Libvirt),
+            ("qemu-kvm", Qemu),
+            ("libguestfs-tools", LibguestfsTools),
+            ("libguestfs-xfs", LibguestfsXfs),
+            ("virt-install", VirtInstall),
+            ("wget", Wget),
+            ("ipxe-roms-qemu", IpxeRoms),
+        ],
+        Family::Apt => vec![
+            ("libvirt-daemon-system", Libvirt),
+            ("libvirt-clients", LibvirtClient),
+            ("qemu-system-x86", Qemu),
+            ("qemu-utils", QemuTools),
+            ("libguestfs-tools", LibguestfsTools),
+            ("libguestfs-xfs", LibguestfsXfs),
+            ("virtinst", VirtInstall),
+            ("wget", Wget),
+            ("ipxe-qemu", IpxeRoms),
+            ("dnsmasq-base", Dnsmasq),
+            (polkit_package(platform), Polkit),
+        ],
+    };
+    names
+        .into_iter()
+        .map(|(name, role)| Package {
+            name,
+            role,
+            repo_hint: repo_hint(platform, role),
+        })
+        .collect()
+}
+
+/// The package that carries polkit's daemon on apt hosts: Ubuntu 22.04 still calls it
+/// `policykit-1` (polkit 0.105, local-authority `.pkla` files only).
+fn polkit_package(platform: &Platform) -> &'static str {
+    match (platform.distro, platform.major) {
+        (Distro::Ubuntu, m) if m < 24 => "policykit-1",
+        _ => "polkitd",
+    }
+}
+
+/// The iPXE ROM package of a family.
+pub fn ipxe_package(family: Family) -> &'static str {
+    match family {
+        Family::Yum | Family::Dnf => "ipxe-roms-qemu",
+        Family::Apt => "ipxe-qemu",
+    }
+}
+
+/// The oldest acceptable iPXE ROM build: "at least version 2016xxyy". Older (2013) builds
+/// made PXE boots time out.
+pub const IPXE_MIN_BUILD: BuildDate = BuildDate::new(2016, 1, 1);
+
+fn repo_hint(platform: &Platform, role: Role) -> String {
+    match (platform.distro, platform.family) {
+        (Distro::Rhel, Family::Yum) => {
+            "the RHEL 7 server channel (rhel-7-server-rpms; `subscription-manager repos --enable=rhel-7-server-rpms`)".into()
+        }
+        (Distro::CentOs, Family::Yum) => "the CentOS 7 'base' and 'updates' repositories".into(),
+        (Distro::Rhel, Family::Dnf) => format!(
+            "the RHEL {m} AppStream repository (rhel-{m}-for-x86_64-appstream-rpms)",
+            m = platform.major
+        ),
+        (Distro::CentOsStream | Distro::Rocky | Distro::Alma, _) => {
+            if role == Role::LibguestfsXfs || role == Role::LibguestfsTools {
+                "the AppStream repository (and CRB where libguestfs needs it)".into()
+            } else {
+                "the AppStream repository".into()
+            }
+        }
+        (Distro::Fedora, _) => "the 'fedora' and 'updates' repositories".into(),
+        (Distro::Debian, _) => "the Debian 'main' component of this release (see /etc/apt/sources.list.d/)".into(),
+        (Distro::Ubuntu, _) => "the Ubuntu 'main' and 'universe' components (see /etc/apt/sources.list.d/)".into(),
+        _ => format!("a {} repository that provides it", platform.family),
+    }
+}
+
+/// The user that manages libvirt VMs for the deployment tooling.
+pub const DEFAULT_USER: &str = "stack";
+pub const USER_SHELL: &str = "/bin/bash";
+
+pub fn user_home(user: &str) -> String {
+    format!("/home/{user}")
+}
+
+/// The polkit action that lets a user manage libvirt on `qemu:///system`.
+pub const LIBVIRT_MANAGE_ACTION: &str = "org.libvirt.unix.manage";
+
+/// Where a JavaScript polkit rule (polkit >= 0.106) goes.
+pub const POLKIT_RULE_PATH: &str = "/etc/polkit-1/rules.d/50-virthost-libvirt.rules";
+/// Where a local-authority file goes (polkit 0.105, e.g. Ubuntu 22.04).
+pub const POLKIT_PKLA_PATH: &str =
+    "/etc/polkit-1/localauthority/50-local.d/50-virthost-libvirt.pkla";
+
+/// Which polkit configuration the installed polkit reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolkitBackend {
+    /// JavaScript rules in `/etc/polkit-1/rules.d/` (polkit >= 0.106).
+    Rules,
+    /// `.pkla` files of the local-authority backend (polkit 0.105 and older).
+    LocalAuthority,
+}
+
+impl PolkitBackend {
+    /// The backend of a polkit version such as `0.112`, `0.105-33`, `122-3`, `124-2ubuntu1`.
+    pub fn for_version(version: &str) -> PolkitBackend {
+        let v = version.split_once(':').map(|(_, r)| r).unwrap_or(version);
+        let mut parts = v.split(|c: char| !c.is_ascii_digit());
+        let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if major == 0 && minor < 106 {
+            PolkitBackend::LocalAuthority
+        } else {
+            PolkitBackend::Rules
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            PolkitBackend::Rules => POLKIT_RULE_PATH,
+            PolkitBackend::LocalAuthority => POLKIT_PKLA_PATH,
+        }
+    }
+
+    /// The file content that grants [`LIBVIRT_MANAGE_ACTION`] to `user` alone.
+    pub fn content(self, user: &str) -> String {
+        match self {
+            PolkitBackend::Rules => format!(
+                "// Managed by virthost bootstrap: lets '{user}' manage libvirt ({LIBVIRT_MANAGE_ACTION}).\n\
+                 polkit.addRule(function(action, subject) {{\n    \
+                     if (action.id == \"{LIBVIRT_MANAGE_ACTION}\" && subject.user == \"{user}\") {{\n        \
+                         return polkit.Result.YES;\n    \
+                     }}\n\
+                 }});\n"
+            ),
+            PolkitBackend::LocalAuthority => format!(
+                "# Managed by virthost bootstrap: lets '{user}' manage libvirt.\n\
+                 [virthost: {user} manages libvirt]\n\
+                 Identity=unix-user:{user}\n\
+                 Action={LIBVIRT_MANAGE_ACTION}\n\
+                 ResultAny=yes\n\
+                 ResultInactive=yes\n\
+                 ResultActive=yes\n"
+            ),
+        }
+    }
+}
+
+/// Where `nested=1` for the vendor KVM module is configured.
+pub const NESTED_CONF_PATH: &str = "/etc/modprobe.d/virthost-kvm-nested.conf";
+
+pub fn nested_conf(ext: VirtExtension) -> String {
+    format!(
+        "# Managed by virthost bootstrap: nested virtualization for the VMs' own guests.\noptions {} nested=1\n",
+        ext.kvm_module()
+    )
+}
+
+/// `/dev/kvm` must be `root:kvm 0660` so the user QEMU runs as can open it (ENVIRONMENT.md:
+/// without it libvirt re-probes QEMU on every call). Installed where the distribution's
+/// udev rules do not already set it.
+pub const KVM_UDEV_RULE_PATH: &str = "/etc/udev/rules.d/65-virthost-kvm.rules";
+pub const KVM_UDEV_RULE: &str =
+    "# Managed by virthost bootstrap: /dev/kvm for the kvm group.\nKERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\"\n";
+pub const KVM_GROUP: &str = "kvm";
+pub const KVM_MODE: u32 = 0o660;
+
+/// Optional passwordless sudo for the user (`bootstrap --sudo`).
+pub fn sudoers_path(user: &str) -> String {
+    format!("/etc/sudoers.d/virthost-{user}")
+}
+
+pub fn sudoers_content(user: &str) -> String {
+    format!("# Managed by virthost bootstrap.\n{user} ALL=(ALL) NOPASSWD: ALL\n")
+}
+
+/// Directories where QEMU finds iPXE ROMs, per family.
+pub fn rom_dirs(family: Family) -> &'static [&'static str] {
+    match family {
+        Family::Apt => &["/usr/lib/ipxe/qemu", "/usr/share/qemu"],
+        Family::Yum | Family::Dnf => &["/usr/share/qemu-kvm", "/usr/share/qemu", "/usr/share/ipxe"],
+    }
+}
+
+/// The NIC models a test domain may boot, and the ROM file names QEMU loads for each
+/// (QEMU's `efi-*.rom` / `pxe-*.rom`, or the PCI-id names RHEL's ipxe-roms-qemu ships).
+pub const NIC_ROMS: &[(&str, &[&str])] = &[
+    (
+        "virtio",
+        &["efi-virtio.rom", "pxe-virtio.rom", "1af41000.rom"],
+    ),
+    ("e1000", &["efi-e1000.rom", "pxe-e1000.rom", "8086100e.rom"]),
+    (
+        "rtl8139",
+        &["efi-rtl8139.rom", "pxe-rtl8139.rom", "10ec8139.rom"],
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::os::OsRelease;
+
+    fn platform(text: &str) -> Platform {
+        Platform::detect(&OsRelease::parse(text), None).unwrap()
+    }
+
+    #[test]
+    fn package_sets_follow_the_family() {
+        let names = |t| {
+            packages(&platform(t))
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+        };
+        let el7 = names("ID=rhel\nVERSION_ID=7.4");
+        assert_eq!(
+            el7,
+            [
+                "libvirt",
+                "qemu-kvm",
+                "libguestfs-tools",
+                "libguestfs-xfs",
+                "virt-install",
+                "wget",
+                "ipxe-roms-qemu"
+            ]
+        );
+        let deb = names("ID=debian\nVERSION_ID=12");
+        assert!(
+            deb.contains(&"ipxe-qemu") && deb.contains(&"virtinst") && deb.contains(&"polkitd")
+        );
+        assert!(names("ID=ubuntu\nVERSION_ID=22.04").contains(&"policykit-1"));
+        // Every set names exactly one iPXE package, the one `ipxe_package` names.
+        for t in [
+            "ID=rhel\nVERSION_ID=7.4",
+            "ID=fedora\nVERSION_ID=40",
+            "ID=debian\nVERSION_ID=12",
+        ] {
+            let p = platform(t);
+            let set = packages(&p);
+            let ipxe: Vec<_> = set.iter().filter(|p| p.role == Role::IpxeRoms).collect();
+            assert_eq!(ipxe.len(), 1);
+            assert_eq!(ipxe[0].name, ipxe_package(p.family));
+        }
+    }
+
+    #[test]
+    fn rhel7_ipxe_hint_names_the_server_channel() {
+        let p = platform("ID=rhel\nVERSION_ID=7.3");
+        let set = packages(&p);
+        let ipxe = set.iter().find(|p| p.name == "ipxe-roms-qemu").unwrap();
+        assert!(
+            ipxe.repo_hint.contains("rhel-7-server-rpms"),
+            "{}",
+            ipxe.repo_hint
+        );
+    }
+
+    #[test]
+    fn polkit_backend_follows_the_version() {
+        assert_eq!(
+            PolkitBackend::for_version("0.105-33"),
+            PolkitBackend::LocalAuthority
+        );
+        assert_eq!(
+            PolkitBackend::for_version("0.112-26.el7"),
+            PolkitBackend::Rules
+        );
+        assert_eq!(PolkitBackend::for_version("122-3"), PolkitBackend::Rules);
+        assert_eq!(
+            PolkitBackend::for_version("124-2ubuntu1"),
+            PolkitBackend::Rules
+        );
+        let rule = PolkitBackend::Rules.content("stack");
+        assert!(
+            rule.contains("subject.user == \"stack\"") && rule.contains("org.libvirt.unix.manage")
+        );
+        let pkla = PolkitBackend::LocalAuthority.content("ops");
+        assert!(pkla.contains("Identity=unix-user:ops"));
+    }
+
+    #[test]
+    fn nested_conf_names_the_vendor_module() {
+        assert!(nested_conf(VirtExtension::Vmx).contains("options kvm_intel nested=1"));
+        assert!(nested_conf(VirtExtension::Svm).contains("options kvm_amd nested=1"));
+    }
+}
