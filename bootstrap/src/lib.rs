@@ -7,3 +7,4 @@ pub mod desired;
 pub mod hostroot;
 pub mod ipxe;
 pub mod os;
+pub mod step;
