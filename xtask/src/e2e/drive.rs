@@ -1,0 +1,251 @@
+//! Driving the machine under test as a user would: scp the binaries, run `bootstrap` twice
+//! (the second run must change nothing), run `validate`, then as `stack` define, start, list,
+//! destroy and undefine a domain through `virsh -c qemu:///system`.
+
+use super::ssh::Remote;
+use super::Phases;
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub struct Input {
+    /// Root, or a user who may `sudo -n`.
+    pub admin: Remote,
+    /// The `stack` login, with the per-run stack key.
+    pub stack: Remote,
+    pub bootstrap: PathBuf,
+    pub validate: PathBuf,
+    /// Per-run root public key handed to `--root-key` (None: none is installed, --host).
+    pub root_pub: Option<PathBuf>,
+    pub stack_pub: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+/// What the summary reports.
+#[derive(Default, serde::Serialize)]
+pub struct Outcome {
+    /// "step: change" lines of the first bootstrap run.
+    pub run1_changes: Vec<String>,
+    pub run1_changed_steps: u64,
+    pub run2_changed_steps: u64,
+    pub allow_emulation: bool,
+    pub validate_summary: Option<Value>,
+    /// "check: detail" of each WARN.
+    pub warns: Vec<String>,
+    pub domain_type: String,
+}
+
+fn sudo(r: &Remote) -> &'static str {
+    if r.user == "root" {
+        ""
+    } else {
+        "sudo -n "
+    }
+}
+
+pub fn drive(inp: &Input, ph: &mut Phases, out: &mut Outcome) -> Result<()> {
+    let a = &inp.admin;
+    let s = sudo(a);
+    ph.time("copy bootstrap", || {
+        let mut files: Vec<&Path> = vec![&inp.bootstrap, &inp.stack_pub];
+        if let Some(r) = &inp.root_pub {
+            files.push(r);
+        }
+        a.upload(&files)
+    })?;
+    let root_key = inp
+        .root_pub
+        .as_ref()
+        .map(|p| format!(" --root-key {}", file_name(p)))
+        .unwrap_or_default();
+    let bootstrap_cmd = format!(
+        "{s}./bootstrap{root_key} --stack-key {} --report json",
+        file_name(&inp.stack_pub)
+    );
+    let r1 = ph.time("bootstrap run 1", || {
+        run_bootstrap(a, &bootstrap_cmd, inp, 1)
+    })?;
+    out.run1_changed_steps = r1.0;
+    out.run1_changes = r1.1;
+    let r2 = ph.time("bootstrap run 2", || {
+        run_bootstrap(a, &bootstrap_cmd, inp, 2)
+    })?;
+    out.run2_changed_steps = r2.0;
+    if r2.0 != 0 {
+        bail!(
+            "the second bootstrap run changed {} step(s), want 0: {}",
+            r2.0,
+            r2.1.join("; ")
+        );
+    }
+
+    ph.time("copy validate", || a.upload(&[&inp.validate]))?;
+    out.allow_emulation = !a
+        .capture("grep -Eqw 'vmx|svm' /proc/cpuinfo")?
+        .status
+        .success();
+    let validate_cmd = format!(
+        "{s}./validate --report json{}{root_key} --stack-key {}",
+        if out.allow_emulation {
+            " --allow-emulation"
+        } else {
+            ""
+        },
+        file_name(&inp.stack_pub)
+    );
+    ph.time("validate", || run_validate(a, &validate_cmd, inp, out))?;
+    ph.time("stack: virsh domain", || virsh_as_stack(&inp.stack, out))?;
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Runs bootstrap, keeps its JSON report, requires exit 0; returns the number of changed steps
+/// and "step: change" lines.
+fn run_bootstrap(a: &Remote, cmd: &str, inp: &Input, n: u32) -> Result<(u64, Vec<String>)> {
+    super::say(&format!("{}: {cmd}", a.dest()));
+    let res = a.capture(cmd)?;
+    let path = inp.run_dir.join(format!("bootstrap-{n}.json"));
+    fs::write(&path, &res.stdout)?;
+    let report = parse_report(&res.stdout, "bootstrap", &path)?;
+    let steps = report["steps"].as_array().cloned().unwrap_or_default();
+    let mut changes = Vec::new();
+    let mut failed = Vec::new();
+    for st in &steps {
+        let id = st["id"].as_str().unwrap_or("?");
+        match st["status"].as_str() {
+            Some("changed") => {
+                let list = st["changes"].as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    changes.push(id.to_string());
+                }
+                for c in list {
+                    changes.push(format!(
+                        "{id}: {}",
+                        c.as_str().map(String::from).unwrap_or(c.to_string())
+                    ));
+                }
+            }
+            Some("failed") => failed.push(format!("{id}: {}", st["detail"].as_str().unwrap_or(""))),
+            _ => {}
+        }
+    }
+    let changed = report["summary"]["changed"]
+        .as_u64()
+        .unwrap_or_else(|| steps.iter().filter(|s| s["status"] == "changed").count() as u64);
+    if !res.status.success() {
+        bail!(
+            "bootstrap run {n} exited {} (report {}); failed steps: {}",
+            res.status,
+            path.display(),
+            if failed.is_empty() {
+                "none listed".into()
+            } else {
+                failed.join("; ")
+            }
+        );
+    }
+    Ok((changed, changes))
+}
+
+fn parse_report(stdout: &[u8], what: &str, path: &Path) -> Result<Value> {
+    if stdout.iter().all(|b| b.is_ascii_whitespace()) {
+        bail!("{what} printed no JSON report (is `{what} --report json` implemented yet?)");
+    }
+    serde_json::from_slice(stdout)
+        .with_context(|| format!("{what}'s report {} is not JSON", path.display()))
+}
+
+fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result<()> {
+    super::say(&format!("{}: {cmd}", a.dest()));
+    let res = a.capture(cmd)?;
+    let path = inp.run_dir.join("validate.json");
+    fs::write(&path, &res.stdout)?;
+    let report = parse_report(&res.stdout, "validate", &path)?;
+    let mut fails = Vec::new();
+    for c in report["checks"].as_array().cloned().unwrap_or_default() {
+        let line = format!(
+            "{}: {}{}",
+            c["id"].as_str().unwrap_or("?"),
+            c["detail"].as_str().unwrap_or(""),
+            c["hint"]
+                .as_str()
+                .filter(|h| !h.is_empty())
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default()
+        );
+        match c["status"].as_str() {
+            Some("WARN") => out.warns.push(line),
+            Some("FAIL") => fails.push(line),
+            _ => {}
+        }
+    }
+    out.validate_summary = Some(report["summary"].clone());
+    if !fails.is_empty() || !res.status.success() {
+        bail!(
+            "validate exited {} with {} FAIL(s) (report {}):\n  {}",
+            res.status,
+            fails.len(),
+            path.display(),
+            fails.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+const DOMAIN: &str = "virthost-e2e-probe";
+
+/// What Ironic's tooling does on such a host: as the unprivileged user, through the system
+/// libvirt, define, start, list, destroy, undefine. A tiny diskless domain that boots nothing.
+fn virsh_as_stack(stack: &Remote, out: &mut Outcome) -> Result<()> {
+    let script = format!(
+        r#"set -eu
+v() {{ virsh -q -c qemu:///system "$@"; }}
+type=qemu
+if [ -e /dev/kvm ] && grep -Eqw 'vmx|svm' /proc/cpuinfo; then type=kvm; fi
+echo "domain type: $type"
+v destroy {DOMAIN} >/dev/null 2>&1 || true
+v undefine {DOMAIN} >/dev/null 2>&1 || true
+xml=$(mktemp)
+cat >"$xml" <<XML
+<domain type='$type'>
+  <name>{DOMAIN}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+</domain>
+XML
+v define "$xml"
+rm -f "$xml"
+v start {DOMAIN}
+v list --name | grep -qx {DOMAIN} || {{ echo "{DOMAIN} not in virsh list" >&2; exit 1; }}
+v list
+v destroy {DOMAIN}
+v undefine {DOMAIN}
+echo "virsh as $(id -un): ok"
+"#
+    );
+    super::say(&format!(
+        "{}: virsh define/start/list/destroy/undefine",
+        stack.dest()
+    ));
+    let res = stack.capture(&script)?;
+    let text = String::from_utf8_lossy(&res.stdout);
+    for l in text.lines() {
+        super::say(&format!("  {l}"));
+    }
+    out.domain_type = text
+        .lines()
+        .find_map(|l| l.strip_prefix("domain type: "))
+        .unwrap_or("?")
+        .to_string();
+    if !res.status.success() {
+        bail!("virsh as {} failed: {}", stack.dest(), res.status);
+    }
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! `cargo xtask e2e`: boot a VM that plays the hypervisor and drive `bootstrap` and `validate`
+//! in it over SSH, exactly as a user would. See docs/e2e.md.
+//!
+//! Phases: host tools -> build -> image (cached) -> boot -> drive -> shutdown -> summary.
+//! Everything a run leaves (reports, serial log, QEMU log, keys) is under target/e2e/<run>/.
+
+pub mod build;
+pub mod drive;
+pub mod image;
+pub mod ssh;
+pub mod tools;
+pub mod vm;
+
+use anyhow::{bail, Context, Result};
+use ssh::{HostKeys, Remote};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Leave the VM running at the end and print how to SSH in
+    #[arg(long)]
+    pub keep: bool,
+    /// Rebuild the cached Debian image even if one exists for the current recipe
+    #[arg(long)]
+    pub rebuild_image: bool,
+    /// Only build (or find) the cached image, then stop
+    #[arg(long, conflicts_with_all = ["image", "host"])]
+    pub image_only: bool,
+    /// Boot this disk image (e.g. a CentOS Stream or RHEL qcow2) instead of the built Debian
+    /// one. It must already let you in as root over SSH with your own key or agent.
+    #[arg(long, value_name = "PATH", conflicts_with = "host")]
+    pub image: Option<PathBuf>,
+    /// Skip the VM: run the same sequence against this real host over SSH (root, or a user
+    /// with passwordless sudo)
+    #[arg(long, value_name = "USER@HOST")]
+    pub host: Option<String>,
+}
+
+/// Phase timings for the summary.
+#[derive(Default, serde::Serialize)]
+pub struct Phases {
+    pub list: Vec<Phase>,
+}
+
+#[derive(serde::Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub secs: f64,
+    pub ok: bool,
+}
+
+impl Phases {
+    /// Runs `f` as the phase `name`, recording its time and outcome.
+    pub fn time<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        say(&format!("== {name}"));
+        let start = Instant::now();
+        let out = f();
+        let secs = start.elapsed().as_secs_f64();
+        say(&format!(
+            "== {name}: {secs:.1} s{}",
+            if out.is_ok() { "" } else { " FAILED" }
+        ));
+        self.list.push(Phase {
+            name: name.into(),
+            secs,
+            ok: out.is_ok(),
+        });
+        out.with_context(|| format!("phase `{name}`"))
+    }
+
+    fn record(&mut self, name: &str, secs: f64) {
+        self.list.push(Phase {
+            name: name.into(),
+            secs,
+            ok: true,
+        });
+    }
+}
+
+/// What the run found, written to summary.json and printed.
+#[derive(Default, serde::Serialize)]
+struct Summary {
+    run_dir: PathBuf,
+    target: String,
+    accel: String,
+    phases: Phases,
+    total_secs: f64,
+    outcome: drive::Outcome,
+    error: Option<String>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    vm::install_signal_handlers()?;
+    let started = Instant::now();
+    let e2e_dir = target_dir().join("e2e");
+    let cache = e2e_dir.join("cache");
+    if args.image_only {
+        tools::ensure(tools::Needs {
+            qemu: true,
+            image_build: true,
+        })?;
+        let (img, _) = image::ensure(&cache, args.rebuild_image)?;
+        say(&format!("image ready: {}", img.dir.display()));
+        return Ok(());
+    }
+
+    let run_dir = e2e_dir.join(stamp());
+    fs::create_dir_all(&run_dir)?;
+    let latest = e2e_dir.join("latest");
+    let _ = fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(run_dir.file_name().unwrap(), &latest);
+    say(&format!("run directory {}", run_dir.display()));
+
+    let mut s = Summary {
+        run_dir: run_dir.clone(),
+        ..Default::default()
+    };
+    let result = run_phases(&args, &cache, &run_dir, &mut s);
+    s.total_secs = started.elapsed().as_secs_f64();
+    if let Err(e) = &result {
+        s.error = Some(format!("{e:#}"));
+    }
+    fs::write(
+        run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&s)?,
+    )?;
+    print_summary(&s);
+    result
+}
+
+fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Result<()> {
+    let in_vm = args.host.is_none();
+    tools::ensure(tools::Needs {
+        qemu: in_vm,
+        image_build: in_vm && args.image.is_none(),
+    })?;
+    let ph = &mut s.phases;
+    let dist = ph.time("build", build::dist)?;
+    let root_key = run_dir.join("root_ed25519");
+    let stack_key = run_dir.join("stack_ed25519");
+    ssh::keygen(&root_key, "virthost-e2e-root")?;
+    ssh::keygen(&stack_key, "virthost-e2e-stack")?;
+    let root_pub = run_dir.join("root.pub");
+    let stack_pub = run_dir.join("stack.pub");
+    fs::copy(root_key.with_extension("pub"), &root_pub)?;
+    fs::copy(stack_key.with_extension("pub"), &stack_pub)?;
+
+    if let Some(dest) = &args.host {
+        let (user, host) = dest.split_once('@').unwrap_or(("root", dest.as_str()));
+        s.target = format!("host {user}@{host}");
+        let admin = Remote {
+            user: user.into(),
+            host: host.into(),
+            port: None,
+            identity: None,
+            host_keys: HostKeys::UserConfig,
+        };
+        ph.time("ssh to host", || {
+            admin.wait(Duration::from_secs(30), || Ok(()))
+        })?;
+        let stack = admin.as_user("stack", Some(stack_key.clone()));
+        let input = drive::Input {
+            admin,
+            stack,
+            bootstrap: dist.bootstrap,
+            validate: dist.validate,
+            root_pub: None,
+            stack_pub,
+            run_dir: run_dir.into(),
+        };
+        return drive::drive(&input, ph, &mut s.outcome);
+    }
+
+    // The VM.
+    let (accel, why) = vm::detect_accel();
+    say(&format!("accelerator: {why}"));
+    s.accel = why;
+    let port = vm::free_port()?;
+    let overlay = run_dir.join("disk.qcow2");
+    let known_hosts = run_dir.join("known_hosts");
+    let (boot, host_keys) = match &args.image {
+        Some(user_image) => {
+            s.target = format!("VM from {}", user_image.display());
+            vm::overlay(user_image, &overlay)?;
+            (None, HostKeys::AcceptNew(known_hosts.clone()))
+        }
+        None => {
+            s.target = "VM from the built Debian 12 image".into();
+            let img_start = Instant::now();
+            let (img, times) = image::ensure(cache, args.rebuild_image)?;
+            match times {
+                Some(t) => t
+                    .steps
+                    .iter()
+                    .for_each(|(n, secs)| ph.record(&format!("image: {n}"), *secs)),
+                None => ph.record("image (cached)", img_start.elapsed().as_secs_f64()),
+            }
+            vm::overlay(&img.disk, &overlay)?;
+            fs::write(
+                &known_hosts,
+                format!("[127.0.0.1]:{port} {}\n", img.host_key),
+            )?;
+            let append = format!(
+                "root=/dev/vda rw console=ttyS0 virthost.root_key={}",
+                ssh::pub_blob(&root_pub)?
+            );
+            (
+                Some((img.kernel, img.initrd, append)),
+                HostKeys::Pinned(known_hosts.clone()),
+            )
+        }
+    };
+    let admin = Remote {
+        user: "root".into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        identity: args.image.is_none().then(|| root_key.clone()),
+        host_keys,
+    };
+    let mut vm = vm::start(&vm::Boot {
+        disk: overlay,
+        kernel: boot,
+        accel,
+        run_dir: run_dir.into(),
+        port,
+        keep: args.keep,
+    })?;
+    say(&format!(
+        "QEMU pid {:?}, SSH on 127.0.0.1:{port}, serial {}",
+        vm.pid(),
+        vm.serial.display()
+    ));
+    let timeout = Duration::from_secs(if accel == vm::Accel::Kvm { 180 } else { 420 });
+    ph.time("boot to ssh", || {
+        admin.wait(timeout, || vm.check_alive()).map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}\n--- serial tail ({}):\n{}",
+                vm.serial.display(),
+                vm.serial_tail(30)
+            )
+        })
+    })?;
+    let stack = admin.as_user("stack", Some(stack_key.clone()));
+    let input = drive::Input {
+        admin: admin.clone(),
+        stack,
+        bootstrap: dist.bootstrap,
+        validate: dist.validate,
+        root_pub: Some(root_pub),
+        stack_pub,
+        run_dir: run_dir.into(),
+    };
+    let driven = drive::drive(&input, ph, &mut s.outcome);
+
+    if args.keep {
+        let pid = vm.release();
+        let ssh_cmd = ssh_command(&admin);
+        say(&format!("--keep: VM left running (QEMU pid {pid:?})"));
+        say(&format!("  ssh in:  {ssh_cmd}"));
+        say(&format!(
+            "  as stack: {}",
+            ssh_command(&admin.as_user("stack", Some(stack_key)))
+        ));
+        if let Some(pid) = pid {
+            say(&format!("  stop it: kill {pid}"));
+        }
+        return driven;
+    }
+    let _ = ph.time("shutdown", || {
+        let _ = admin
+            .ssh("systemctl poweroff")
+            .stdin(std::process::Stdio::null())
+            .output();
+        if !vm.wait_exit(Duration::from_secs(60))? {
+            vm.kill();
+            bail!("the guest did not power off within 60 s; QEMU killed");
+        }
+        Ok(())
+    });
+    driven
+}
+
+fn ssh_command(r: &Remote) -> String {
+    // The options a person needs to type: key and host-key pinning, not the batch tuning.
+    let quiet = ["BatchMode", "Server", "LogLevel", "ConnectTimeout"];
+    let opts = r.opts();
+    let mut line = String::from("ssh");
+    let mut it = opts.iter().peekable();
+    while let Some(a) = it.next() {
+        if a == "-o"
+            && it
+                .peek()
+                .is_some_and(|n| quiet.iter().any(|q| n.starts_with(q)))
+        {
+            it.next();
+            continue;
+        }
+        line.push(' ');
+        line.push_str(a);
+    }
+    if let Some(p) = r.port {
+        line.push_str(&format!(" -p {p}"));
+    }
+    line.push(' ');
+    line.push_str(&r.dest());
+    line
+}
+
+fn print_summary(s: &Summary) {
+    let mut o = String::new();
+    o.push_str("\n=== e2e summary ===\n");
+    o.push_str(&format!("target:  {}\n", s.target));
+    if !s.accel.is_empty() {
+        o.push_str(&format!("accel:   {}\n", s.accel));
+    }
+    o.push_str(&format!("logs:    {}\n", s.run_dir.display()));
+    for p in &s.phases.list {
+        o.push_str(&format!(
+            "  {:<28} {:>7.1} s  {}\n",
+            p.name,
+            p.secs,
+            if p.ok { "ok" } else { "FAILED" }
+        ));
+    }
+    o.push_str(&format!("  {:<28} {:>7.1} s\n", "total", s.total_secs));
+    let out = &s.outcome;
+    if !out.run1_changes.is_empty() || out.run1_changed_steps > 0 {
+        o.push_str(&format!(
+            "bootstrap run 1: {} step(s) changed\n",
+            out.run1_changed_steps
+        ));
+        for c in &out.run1_changes {
+            o.push_str(&format!("    {c}\n"));
+        }
+        o.push_str(&format!(
+            "bootstrap run 2: {} step(s) changed\n",
+            out.run2_changed_steps
+        ));
+    }
+    if let Some(v) = &out.validate_summary {
+        o.push_str(&format!(
+            "validate{}: {} PASS, {} WARN, {} FAIL\n",
+            if out.allow_emulation {
+                " (--allow-emulation: guest CPU has no vmx/svm)"
+            } else {
+                ""
+            },
+            v["pass"],
+            v["warn"],
+            v["fail"]
+        ));
+        for w in &out.warns {
+            o.push_str(&format!("    WARN {w}\n"));
+        }
+    }
+    if !out.domain_type.is_empty() {
+        o.push_str(&format!(
+            "stack virsh: domain type '{}' ok\n",
+            out.domain_type
+        ));
+    }
+    match &s.error {
+        None => o.push_str("result: PASS\n"),
+        Some(e) => o.push_str(&format!("result: FAIL: {e}\n")),
+    }
+    eprint!("{o}");
+}
+
+/// A UTC run name like 20261125-083706.
+fn stamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The workspace root (xtask's parent directory).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Cargo's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Progress output, on stderr.
+pub fn say(msg: &str) {
+    eprintln!("e2e: {msg}");
+}

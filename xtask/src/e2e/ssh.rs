@@ -1,0 +1,161 @@
+//! SSH and SCP to the machine under test: the VM on a forwarded loopback port, or a real host.
+
+use crate::cmd::CommandExt;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How host keys are checked.
+#[derive(Clone, Debug)]
+pub enum HostKeys {
+    /// Only the key in this known_hosts file is accepted (our own image).
+    Pinned(PathBuf),
+    /// First key seen is recorded in this file (a user-provided image).
+    AcceptNew(PathBuf),
+    /// The user's own ssh configuration decides (--host).
+    UserConfig,
+}
+
+/// One login on the machine under test.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub user: String,
+    pub host: String,
+    pub port: Option<u16>,
+    /// Private key to use (and only it); None uses the user's ssh config and agent.
+    pub identity: Option<PathBuf>,
+    pub host_keys: HostKeys,
+}
+
+impl Remote {
+    pub fn dest(&self) -> String {
+        format!("{}@{}", self.user, self.host)
+    }
+
+    /// The same machine, logged in as another user with another key.
+    pub fn as_user(&self, user: &str, identity: Option<PathBuf>) -> Remote {
+        Remote {
+            user: user.into(),
+            identity,
+            ..self.clone()
+        }
+    }
+
+    pub fn opts(&self) -> Vec<String> {
+        let mut o: Vec<String> = [
+            "BatchMode=yes",
+            "ConnectTimeout=10",
+            "ServerAliveInterval=15",
+            "ServerAliveCountMax=4",
+            "LogLevel=ERROR",
+        ]
+        .iter()
+        .flat_map(|s| ["-o".to_string(), s.to_string()])
+        .collect();
+        if let Some(key) = &self.identity {
+            o.extend(["-i".into(), key.display().to_string()]);
+            o.extend(["-o".into(), "IdentitiesOnly=yes".into()]);
+        }
+        let kh = |o: &mut Vec<String>, file: &Path, strict: &str| {
+            o.extend([
+                "-o".into(),
+                format!("UserKnownHostsFile={}", file.display()),
+            ]);
+            o.extend(["-o".into(), "GlobalKnownHostsFile=/dev/null".into()]);
+            o.extend(["-o".into(), format!("StrictHostKeyChecking={strict}")]);
+        };
+        match &self.host_keys {
+            HostKeys::Pinned(f) => kh(&mut o, f, "yes"),
+            HostKeys::AcceptNew(f) => kh(&mut o, f, "accept-new"),
+            HostKeys::UserConfig => {}
+        }
+        o
+    }
+
+    /// `ssh ... user@host -- script`, not yet run.
+    pub fn ssh(&self, script: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(self.opts());
+        if let Some(p) = self.port {
+            c.args(["-p", &p.to_string()]);
+        }
+        c.arg(self.dest()).arg("--").arg(script);
+        c
+    }
+
+    /// Runs a script with stdout captured and stderr shown; returns the output whatever the
+    /// exit status (the caller judges it).
+    pub fn capture(&self, script: &str) -> Result<Output> {
+        let mut c = self.ssh(script);
+        c.stdin(Stdio::null()).stderr(Stdio::inherit());
+        c.output()
+            .with_context(|| format!("running `{script}` on {}", self.dest()))
+    }
+
+    /// Copies local files into the login's home directory.
+    pub fn upload(&self, files: &[&Path]) -> Result<()> {
+        for f in files {
+            anyhow::ensure!(f.is_file(), "{} does not exist", f.display());
+        }
+        let mut c = Command::new("scp");
+        c.arg("-q").args(self.opts());
+        if let Some(p) = self.port {
+            c.args(["-P", &p.to_string()]);
+        }
+        c.args(files).arg(format!("{}:", self.dest()));
+        c.stdin(Stdio::null()).run_output()?;
+        Ok(())
+    }
+
+    /// Waits until `ssh true` succeeds; `alive` is polled between attempts and may fail the
+    /// wait (e.g. QEMU exited).
+    pub fn wait(&self, timeout: Duration, mut alive: impl FnMut() -> Result<()>) -> Result<()> {
+        let start = Instant::now();
+        let mut last_note = start;
+        loop {
+            alive()?;
+            let mut c = self.ssh("true");
+            c.arg("-o").arg("ConnectTimeout=5");
+            let out = c.stdin(Stdio::null()).output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!(
+                    "no SSH on {} port {:?} after {} s: {}",
+                    self.dest(),
+                    self.port,
+                    timeout.as_secs(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            if last_note.elapsed() > Duration::from_secs(20) {
+                super::say(&format!(
+                    "waiting for SSH ({} s)",
+                    start.elapsed().as_secs()
+                ));
+                last_note = Instant::now();
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Generates a throwaway ed25519 key pair at `path` (and `path.pub`).
+pub fn keygen(path: &Path, comment: &str) -> Result<()> {
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .run_output()?;
+    Ok(())
+}
+
+/// The base64 blob of an OpenSSH public key file.
+pub fn pub_blob(pub_file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(pub_file)?;
+    text.split_whitespace()
+        .nth(1)
+        .map(String::from)
+        .with_context(|| format!("{} is not an OpenSSH public key", pub_file.display()))
+}

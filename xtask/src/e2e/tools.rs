@@ -1,0 +1,72 @@
+//! The host tools e2e needs, and installing them when missing.
+
+use crate::cmd::CommandExt;
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What a run needs from the host, by mode.
+#[derive(Clone, Copy)]
+pub struct Needs {
+    pub qemu: bool,
+    pub image_build: bool,
+}
+
+const QEMU: &[&str] = &["qemu-system-x86_64", "qemu-img"];
+const SSH: &[&str] = &["ssh", "scp", "ssh-keygen"];
+const IMAGE: &[&str] = &["debootstrap", "dpkg-scanpackages", "mke2fs", "chroot"];
+
+/// Finds a program on PATH or in the sbin directories (a non-root PATH often lacks them).
+pub fn find(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn missing(needs: Needs) -> Vec<&'static str> {
+    let mut want: Vec<&str> = SSH.to_vec();
+    if needs.qemu {
+        want.extend(QEMU);
+    }
+    if needs.image_build {
+        want.extend(IMAGE);
+    }
+    want.into_iter().filter(|t| find(t).is_none()).collect()
+}
+
+/// Checks the tools; as root, installs what is missing with xtask/host/install-deps.sh;
+/// otherwise prints the command to run and fails.
+pub fn ensure(needs: Needs) -> Result<()> {
+    let gone = missing(needs);
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let script = super::workspace_root().join("xtask/host/install-deps.sh");
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "missing host tools: {}\ninstall them with:\n    sudo bash {}",
+            gone.join(", "),
+            script.display()
+        );
+    }
+    super::say(&format!(
+        "missing host tools {}: running {}",
+        gone.join(", "),
+        script.display()
+    ));
+    Command::new("bash").arg(&script).run()?;
+    let still = missing(needs);
+    if !still.is_empty() {
+        bail!("still missing after install-deps.sh: {}", still.join(", "));
+    }
+    Ok(())
+}
