@@ -11,6 +11,8 @@
 
 use crate::cmd::CommandExt;
 use anyhow::{bail, Context, Result};
+use bootstrap::desired;
+use bootstrap::os::{OsRelease, Platform};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -45,26 +47,17 @@ const INCLUDE: &[&str] = &[
 const REPO_DIR: &str = "var/local/virthost-repo";
 const DISK_SIZE: &str = "16G";
 
-/// The Debian packages `bootstrap` installs on an apt host (with --no-install-recommends).
-///
-/// TODO: replace with `bootstrap::desired::packages(Family::Apt)` once `bootstrap::desired`
-/// lands on main: the one model of a ready hypervisor, never a second list here.
+/// The Debian packages `bootstrap` installs on this guest (it installs them with
+/// --no-install-recommends), from the one shared model of a ready hypervisor.
 fn hypervisor_packages() -> Vec<String> {
-    [
-        "libvirt-daemon-system",
-        "libvirt-clients",
-        "qemu-system-x86",
-        "qemu-utils",
-        "libguestfs-tools",
-        "wget",
-        "virtinst",
-        "ipxe-qemu",
-        "dnsmasq-base",
-        "polkitd",
-        "sudo",
-    ]
-    .map(String::from)
-    .to_vec()
+    let os = OsRelease::parse(
+        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+    );
+    let platform = Platform::detect(&os, None).expect("Debian 12 is a supported platform");
+    desired::packages(&platform)
+        .into_iter()
+        .map(|p| p.name.to_string())
+        .collect()
 }
 
 /// Everything that decides the image's content; its hash names the cache directory.
@@ -206,8 +199,8 @@ fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
         .context("the root has no ssh host key")?;
         Ok(())
     })?;
-    t.time("mke2fs + qcow2", || {
-        let raw = out.join("disk.raw");
+    let raw = out.join("disk.raw");
+    t.time("mke2fs -d", || {
         Command::new("mke2fs")
             .args(["-q", "-t", "ext4", "-L", "virthost-root", "-d"])
             .arg(&root)
@@ -215,13 +208,15 @@ fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
             .arg(&raw)
             .arg(DISK_SIZE)
             .run_output()?;
+        remove_dir(&root)
+    })?;
+    t.time("qcow2", || {
         Command::new("qemu-img")
             .args(["convert", "-O", "qcow2"])
             .arg(&raw)
             .arg(out.join("disk.qcow2"))
             .run_output()?;
-        fs::remove_file(&raw)?;
-        remove_dir(&root)
+        Ok(fs::remove_file(&raw)?)
     })?;
     Ok(t)
 }
@@ -417,4 +412,37 @@ fn copy_boot_file(root: &Path, prefix: &str, to: &Path) -> Result<()> {
     };
     fs::copy(src, to).with_context(|| format!("copying {}", src.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipe_takes_packages_from_the_shared_model() {
+        let r = Recipe::current();
+        for p in [
+            "libvirt-daemon-system",
+            "qemu-system-x86",
+            "dnsmasq-base",
+            "polkitd",
+        ] {
+            assert!(
+                r.packages.iter().any(|x| x == p),
+                "{p} missing from {:?}",
+                r.packages
+            );
+        }
+        assert!(r.include.iter().any(|x| x == "libpam-systemd"));
+    }
+
+    #[test]
+    fn recipe_hash_is_stable_and_content_keyed() {
+        let a = Recipe::current();
+        assert_eq!(a.hash(), Recipe::current().hash());
+        assert_eq!(a.hash().len(), 16);
+        let mut b = Recipe::current();
+        b.packages.push("extra".into());
+        assert_ne!(a.hash(), b.hash());
+    }
 }

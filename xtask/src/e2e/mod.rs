@@ -257,7 +257,10 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
     if args.keep {
         let pid = vm.release();
         let ssh_cmd = ssh_command(&admin);
-        say(&format!("--keep: VM left running (QEMU pid {pid:?})"));
+        say(&format!(
+            "--keep: VM left running (QEMU pid {})",
+            pid.unwrap_or(0)
+        ));
         say(&format!("  ssh in:  {ssh_cmd}"));
         say(&format!(
             "  as stack: {}",
@@ -411,4 +414,15 @@ pub fn target_dir() -> PathBuf {
 /// Progress output, on stderr.
 pub fn say(msg: &str) {
     eprintln!("e2e: {msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stamp_is_a_sortable_utc_name() {
+        let s = super::stamp();
+        assert_eq!(s.len(), 15, "{s}");
+        assert_eq!(&s[8..9], "-");
+        assert!(s.starts_with("20"));
+    }
 }

@@ -159,3 +159,37 @@ pub fn pub_blob(pub_file: &Path) -> Result<String> {
         .map(String::from)
         .with_context(|| format!("{} is not an OpenSSH public key", pub_file.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(c: &Command) -> Vec<String> {
+        c.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn pinned_host_key_and_only_our_identity() {
+        let r = Remote {
+            user: "root".into(),
+            host: "127.0.0.1".into(),
+            port: Some(2222),
+            identity: Some("/k".into()),
+            host_keys: HostKeys::Pinned("/kh".into()),
+        };
+        let a = args(&r.ssh("true"));
+        for want in [
+            "StrictHostKeyChecking=yes",
+            "UserKnownHostsFile=/kh",
+            "IdentitiesOnly=yes",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
+        }
+        let tail: Vec<&str> = a.iter().rev().take(4).map(|s| s.as_str()).collect();
+        assert_eq!(tail, ["true", "--", "root@127.0.0.1", "2222"]);
+        let stack = r.as_user("stack", None);
+        assert!(!args(&stack.ssh("x")).iter().any(|x| x == "-i"));
+    }
+}
