@@ -14,6 +14,23 @@ pub struct Dist {
     pub validate: PathBuf,
 }
 
+/// The binaries of an earlier build (`--no-build`), e.g. from CI's `cargo xtask dist`.
+pub fn existing() -> Result<Dist> {
+    let dist = super::target_dir().join("dist");
+    let out = Dist {
+        bootstrap: dist.join("bootstrap"),
+        validate: dist.join("validate"),
+    };
+    for p in [&out.bootstrap, &out.validate] {
+        ensure!(
+            p.is_file(),
+            "--no-build: {} does not exist (run `cargo xtask dist`)",
+            p.display()
+        );
+    }
+    Ok(out)
+}
+
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Builds target/dist/bootstrap (static-pie: glibc + crt-static) and target/dist/validate

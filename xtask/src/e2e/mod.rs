@@ -25,6 +25,9 @@ pub struct Args {
     /// Rebuild the cached Debian image even if one exists for the current recipe
     #[arg(long)]
     pub rebuild_image: bool,
+    /// Use the binaries already in target/dist/ instead of building them
+    #[arg(long)]
+    pub no_build: bool,
     /// Only build (or find) the cached image, then stop
     #[arg(long, conflicts_with_all = ["image", "host"])]
     pub image_only: bool,
@@ -137,7 +140,11 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         image_build: in_vm && args.image.is_none(),
     })?;
     let ph = &mut s.phases;
-    let dist = ph.time("build", build::dist)?;
+    let dist = if args.no_build {
+        build::existing()?
+    } else {
+        ph.time("build", build::dist)?
+    };
     let root_key = run_dir.join("root_ed25519");
     let stack_key = run_dir.join("stack_ed25519");
     ssh::keygen(&root_key, "virthost-e2e-root")?;
@@ -228,8 +235,8 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         keep: args.keep,
     })?;
     say(&format!(
-        "QEMU pid {:?}, SSH on 127.0.0.1:{port}, serial {}",
-        vm.pid(),
+        "QEMU pid {}, SSH on 127.0.0.1:{port}, serial {}",
+        vm.pid().unwrap_or(0),
         vm.serial.display()
     ));
     let timeout = Duration::from_secs(if accel == vm::Accel::Kvm { 180 } else { 420 });
