@@ -2,9 +2,11 @@
 //! `validate` read. `bootstrap` (the binary) converges a host to [`desired`]; `validate`
 //! checks a host against it.
 
+pub mod cmd;
 pub mod cpu;
 pub mod desired;
 pub mod hostroot;
 pub mod ipxe;
 pub mod os;
+pub mod pkg;
 pub mod step;
