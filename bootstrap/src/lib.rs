@@ -5,8 +5,10 @@
 pub mod cmd;
 pub mod cpu;
 pub mod desired;
+pub mod facts;
 pub mod hostroot;
 pub mod ipxe;
 pub mod os;
 pub mod pkg;
 pub mod step;
+pub mod steps;
