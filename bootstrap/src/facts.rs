@@ -16,6 +16,8 @@ use crate::pkg::{Installed, PackageDb};
 /// What bootstrap knows about a host before it changes anything.
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
+    /// `/proc/sys/kernel/hostname`.
+    pub hostname: String,
     pub platform: Platform,
     pub cpu: CpuInfo,
     /// Installed packages (name -> version); left out of reports.
@@ -77,7 +79,14 @@ impl Facts {
             version: v.clone(),
             build: ipxe::build_date(v),
         });
+        let hostname = root
+            .read_optional("/proc/sys/kernel/hostname")?
+            .or(root.read_optional("/etc/hostname")?)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         Ok(Facts {
+            hostname,
             kvm: KvmModules::read(root, cpu.virt),
             guests: running_guests(root),
             dev_kvm: DevNode::read(root, "/dev/kvm")?,

@@ -2,6 +2,7 @@
 //! `validate` read. `bootstrap` (the binary) converges a host to [`desired`]; `validate`
 //! checks a host against it.
 
+pub mod cli;
 pub mod cmd;
 pub mod cpu;
 pub mod desired;
@@ -10,5 +11,7 @@ pub mod hostroot;
 pub mod ipxe;
 pub mod os;
 pub mod pkg;
+pub mod plan;
+pub mod report;
 pub mod step;
 pub mod steps;

@@ -1,0 +1,150 @@
+//! What `bootstrap` does once its command line is parsed (`main.rs` only parses): root
+//! check, key files validated before anything is written, platform, facts, plan, run,
+//! report, exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::facts::Facts;
+use crate::hostroot::HostRoot;
+use crate::os::Family;
+use crate::pkg::SystemPackageDb;
+use crate::plan::{self, Options};
+use crate::report::{Human, Report};
+use crate::step::{self, Mode, Summary};
+
+/// Exit codes (README, contracts.md).
+pub mod exit {
+    /// Apply: converged. `--check`: nothing pending.
+    pub const OK: u8 = 0;
+    /// A step failed.
+    pub const FAILED: u8 = 1;
+    /// Bad flag, unreadable or invalid key file.
+    pub const USAGE: u8 = 2;
+    /// Apply needs root.
+    pub const NOT_ROOT: u8 = 3;
+    /// `--check`: changes pending.
+    pub const PENDING: u8 = 4;
+    /// Unsupported OS without `--os-family`.
+    pub const UNSUPPORTED: u8 = 5;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Human,
+    Json,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub check: bool,
+    pub root_keys: Vec<PathBuf>,
+    pub stack_keys: Vec<PathBuf>,
+    pub user: String,
+    pub sudo: bool,
+    pub report: ReportFormat,
+    /// `None` for `auto`.
+    pub os_family: Option<Family>,
+}
+
+pub fn run(inv: Invocation) -> ExitCode {
+    ExitCode::from(run_code(inv, &HostRoot::system()))
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
+    eprintln!("bootstrap: {msg}");
+    code
+}
+
+fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
+    let mode = if inv.check { Mode::Check } else { Mode::Apply };
+    if mode == Mode::Apply && !nix::unistd::geteuid().is_root() {
+        return fail(
+            exit::NOT_ROOT,
+            "must run as root to change the host (run it with sudo, or use --check to only read)",
+        );
+    }
+    for f in inv.root_keys.iter().chain(&inv.stack_keys) {
+        if let Err(e) = validate_key_file(f) {
+            return fail(exit::USAGE, format!("{}: {e:#}", f.display()));
+        }
+    }
+    let platform = match Facts::platform(root, inv.os_family) {
+        Ok(Ok(p)) => p,
+        Ok(Err(unsupported)) => return fail(exit::UNSUPPORTED, unsupported),
+        Err(e) => return fail(exit::FAILED, format!("reading os-release: {e:#}")),
+    };
+    let db = SystemPackageDb::new(platform.family, root.clone(), mode == Mode::Apply);
+    let facts = match Facts::gather(root, platform, &db) {
+        Ok(f) => f,
+        Err(e) => return fail(exit::FAILED, format!("reading the host: {e:#}")),
+    };
+    let opts = Options {
+        user: inv.user,
+        sudo: inv.sudo,
+        root_keys: inv.root_keys,
+        stack_keys: inv.stack_keys,
+    };
+    let json = inv.report == ReportFormat::Json;
+    let human = Human::new(mode, json);
+    if !json {
+        println!(
+            "{} ({}, {}): {} on {}",
+            facts.platform.os.pretty_name,
+            facts.platform.family,
+            facts.platform.support,
+            if mode == Mode::Check {
+                "checking"
+            } else {
+                "converging"
+            },
+            if facts.hostname.is_empty() {
+                "this host"
+            } else {
+                &facts.hostname
+            },
+        );
+    }
+    let steps = plan::plan(&facts, &opts, &db);
+    let outcomes = step::run(&steps, root, mode, &human, |o| human.outcome(o));
+    human.summary(&outcomes);
+    if json {
+        println!("{}", Report::new(mode, &facts, &outcomes).to_json());
+    }
+    let s = Summary::of(&outcomes);
+    if s.failed > 0 {
+        exit::FAILED
+    } else if mode == Mode::Check && s.changed > 0 {
+        exit::PENDING
+    } else {
+        exit::OK
+    }
+}
+
+/// Refuses what is not a file of OpenSSH public keys, before anything is written.
+// TODO(files): replace with `crate::sshkey::read_key_file` from the files branch, and
+// hand the parsed keys to the keys steps through `plan::Options`.
+fn validate_key_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    if text.contains("PRIVATE KEY") {
+        anyhow::bail!("this is a private key: give the .pub file (nothing was written)");
+    }
+    let keys: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if keys.is_empty() {
+        anyhow::bail!("no public key in the file");
+    }
+    for l in keys {
+        let ok = l
+            .split_whitespace()
+            .any(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-sha2-") || w.starts_with("sk-"));
+        if !ok {
+            anyhow::bail!("not an OpenSSH public key line: {l:.40}");
+        }
+    }
+    Ok(())
+}
