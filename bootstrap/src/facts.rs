@@ -20,8 +20,8 @@ pub struct Facts {
     pub hostname: String,
     pub platform: Platform,
     pub cpu: CpuInfo,
-    /// Installed packages (name -> version); left out of reports.
-    #[serde(skip)]
+    /// The installed packages of the desired set, polkit and the iPXE ROMs (name ->
+    /// version).
     pub installed: Installed,
     pub kvm: KvmModules,
     /// QEMU processes: guests that a module reload would kill.
@@ -69,7 +69,14 @@ impl Facts {
         db: &dyn PackageDb,
     ) -> anyhow::Result<Facts> {
         let cpu = CpuInfo::parse(&root.read_optional("/proc/cpuinfo")?.unwrap_or_default());
-        let installed = db.installed()?;
+        let mut names: Vec<&str> = desired::packages(&platform)
+            .iter()
+            .map(|p| p.name)
+            .collect();
+        names.extend(["polkitd", "policykit-1", "polkit"]);
+        names.sort_unstable();
+        names.dedup();
+        let installed = db.installed(&names)?;
         let polkit_version = ["polkitd", "policykit-1", "polkit"]
             .iter()
             .find_map(|n| installed.get(*n).cloned());

@@ -152,8 +152,9 @@ fn keep_newest(out: &mut Available, name: &str, ver: &str) {
 /// The package manager of a host, as `bootstrap` and `validate` see it.
 pub trait PackageDb {
     fn family(&self) -> Family;
-    /// Installed packages.
-    fn installed(&self) -> anyhow::Result<Installed>;
+    /// Which of `names` are installed, with their versions. On rpm hosts a name that only
+    /// a differently named package provides (`Provides:`) maps to that package's version.
+    fn installed(&self, names: &[&str]) -> anyhow::Result<Installed>;
     /// Which of `names` the configured repositories offer, with the candidate version.
     fn available(&self, names: &[&str]) -> anyhow::Result<Available>;
     /// Whether an empty [`PackageDb::available`] answer may only mean stale package lists
@@ -205,12 +206,35 @@ impl SystemPackageDb {
         c
     }
 
-    fn dpkg_state(&self) -> anyhow::Result<DpkgState> {
-        let out = self
-            .command("dpkg-query")
-            .args(["-W", &format!("-f={DPKG_QF}")])
-            .run_get_string()?;
-        Ok(parse_dpkg_query(&out))
+    /// `dpkg-query -W` of `names` (all packages when empty). Unknown names make it exit 1
+    /// with a message on stderr: the output is read whatever the exit code.
+    fn dpkg_state(&self, names: &[&str]) -> anyhow::Result<DpkgState> {
+        let mut c = self.command("dpkg-query");
+        c.args(["-W", &format!("-f={DPKG_QF}")]).args(names);
+        let out = c.run_get_output()?;
+        if !out.status.success() && out.stdout.is_empty() && names.is_empty() {
+            return Err(CmdError::Failed {
+                cmdline: c.cmdline(),
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+            .into());
+        }
+        Ok(parse_dpkg_query(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// `rpm -q` (or `rpm -q --whatprovides`) of `names`; a name that is not installed
+    /// prints a line without a tab and raises the exit code, so the output is read whatever
+    /// the exit code.
+    fn rpm_query(&self, names: &[&str], whatprovides: bool) -> anyhow::Result<Installed> {
+        let mut c = self.command("rpm");
+        c.arg("-q");
+        if whatprovides {
+            c.arg("--whatprovides");
+        }
+        c.args(["--qf", RPM_QF]).args(names);
+        let out = c.run_get_output()?;
+        Ok(parse_rpm_qa(&String::from_utf8_lossy(&out.stdout)))
     }
 
     fn apt_policy(&self, names: &[&str]) -> anyhow::Result<Available> {
@@ -243,16 +267,29 @@ impl PackageDb for SystemPackageDb {
         self.family
     }
 
-    fn installed(&self) -> anyhow::Result<Installed> {
-        if self.family.is_rpm() {
-            let out = self
-                .command("rpm")
-                .args(["-qa", "--qf", RPM_QF])
-                .run_get_string()?;
-            Ok(parse_rpm_qa(&out))
-        } else {
-            Ok(self.dpkg_state()?.installed)
+    fn installed(&self, names: &[&str]) -> anyhow::Result<Installed> {
+        if names.is_empty() {
+            return Ok(Installed::new());
         }
+        if !self.family.is_rpm() {
+            return Ok(self.dpkg_state(names)?.installed);
+        }
+        let mut found = self.rpm_query(names, false)?;
+        // A name only a differently named package provides (`Provides:`): ask per name,
+        // only for the names not found, so a converged host costs one rpm call.
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !found.contains_key(*n))
+            .collect();
+        for name in missing {
+            let provider = self.rpm_query(&[name], true)?;
+            // `--whatprovides` of a name nothing provides prints no tab-separated line.
+            if let Some(version) = provider.values().next() {
+                found.insert(name.to_string(), version.clone());
+            }
+        }
+        Ok(found)
     }
 
     fn available(&self, names: &[&str]) -> anyhow::Result<Available> {
@@ -312,7 +349,7 @@ impl PackageDb for SystemPackageDb {
         if self.family != Family::Apt {
             return Ok(vec![]);
         }
-        let mut names = self.dpkg_state()?.interrupted;
+        let mut names = self.dpkg_state(&[])?.interrupted;
         // dpkg journals an unpack in updates/ before the status file: apt refuses to run
         // ("dpkg was interrupted") while it is not empty.
         let updates = self.root.path("/var/lib/dpkg/updates");
@@ -430,7 +467,7 @@ pub fn stream_to_log(cmd: &mut Command, log: &Path, progress: &dyn Progress) -> 
 }
 
 /// A host's package manager as captured in a fixture directory: `pkg/installed.txt` (the
-/// `rpm -qa` or `dpkg-query -W` output of [`RPM_QF`] / [`DPKG_QF`]) and, optionally,
+/// `rpm -qa --qf` or `dpkg-query -W -f` output of [`RPM_QF`] / [`DPKG_QF`]) and, optionally,
 /// `pkg/available.txt` (the output of the family's availability query: `dnf repoquery`,
 /// `yum list available` or `apt-cache policy`). Installs and upgrades change the in-memory
 /// state only, so a step's apply can be tested against it.
@@ -488,8 +525,15 @@ impl PackageDb for FixturePackageDb {
     fn family(&self) -> Family {
         self.family
     }
-    fn installed(&self) -> anyhow::Result<Installed> {
-        Ok(self.state.borrow().installed.clone())
+    fn installed(&self, names: &[&str]) -> anyhow::Result<Installed> {
+        Ok(self
+            .state
+            .borrow()
+            .installed
+            .iter()
+            .filter(|(n, _)| names.contains(&n.as_str()))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect())
     }
     fn available(&self, names: &[&str]) -> anyhow::Result<Available> {
         Ok(self
@@ -637,7 +681,10 @@ policykit-1:\n  Installed: (none)\n  Candidate: (none)\n  Version table:\n";
             "libvirt\t10.0.0-6.el9_5\n",
         );
         db.install(&["libvirt"], &crate::step::Quiet).unwrap();
-        assert_eq!(db.installed().unwrap()["libvirt"], "10.0.0-6.el9_5");
+        assert_eq!(
+            db.installed(&["libvirt"]).unwrap()["libvirt"],
+            "10.0.0-6.el9_5"
+        );
         assert!(db.install(&["nope"], &crate::step::Quiet).is_err());
     }
 }

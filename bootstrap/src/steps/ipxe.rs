@@ -62,9 +62,12 @@ impl Step for Ipxe<'_> {
 
     fn check(&self, _root: &HostRoot) -> anyhow::Result<Check> {
         let name = self.package.name;
-        let installed = self.db.installed()?;
-        let candidate = self.db.available(&[name])?.remove(name);
+        let installed = self.db.installed(&[name])?;
+        // Asked only when needed: a converged host costs no repository query.
+        let candidate =
+            || -> anyhow::Result<Option<String>> { Ok(self.db.available(&[name])?.remove(name)) };
         let Some(version) = installed.get(name) else {
+            let candidate = candidate()?;
             // Only in check mode: in apply mode `packages` ran first.
             return Ok(match candidate.as_deref().map(|c| (c, build_date(c))) {
                 Some((c, Some(d))) if d < Self::floor() => bail!(
@@ -91,7 +94,7 @@ impl Step for Ipxe<'_> {
         if self.attempted.get() {
             return Err(self.too_old(version, date, "the package manager has no newer one"));
         }
-        match candidate.as_deref().map(|c| (c, build_date(c))) {
+        match candidate()?.as_deref().map(|c| (c, build_date(c))) {
             Some((c, Some(d))) if d >= Self::floor() => Ok(Check::Pending(vec![format!(
                 "upgrade {name} {} to {}",
                 Self::describe(version),

@@ -16,7 +16,8 @@ pub struct Packages<'a> {
 
 impl Packages<'_> {
     fn missing(&self) -> anyhow::Result<Vec<&Package>> {
-        let installed = self.db.installed()?;
+        let names: Vec<&str> = self.packages.iter().map(|p| p.name).collect();
+        let installed = self.db.installed(&names)?;
         Ok(self
             .packages
             .iter()
