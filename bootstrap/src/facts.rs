@@ -44,7 +44,20 @@ pub struct Facts {
 pub struct IpxeRom {
     pub package: String,
     pub version: String,
+    /// The build date in the version (`2020-08-23`).
+    #[serde(serialize_with = "date_string")]
     pub build: Option<BuildDate>,
+}
+
+fn date_string<S: serde::Serializer>(d: &Option<BuildDate>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&d.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
 }
 
 impl Facts {
@@ -185,7 +198,8 @@ pub fn is_running(root: &HostRoot, name: &str) -> bool {
 pub struct DevNode {
     pub uid: u32,
     pub gid: u32,
-    /// Permission bits (`0o660`).
+    /// Permission bits (`0o660`; `"0660"` in JSON).
+    #[serde(serialize_with = "octal")]
     pub mode: u32,
 }
 

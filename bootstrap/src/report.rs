@@ -44,7 +44,14 @@ pub fn step_lines(o: &Outcome, mode: Mode, color: bool) -> String {
     } else {
         format!("{word:<8}")
     };
-    let mut s = format!("{:<ID_WIDTH$} {status} {}", o.id, o.detail)
+    // The runner's detail for a pending step says nothing the change lines do not.
+    let detail =
+        if mode == Mode::Check && o.status == Status::Changed && o.detail == "changes pending" {
+            ""
+        } else {
+            &o.detail
+        };
+    let mut s = format!("{:<ID_WIDTH$} {status} {detail}", o.id)
         .trim_end()
         .to_string();
     s.push('\n');
