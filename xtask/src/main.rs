@@ -1,1 +1,38 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's own automation. One module per task.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod dist;
+mod test;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "virthost's build, test and end-to-end tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the static `bootstrap` (static-pie, checked) and `validate` into target/dist/.
+    Dist,
+    /// Install host dependencies, start the test services, run the whole test suite.
+    Test(test::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Dist => dist::run().map(|_| ()),
+        Task::Test(args) => test::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
