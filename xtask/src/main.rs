@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod dist;
 mod test;
 
@@ -20,6 +21,8 @@ enum Task {
     Dist,
     /// Install host dependencies, start the test services, run the whole test suite.
     Test(test::Args),
+    /// Time a no-op `bootstrap` beside an equivalent Ansible play (converges this machine).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Dist => dist::run().map(|_| ()),
         Task::Test(args) => test::run(&args),
+        Task::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
