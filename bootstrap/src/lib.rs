@@ -11,3 +11,4 @@ pub mod ipxe;
 pub mod os;
 pub mod sshkey;
 pub mod step;
+pub mod steps;
