@@ -124,7 +124,9 @@ fn a_private_key_as_root_key_is_refused_before_anything_is_written() {
     fs::write(&private, PRIVATE).unwrap();
     fs::write(&public, PUB).unwrap();
     let before = tree(t.path());
-    let err = build("stack", &[private.clone()], &[public]).err().unwrap();
+    let err = build("stack", std::slice::from_ref(&private), &[public])
+        .err()
+        .unwrap();
     let msg = format!("{err:#}");
     assert!(msg.contains("private key") && msg.contains(".pub"), "{msg}");
     assert!(msg.contains(&*private.to_string_lossy()), "{msg}");
@@ -142,7 +144,12 @@ fn all_file_steps_converge_and_a_second_run_changes_nothing() {
     let keys = tempfile::tempdir().unwrap();
     let public = keys.path().join("id_rsa.pub");
     fs::write(&public, PUB).unwrap();
-    let steps = build("stack", &[public.clone()], &[public]).unwrap();
+    let steps = build(
+        "stack",
+        std::slice::from_ref(&public),
+        std::slice::from_ref(&public),
+    )
+    .unwrap();
 
     let first = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
     for o in &first {
