@@ -119,9 +119,10 @@ mod tests {
         };
         let err = format!("{:#}", s.apply(&root, &Quiet).unwrap_err());
         assert!(
-            err.contains("failed its check") || err.contains("visudo not found"),
+            err.starts_with("the sudoers file failed its check"),
             "{err}"
         );
+        assert!(err.contains("visudo -c -f"), "{err}");
         let dir = root.path("/etc/sudoers.d");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "no file, no temp");
     }
