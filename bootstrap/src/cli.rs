@@ -11,6 +11,7 @@ use crate::os::Family;
 use crate::pkg::SystemPackageDb;
 use crate::plan::{self, Options};
 use crate::report::{Human, Report};
+use crate::sshkey::{self, PublicKey};
 use crate::step::{self, Mode, Summary};
 
 /// Exit codes (README, contracts.md).
@@ -65,11 +66,12 @@ fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
             "must run as root to change the host (run it with sudo, or use --check to only read)",
         );
     }
-    for f in inv.root_keys.iter().chain(&inv.stack_keys) {
-        if let Err(e) = validate_key_file(f) {
-            return fail(exit::USAGE, format!("{}: {e:#}", f.display()));
-        }
-    }
+    // Every key file is parsed before anything is read or written: a private key given by
+    // mistake stops the run here, and is never copied.
+    let (root_keys, stack_keys) = match (read_keys(&inv.root_keys), read_keys(&inv.stack_keys)) {
+        (Ok(r), Ok(s)) => (r, s),
+        (Err(e), _) | (_, Err(e)) => return fail(exit::USAGE, format!("{e:#}")),
+    };
     let platform = match Facts::platform(root, inv.os_family) {
         Ok(Ok(p)) => p,
         Ok(Err(unsupported)) => return fail(exit::UNSUPPORTED, unsupported),
@@ -83,8 +85,8 @@ fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
     let opts = Options {
         user: inv.user,
         sudo: inv.sudo,
-        root_keys: inv.root_keys,
-        stack_keys: inv.stack_keys,
+        root_keys,
+        stack_keys,
     };
     let json = inv.report == ReportFormat::Json;
     let human = Human::new(mode, json);
@@ -122,29 +124,16 @@ fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
     }
 }
 
-/// Refuses what is not a file of OpenSSH public keys, before anything is written.
-// TODO(files): replace with `crate::sshkey::read_key_file` from the files branch, and
-// hand the parsed keys to the keys steps through `plan::Options`.
-fn validate_key_file(path: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)?;
-    if text.contains("PRIVATE KEY") {
-        anyhow::bail!("this is a private key: give the .pub file (nothing was written)");
-    }
-    let keys: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    if keys.is_empty() {
-        anyhow::bail!("no public key in the file");
-    }
-    for l in keys {
-        let ok = l
-            .split_whitespace()
-            .any(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-sha2-") || w.starts_with("sk-"));
-        if !ok {
-            anyhow::bail!("not an OpenSSH public key line: {l:.40}");
+/// The keys of every file, without repeats; the first unreadable, invalid or private key
+/// file is an error.
+fn read_keys(files: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+    let mut keys: Vec<PublicKey> = Vec::new();
+    for f in files {
+        for k in sshkey::read_key_file(f)? {
+            if !keys.iter().any(|have| have.same_key(&k)) {
+                keys.push(k);
+            }
         }
     }
-    Ok(())
+    Ok(keys)
 }

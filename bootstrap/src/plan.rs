@@ -1,12 +1,16 @@
 //! Facts in, ordered steps out: a pure function, so the plan of every fixture host can be
 //! snapshot-tested. `bootstrap --check` runs each step's check; `bootstrap` applies them.
 
-use std::path::PathBuf;
-
-use crate::desired::{self, Role};
+use crate::desired::{self, PolkitBackend, Role};
 use crate::facts::Facts;
+use crate::os::Distro;
 use crate::pkg::PackageDb;
+use crate::sshkey::PublicKey;
 use crate::step::Step;
+use crate::steps::keys::KeysStep;
+use crate::steps::polkit::PolkitStep;
+use crate::steps::sudo::SudoStep;
+use crate::steps::user::UserStep;
 use crate::steps::{ipxe::Ipxe, libvirt::Libvirt, packages::Packages, virt};
 
 /// What the command line asks for beyond the desired state.
@@ -16,10 +20,10 @@ pub struct Options {
     pub user: String,
     /// Passwordless sudo for that user (`--sudo`).
     pub sudo: bool,
-    /// `--root-key` files, already validated as OpenSSH public keys.
-    pub root_keys: Vec<PathBuf>,
-    /// `--stack-key` files, already validated as OpenSSH public keys.
-    pub stack_keys: Vec<PathBuf>,
+    /// The keys of the `--root-key` files, parsed before anything is written.
+    pub root_keys: Vec<PublicKey>,
+    /// The keys of the `--stack-key` files, for the VM user.
+    pub stack_keys: Vec<PublicKey>,
 }
 
 impl Default for Options {
@@ -62,11 +66,44 @@ pub fn plan<'a>(
     steps
 }
 
-/// The user, polkit rule, sudo and SSH key steps.
-// TODO(files): when the files branch is merged, return its steps here, in this order:
-// `user` (opts.user), `polkit` (facts.polkit_backend, re-read after packages), `sudo`
-// (only with opts.sudo), `keys` for root (opts.root_keys) and for opts.user
-// (opts.stack_keys). Nothing else needs to change: `cli` already validates the key files.
-fn account_steps<'a>(_facts: &'a Facts, _opts: &'a Options) -> Vec<Box<dyn Step + 'a>> {
-    vec![]
+/// The user, its polkit rule, optional sudo, then the SSH keys of root and of the user.
+fn account_steps<'a>(facts: &'a Facts, opts: &'a Options) -> Vec<Box<dyn Step + 'a>> {
+    let mut steps: Vec<Box<dyn Step + 'a>> = vec![
+        Box::new(UserStep {
+            name: opts.user.clone(),
+        }),
+        Box::new(PolkitStep {
+            user: opts.user.clone(),
+            backend: polkit_backend(facts),
+        }),
+    ];
+    if opts.sudo {
+        steps.push(Box::new(SudoStep {
+            user: opts.user.clone(),
+        }));
+    }
+    if !opts.root_keys.is_empty() {
+        steps.push(Box::new(KeysStep {
+            user: "root".into(),
+            keys: opts.root_keys.clone(),
+        }));
+    }
+    if !opts.stack_keys.is_empty() {
+        steps.push(Box::new(KeysStep {
+            user: opts.user.clone(),
+            keys: opts.stack_keys.clone(),
+        }));
+    }
+    steps
+}
+
+/// The backend of the installed polkit; before the packages step installs it, the one the
+/// distribution's polkit will have (only Ubuntu 22.04's 0.105 lacks JavaScript rules).
+pub fn polkit_backend(facts: &Facts) -> PolkitBackend {
+    facts
+        .polkit_backend
+        .unwrap_or(match (facts.platform.distro, facts.platform.major) {
+            (Distro::Ubuntu, m) if m < 24 => PolkitBackend::LocalAuthority,
+            _ => PolkitBackend::Rules,
+        })
 }

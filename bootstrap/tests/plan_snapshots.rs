@@ -28,22 +28,46 @@ struct Checked {
     facts: serde_json::Value,
 }
 
+/// A copy of the fixture host in a temporary directory, with what git cannot store: every
+/// home directory owned by its user, as useradd leaves it (needs root, as CI runs tests).
+fn materialize(host: &Path) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", host.display()))
+        .arg(t.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "copying {}", host.display());
+    let passwd = std::fs::read_to_string(t.path().join("etc/passwd")).unwrap_or_default();
+    for line in passwd.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        let home = t.path().join(f[5].trim_start_matches('/'));
+        if f[5] != "/" && home.is_dir() {
+            std::os::unix::fs::chown(&home, f[2].parse().ok(), f[3].parse().ok())
+                .expect("chown of a fixture home: run the tests as root");
+        }
+    }
+    t
+}
+
 fn check(host: &Path) -> Checked {
-    let root = HostRoot::at(host);
+    let copy = materialize(host);
+    let root = HostRoot::at(copy.path());
     let platform = Facts::platform(&root, None).unwrap().unwrap();
-    let db = FixturePackageDb::load(host, platform.family).unwrap();
+    let db = FixturePackageDb::load(copy.path(), platform.family).unwrap();
     let facts = Facts::gather(&root, platform, &db).unwrap();
     let opts = Options::default();
     let steps = plan(&facts, &opts, &db);
     let outcomes = run(&steps, &root, Mode::Check, &Quiet, |_| {});
     let p = &facts.platform;
+    // Messages name real paths; under a temporary root, map them back to host paths.
+    let human =
+        report::human(&outcomes, Mode::Check).replace(&copy.path().display().to_string(), "");
     let plan = format!(
         "{} ({}, {}, {})\n{}",
-        p.os.pretty_name,
-        p.family,
-        p.support,
-        facts.cpu.model,
-        report::human(&outcomes, Mode::Check)
+        p.os.pretty_name, p.family, p.support, facts.cpu.model, human
     );
     Checked {
         plan,

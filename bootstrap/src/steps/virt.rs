@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use super::{file_is, write_atomic};
+use super::{file_is, write_owned};
 use crate::cmd::CommandExt;
 use crate::cpu::VirtExtension;
 use crate::desired::{
@@ -97,7 +97,7 @@ impl Step for Kvm {
         let module = ext.kvm_module();
         let conf = desired::nested_conf(ext);
         if !file_is(root, NESTED_CONF_PATH, &conf)? {
-            write_atomic(root, NESTED_CONF_PATH, &conf, 0o644)?;
+            write_owned(root, NESTED_CONF_PATH, &conf)?;
         }
         if !root.is_system() {
             return Ok(());
@@ -203,7 +203,7 @@ impl Step for DevKvm {
         if facts::distro_kvm_udev_rule(root).is_none()
             && !file_is(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)?
         {
-            write_atomic(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE, 0o644)?;
+            write_owned(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)?;
         }
         let Some(node) = DevNode::read(root, DEV_KVM)? else {
             return Ok(());
