@@ -137,3 +137,46 @@ fn read_keys(files: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
     }
     Ok(keys)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv() -> Invocation {
+        Invocation {
+            check: true,
+            root_keys: vec![],
+            stack_keys: vec![],
+            user: "stack".into(),
+            sudo: false,
+            report: ReportFormat::Json,
+            os_family: None,
+        }
+    }
+
+    #[test]
+    fn an_unsupported_os_exits_5_and_a_bad_key_exits_2_before_anything() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(
+            d.path().join("etc/os-release"),
+            "ID=arch\nPRETTY_NAME=\"Arch Linux\"\n",
+        )
+        .unwrap();
+        let root = HostRoot::at(d.path());
+        assert_eq!(run_code(inv(), &root), exit::UNSUPPORTED);
+        let key = d.path().join("id_rsa");
+        std::fs::write(
+            &key,
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let mut bad = inv();
+        bad.root_keys = vec![key];
+        // The key is refused before the OS is even read.
+        assert_eq!(run_code(bad, &root), exit::USAGE);
+        let mut missing = inv();
+        missing.stack_keys = vec![d.path().join("nope.pub")];
+        assert_eq!(run_code(missing, &root), exit::USAGE);
+    }
+}
