@@ -255,11 +255,15 @@ impl SystemPackageDb {
     }
 }
 
-const DPKG_CONF_OPTS: [&str; 4] = [
+/// Keep configuration files a user changed (no prompt), and wait for the dpkg lock rather
+/// than fail at once (a fresh Ubuntu runs unattended-upgrades at first boot).
+const DPKG_CONF_OPTS: [&str; 6] = [
     "-o",
     "Dpkg::Options::=--force-confdef",
     "-o",
     "Dpkg::Options::=--force-confold",
+    "-o",
+    "DPkg::Lock::Timeout=300",
 ];
 
 impl PackageDb for SystemPackageDb {
@@ -671,6 +675,21 @@ policykit-1:\n  Installed: (none)\n  Candidate: (none)\n  Version table:\n";
         assert!(err.contains("x.log"), "{err}");
         let logged = std::fs::read_to_string(&log).unwrap();
         assert!(logged.contains("==> sh -c") && logged.contains("two\n"));
+    }
+
+    /// The real package manager of this machine (Debian in CI), read with the same parsers.
+    #[test]
+    fn the_system_db_reads_this_machine() {
+        if which::which("dpkg-query").is_err() {
+            return;
+        }
+        let db = SystemPackageDb::new(Family::Apt, HostRoot::system(), false);
+        let got = db.installed(&["dpkg", "virthost-no-such-package"]).unwrap();
+        assert!(got.contains_key("dpkg"), "{got:?}");
+        assert_eq!(got.len(), 1);
+        let avail = db.available(&["dpkg", "virthost-no-such-package"]).unwrap();
+        assert!(avail.contains_key("dpkg") && !avail.contains_key("virthost-no-such-package"));
+        assert!(db.lists_may_be_stale());
     }
 
     #[test]

@@ -304,6 +304,36 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_kvm_group_is_created_with_groupadd() {
+        if !nix::unistd::geteuid().is_root() || which::which("groupadd").is_err() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "etc/group", "root:x:0:\n");
+        write(d.path(), "etc/gshadow", "root:*::\n");
+        write(d.path(), "etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+        write(
+            d.path(),
+            "etc/login.defs",
+            "SYS_GID_MIN 100\nSYS_GID_MAX 999\n",
+        );
+        write(d.path(), "dev/kvm", "0 0 600\n");
+        let root = HostRoot::at(d.path());
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
+            ext: Some(VirtExtension::Svm),
+        })];
+        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        let gid = facts::group_gid(&root, "kvm")
+            .unwrap()
+            .expect("kvm group created");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("dev/kvm")).unwrap(),
+            format!("0 {gid} 660\n")
+        );
+    }
+
+    #[test]
     fn a_distro_rule_makes_our_rule_unneeded() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "etc/group", "kvm:x:36:qemu\n");
