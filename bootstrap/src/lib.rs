@@ -2,9 +2,19 @@
 //! `validate` read. `bootstrap` (the binary) converges a host to [`desired`]; `validate`
 //! checks a host against it.
 
+pub mod accounts;
+pub mod atomic;
+pub mod cli;
+pub mod cmd;
 pub mod cpu;
 pub mod desired;
+pub mod facts;
 pub mod hostroot;
 pub mod ipxe;
 pub mod os;
+pub mod pkg;
+pub mod plan;
+pub mod report;
+pub mod sshkey;
 pub mod step;
+pub mod steps;

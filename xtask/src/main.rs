@@ -1,14 +1,17 @@
-//! `cargo xtask <task>`: the project's automation. A thin dispatcher: parse, match, call one
-//! function. Each task lives in its own module.
+//! `cargo xtask <task>`: the project's own automation. One module per task.
 
-use anyhow::Result;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cmd;
+mod dist;
 mod e2e;
+mod test;
 
 #[derive(Parser)]
-#[command(name = "xtask", about = "virthost project tasks")]
+#[command(name = "xtask", about = "virthost's build, test and end-to-end tasks")]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -16,26 +19,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Build the release binaries into target/dist/ (static bootstrap, validate)
+    /// Build the static `bootstrap` (static-pie, checked) and `validate` into target/dist/.
     Dist,
-    /// Run the test suite against real systems (installs deps, starts libvirtd)
-    Test,
-    /// Boot a VM that plays the hypervisor and drive bootstrap + validate in it over SSH
+    /// Install host dependencies, start the test services, run the whole test suite.
+    Test(test::Args),
+    /// Time a no-op `bootstrap` beside an equivalent Ansible play (converges this machine).
+    Bench(bench::Args),
+    /// Boot a VM that plays the hypervisor and drive bootstrap + validate in it over SSH.
     E2e(e2e::Args),
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: Result<()> = match cli.task {
-        // TODO(lead): dist.rs and test.rs replace these stubs.
-        Task::Dist => e2e::build::dist().map(|d| {
-            eprintln!("dist: {} {}", d.bootstrap.display(), d.validate.display());
-        }),
-        Task::Test => Err(anyhow::anyhow!("`cargo xtask test` is not implemented yet")),
+    let result = match cli.task {
+        Task::Dist => dist::run().map(|_| ()),
+        Task::Test(args) => test::run(&args),
+        Task::Bench(args) => bench::run(&args),
         Task::E2e(args) => e2e::run(args),
     };
-    if let Err(e) = result {
-        eprintln!("xtask: error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -405,10 +405,7 @@ fn stamp() -> String {
 
 /// The workspace root (xtask's parent directory).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    crate::dist::workspace_root()
 }
 
 /// Cargo's target directory.
