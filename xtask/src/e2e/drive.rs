@@ -27,8 +27,9 @@ pub struct Input {
 pub struct Outcome {
     /// "step: change" lines of the first bootstrap run.
     pub run1_changes: Vec<String>,
-    pub run1_changed_steps: u64,
-    pub run2_changed_steps: u64,
+    /// Changed steps of run 1 and run 2; None when that run did not finish.
+    pub run1_changed_steps: Option<u64>,
+    pub run2_changed_steps: Option<u64>,
     pub allow_emulation: bool,
     pub validate_summary: Option<Value>,
     /// "check: detail" of each WARN.
@@ -66,12 +67,12 @@ pub fn drive(inp: &Input, ph: &mut Phases, out: &mut Outcome) -> Result<()> {
     let r1 = ph.time("bootstrap run 1", || {
         run_bootstrap(a, &bootstrap_cmd, inp, 1)
     })?;
-    out.run1_changed_steps = r1.0;
+    out.run1_changed_steps = Some(r1.0);
     out.run1_changes = r1.1;
     let r2 = ph.time("bootstrap run 2", || {
         run_bootstrap(a, &bootstrap_cmd, inp, 2)
     })?;
-    out.run2_changed_steps = r2.0;
+    out.run2_changed_steps = Some(r2.0);
     if r2.0 != 0 {
         bail!(
             "the second bootstrap run changed {} step(s), want 0: {}",

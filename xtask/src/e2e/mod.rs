@@ -140,11 +140,34 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         image_build: in_vm && args.image.is_none(),
     })?;
     let ph = &mut s.phases;
-    let dist = if args.no_build {
-        build::existing()?
-    } else {
-        ph.time("build", build::dist)?
-    };
+    // The image (cached, or a few minutes of debootstrap) is made while cargo builds.
+    let want_image = in_vm && args.image.is_none();
+    let (dist, image) = std::thread::scope(|sc| {
+        let img = want_image.then(|| {
+            sc.spawn(|| {
+                let start = Instant::now();
+                image::ensure(cache, args.rebuild_image).map(|(i, t)| (i, t, start.elapsed()))
+            })
+        });
+        let dist = if args.no_build {
+            build::existing()
+        } else {
+            ph.time("build", build::dist)
+        };
+        let img = img.map(|h| h.join().expect("the image thread panicked"));
+        (dist, img)
+    });
+    let image = image.transpose().context("the target image")?;
+    if let Some((_, times, elapsed)) = &image {
+        match times {
+            Some(t) => t
+                .steps
+                .iter()
+                .for_each(|(n, secs)| ph.record(&format!("image: {n}"), *secs)),
+            None => ph.record("image (cached)", elapsed.as_secs_f64()),
+        }
+    }
+    let dist = dist?;
     let root_key = run_dir.join("root_ed25519");
     let stack_key = run_dir.join("stack_ed25519");
     ssh::keygen(&root_key, "virthost-e2e-root")?;
@@ -195,15 +218,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         }
         None => {
             s.target = "VM from the built Debian 12 image".into();
-            let img_start = Instant::now();
-            let (img, times) = image::ensure(cache, args.rebuild_image)?;
-            match times {
-                Some(t) => t
-                    .steps
-                    .iter()
-                    .for_each(|(n, secs)| ph.record(&format!("image: {n}"), *secs)),
-                None => ph.record("image (cached)", img_start.elapsed().as_secs_f64()),
-            }
+            let (img, _, _) = image.expect("built above");
             vm::overlay(&img.disk, &overlay)?;
             fs::write(
                 &known_hosts,
@@ -336,18 +351,14 @@ fn print_summary(s: &Summary) {
     }
     o.push_str(&format!("  {:<28} {:>7.1} s\n", "total", s.total_secs));
     let out = &s.outcome;
-    if !out.run1_changes.is_empty() || out.run1_changed_steps > 0 {
-        o.push_str(&format!(
-            "bootstrap run 1: {} step(s) changed\n",
-            out.run1_changed_steps
-        ));
+    if let Some(n) = out.run1_changed_steps {
+        o.push_str(&format!("bootstrap run 1: {n} step(s) changed\n"));
         for c in &out.run1_changes {
             o.push_str(&format!("    {c}\n"));
         }
-        o.push_str(&format!(
-            "bootstrap run 2: {} step(s) changed\n",
-            out.run2_changed_steps
-        ));
+    }
+    if let Some(n) = out.run2_changed_steps {
+        o.push_str(&format!("bootstrap run 2: {n} step(s) changed\n"));
     }
     if let Some(v) = &out.validate_summary {
         o.push_str(&format!(
