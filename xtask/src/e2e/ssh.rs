@@ -85,12 +85,38 @@ impl Remote {
     }
 
     /// Runs a script with stdout captured and stderr shown; returns the output whatever the
-    /// exit status (the caller judges it).
+    /// exit status (the caller judges it). Says every minute that it is still waiting.
     pub fn capture(&self, script: &str) -> Result<Output> {
         let mut c = self.ssh(script);
-        c.stdin(Stdio::null()).stderr(Stdio::inherit());
-        c.output()
-            .with_context(|| format!("running `{script}` on {}", self.dest()))
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = c
+            .spawn()
+            .with_context(|| format!("running `{script}` on {}", self.dest()))?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+        });
+        let start = Instant::now();
+        let mut next_note = Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break st;
+            }
+            if start.elapsed() >= next_note {
+                super::say(&format!("  still running ({} s)", next_note.as_secs()));
+                next_note += Duration::from_secs(60);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        let stdout = reader.join().expect("reader thread")?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr: Vec::new(),
+        })
     }
 
     /// Copies local files into the login's home directory.
