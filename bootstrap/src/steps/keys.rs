@@ -13,10 +13,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::accounts::{Accounts, User};
 use crate::atomic::{self, Wanted};
+use crate::cmd::{self, CommandExt};
 use crate::hostroot::HostRoot;
 use crate::sshkey::{self, PublicKey};
 use crate::step::{Check, Progress, Step};
-use crate::steps::exec;
 
 pub const SSH_DIR_MODE: u32 = 0o700;
 pub const AUTHORIZED_KEYS_MODE: u32 = 0o600;
@@ -184,10 +184,10 @@ impl Step for KeysStep {
         };
         changed |= !atomic::ensure(&p.file, &want)?.is_empty();
         if changed && selinux_enabled(root) {
-            let restorecon = exec::find("restorecon").context(
+            let restorecon = cmd::find("restorecon").context(
                 "SELinux is enabled but restorecon is missing (install policycoreutils)",
             )?;
-            exec::run(Command::new(restorecon).arg("-R").arg(&p.ssh_dir))?;
+            Command::new(restorecon).arg("-R").arg(&p.ssh_dir).run()?;
         }
         Ok(())
     }

@@ -1,7 +1,6 @@
 //! The steps `bootstrap` runs, one module each (see [`crate::step::Step`]); `crate::plan`
 //! orders them.
 
-pub mod exec;
 pub mod files;
 pub mod ipxe;
 pub mod keys;

@@ -8,10 +8,10 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::atomic::{Owner, Wanted};
+use crate::cmd::{self, CommandExt};
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
-use crate::steps::exec;
 use crate::steps::files::{apply_file, check_file};
 
 pub const MODE: u32 = 0o440;
@@ -23,15 +23,18 @@ pub struct SudoStep {
 
 /// `visudo -c -f FILE`: an error with visudo's own message when the file is not valid.
 pub fn visudo_check(file: &Path) -> Result<()> {
-    check_with(exec::find("visudo"), file)
+    check_with(cmd::find("visudo"), file)
 }
 
 fn check_with(visudo: Option<PathBuf>, file: &Path) -> Result<()> {
     let visudo = visudo.context(
         "visudo not found: install sudo (the package) to use --sudo; nothing was written",
     )?;
-    exec::run(Command::new(visudo).arg("-c").arg("-f").arg(file))
-        .map(drop)
+    Command::new(visudo)
+        .arg("-c")
+        .arg("-f")
+        .arg(file)
+        .run()
         .context("the sudoers file failed its check and was not put in place")
 }
 
@@ -87,7 +90,7 @@ mod tests {
 
     #[test]
     fn writes_a_checked_sudoers_file_once() {
-        if exec::find("visudo").is_none() {
+        if cmd::find("visudo").is_none() {
             // CI installs sudo (install-deps.sh); say so rather than pass silently.
             panic!("visudo is needed for this test: apt-get install sudo");
         }

@@ -12,10 +12,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::accounts::{Accounts, User};
 use crate::atomic::{self, Owner};
+use crate::cmd::{self, CommandExt};
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
-use crate::steps::exec;
 
 /// Mode of a home this step creates itself (useradd applies the distribution's own).
 pub const HOME_MODE: u32 = 0o700;
@@ -53,7 +53,7 @@ fn home_changes(root: &HostRoot, user: &User) -> Result<Vec<String>> {
 
 /// A tool run against the host root: `--root DIR` when the root is not `/`.
 fn host_command(root: &HostRoot, tool: &str) -> Result<Command> {
-    let path = exec::find(tool)
+    let path = cmd::find(tool)
         .with_context(|| format!("{tool} not found (install passwd/shadow-utils)"))?;
     let mut cmd = Command::new(path);
     if !root.is_system() {
@@ -102,7 +102,7 @@ impl Step for UserStep {
             let mut cmd = host_command(root, "useradd")?;
             cmd.args(["--create-home", "--shell", desired::USER_SHELL])
                 .arg(&self.name);
-            exec::run(&mut cmd)?;
+            cmd.run()?;
         }
         let accounts = Accounts::read(root)?;
         let user = accounts.user(&self.name).with_context(|| {
@@ -115,7 +115,7 @@ impl Step for UserStep {
         if user.shell != desired::USER_SHELL {
             let mut cmd = host_command(root, "usermod")?;
             cmd.args(["--shell", desired::USER_SHELL]).arg(&self.name);
-            exec::run(&mut cmd)?;
+            cmd.run()?;
         }
         if !home_changes(root, user)?.is_empty() {
             let home = root.path(&user.home);
