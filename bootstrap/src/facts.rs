@@ -423,11 +423,7 @@ impl Selinux {
 mod tests {
     use super::*;
 
-    fn write(root: &std::path::Path, p: &str, text: &str) {
-        let p = root.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::steps::testroot::put as write;
 
     #[test]
     fn reads_processes_modules_nodes_and_groups() {

@@ -197,7 +197,7 @@ impl Step for KeysStep {
 mod tests {
     use super::*;
     use crate::sshkey::tests::{ED25519, ED25519_2};
-    use crate::step::{run, Mode, Quiet, Status};
+    use crate::step::{Quiet, Status};
     use crate::steps::testroot::{self, Snapshot, STACK_GID, STACK_UID};
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -243,14 +243,8 @@ mod tests {
         assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
         let before = Snapshot::take(&root);
         s.apply(&root, &Quiet).unwrap();
-        let out = run(
-            &[Box::new(s) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Ok, "{out:?}");
+        let out = testroot::apply_one(s, &root);
+        assert_eq!(out.status, Status::Ok, "{out:?}");
         assert_eq!(Snapshot::take(&root), before);
     }
 

@@ -7,12 +7,11 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::atomic::{Owner, Wanted};
 use crate::cmd::{self, CommandExt};
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
-use crate::steps::files::{apply_file, check_file};
+use crate::steps::files::{apply_file, check_file, root_owned};
 
 pub const MODE: u32 = 0o440;
 
@@ -55,21 +54,13 @@ impl Step for SudoStep {
 
     fn check(&self, root: &HostRoot) -> Result<Check> {
         let content = self.content();
-        let want = Wanted {
-            content: content.as_bytes(),
-            mode: MODE,
-            owner: Owner::ROOT,
-        };
+        let want = root_owned(&content, MODE);
         check_file(root, &desired::sudoers_path(&self.user), &want)
     }
 
     fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
         let content = self.content();
-        let want = Wanted {
-            content: content.as_bytes(),
-            mode: MODE,
-            owner: Owner::ROOT,
-        };
+        let want = root_owned(&content, MODE);
         apply_file(
             root,
             &desired::sudoers_path(&self.user),

@@ -142,7 +142,7 @@ pub fn owner_of(root: &HostRoot, name: &str) -> Result<Owner> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::step::{run, Mode, Quiet, Status};
+    use crate::step::{Quiet, Status};
     use crate::steps::testroot::{self, Snapshot, STACK_GID, STACK_UID};
     use std::os::unix::fs::PermissionsExt;
 
@@ -187,14 +187,8 @@ mod tests {
         assert_eq!(fs::read_to_string("/etc/passwd").unwrap(), host_passwd);
         assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
         let before = Snapshot::take(&root);
-        let out = run(
-            &[Box::new(s) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Ok, "{out:?}");
+        let out = testroot::apply_one(s, &root);
+        assert_eq!(out.status, Status::Ok, "{out:?}");
         assert_eq!(Snapshot::take(&root), before);
     }
 
@@ -213,14 +207,8 @@ mod tests {
             changes,
             ["set login shell of stack to /bin/bash (now '/bin/sh')"]
         );
-        let out = run(
-            &[Box::new(s.clone()) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        let out = testroot::apply_one(s.clone(), &root);
+        assert_eq!(out.status, Status::Changed, "{out:?}");
         let text = fs::read_to_string(root.path("/etc/passwd")).unwrap();
         // usermod changed that one field; the other lines are as they were.
         assert_eq!(text, testroot::PASSWD);

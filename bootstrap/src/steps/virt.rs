@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use super::{file_is, write_owned};
+use super::files::{apply_file, is_in_place, root_owned};
 use crate::cmd::CommandExt;
 use crate::cpu::VirtExtension;
 use crate::desired::{
@@ -34,6 +34,9 @@ impl Kvm {
     }
 }
 
+/// Mode of the files these steps own (the nested config, the udev rule), `root:root`.
+const OWNED_MODE: u32 = 0o644;
+
 pub const NO_VIRT: &str = "no VT-x/AMD-V flag (vmx/svm) in /proc/cpuinfo: guests will be emulated \
 (TCG), many times slower; enable virtualization in the firmware, or nested virtualization on the \
 outer hypervisor";
@@ -50,7 +53,8 @@ impl Step for Kvm {
         let module = ext.kvm_module();
         let m = KvmModules::read(root, Some(ext));
         let mut pending = vec![];
-        if !file_is(root, NESTED_CONF_PATH, &desired::nested_conf(ext))? {
+        let conf = desired::nested_conf(ext);
+        if !is_in_place(root, NESTED_CONF_PATH, &root_owned(&conf, OWNED_MODE))? {
             pending.push(format!(
                 "write {NESTED_CONF_PATH}: options {module} nested=1"
             ));
@@ -96,9 +100,12 @@ impl Step for Kvm {
         };
         let module = ext.kvm_module();
         let conf = desired::nested_conf(ext);
-        if !file_is(root, NESTED_CONF_PATH, &conf)? {
-            write_owned(root, NESTED_CONF_PATH, &conf)?;
-        }
+        apply_file(
+            root,
+            NESTED_CONF_PATH,
+            &root_owned(&conf, OWNED_MODE),
+            |_| Ok(()),
+        )?;
         if !root.is_system() {
             return Ok(());
         }
@@ -174,7 +181,13 @@ impl Step for DevKvm {
             )),
             Some(_) => {}
         }
-        if distro_rule.is_none() && !file_is(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)? {
+        if distro_rule.is_none()
+            && !is_in_place(
+                root,
+                KVM_UDEV_RULE_PATH,
+                &root_owned(KVM_UDEV_RULE, OWNED_MODE),
+            )?
+        {
             pending.push(format!(
                 "write {KVM_UDEV_RULE_PATH} (no distribution udev rule gives {DEV_KVM} to the {KVM_GROUP} group)"
             ));
@@ -200,10 +213,9 @@ impl Step for DevKvm {
         }
         let gid = facts::group_gid(root, KVM_GROUP)?
             .with_context(|| format!("group {KVM_GROUP} missing after groupadd"))?;
-        if facts::distro_kvm_udev_rule(root).is_none()
-            && !file_is(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)?
-        {
-            write_owned(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)?;
+        if facts::distro_kvm_udev_rule(root).is_none() {
+            let rule = root_owned(KVM_UDEV_RULE, OWNED_MODE);
+            apply_file(root, KVM_UDEV_RULE_PATH, &rule, |_| Ok(()))?;
         }
         let Some(node) = DevNode::read(root, DEV_KVM)? else {
             return Ok(());
@@ -231,11 +243,7 @@ mod tests {
     use super::*;
     use crate::step::{run, Mode, Quiet, Status};
 
-    fn write(root: &std::path::Path, p: &str, text: &str) {
-        let p = root.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::steps::testroot::put as write;
 
     #[test]
     fn no_extension_is_a_skip_with_a_warning() {
