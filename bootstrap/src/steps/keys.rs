@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use crate::accounts::{Accounts, User};
 use crate::atomic::{self, Wanted};
 use crate::cmd::{self, CommandExt};
+use crate::facts::Selinux;
 use crate::hostroot::HostRoot;
 use crate::sshkey::{self, PublicKey};
 use crate::step::{Check, Progress, Step};
@@ -33,17 +34,9 @@ impl KeysStep {
     /// The step for `user` with every key of `files`, parsed now: the first unreadable,
     /// invalid or private key file is an error (the CLI exits 2).
     pub fn from_files(user: &str, files: &[PathBuf]) -> Result<KeysStep> {
-        let mut keys: Vec<PublicKey> = Vec::new();
-        for f in files {
-            for k in sshkey::read_key_file(f)? {
-                if !keys.iter().any(|have| have.same_key(&k)) {
-                    keys.push(k);
-                }
-            }
-        }
         Ok(KeysStep {
             user: user.to_string(),
-            keys,
+            keys: sshkey::read_key_files(files)?,
         })
     }
 
@@ -99,7 +92,7 @@ fn read_existing(file: &Path) -> Result<String> {
 /// Whether SELinux contexts must be restored: only on the running system, with SELinux
 /// enabled.
 pub fn selinux_enabled(root: &HostRoot) -> bool {
-    root.is_system() && Path::new(SELINUX_ENFORCE).exists()
+    root.is_system() && Selinux::read(root).enabled()
 }
 
 impl Step for KeysStep {
