@@ -2,12 +2,13 @@
 //! `/dev/kvm` usable by the kvm group, now and after a reboot.
 
 use std::cell::RefCell;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::process::Command;
 
 use anyhow::Context;
 
 use super::files::{apply_file, is_in_place, root_owned};
+use crate::atomic::{self, Owner, Wanted};
 use crate::cmd::CommandExt;
 use crate::cpu::VirtExtension;
 use crate::desired::{
@@ -224,15 +225,26 @@ impl Step for DevKvm {
             return Ok(());
         }
         let path = root.path(DEV_KVM);
-        let ft = std::fs::metadata(&path)?.file_type();
-        if ft.is_char_device() {
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("{}: cannot stat", path.display()))?;
+        if meta.file_type().is_char_device() {
             std::os::unix::fs::chown(&path, Some(0), Some(gid))
                 .with_context(|| format!("chgrp {KVM_GROUP} {}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(KVM_MODE))
                 .with_context(|| format!("chmod {KVM_MODE:o} {}", path.display()))?;
         } else {
-            // A fixture host's captured stat line (see `DevNode::read`).
-            std::fs::write(&path, format!("0 {gid} {KVM_MODE:o}\n"))?;
+            // A fixture host's captured stat line (see `DevNode::read`), rewritten
+            // atomically like every file bootstrap writes; the file keeps its own mode.
+            let line = format!("0 {gid} {KVM_MODE:o}\n");
+            let want = Wanted {
+                content: line.as_bytes(),
+                mode: meta.mode() & 0o7777,
+                owner: Owner {
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                },
+            };
+            atomic::write(&path, &want)?;
         }
         Ok(())
     }
@@ -292,9 +304,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "etc/group", "root:x:0:\nkvm:x:107:\n");
         write(d.path(), "dev/kvm", "0 0 600\n");
+        let ino = std::fs::metadata(d.path().join("dev/kvm")).unwrap().ino();
         let root = HostRoot::at(d.path());
         let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm { ext: None })];
         let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        // Rewritten atomically (temp file, rename): a new inode, never a truncated file.
+        assert_ne!(
+            std::fs::metadata(d.path().join("dev/kvm")).unwrap().ino(),
+            ino
+        );
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert!(out[0].changes[0].contains("now root:root 0600"));
         assert_eq!(
