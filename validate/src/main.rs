@@ -1,1 +1,3 @@
+mod check;
+
 fn main() {}
