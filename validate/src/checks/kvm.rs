@@ -1,0 +1,287 @@
+//! Hardware virtualization: the CPU extension, the KVM modules, `/dev/kvm` and whether it
+//! really works, whether the user QEMU runs as can open it, nested virtualization, and the
+//! `/dev/vhost-net` and `/dev/net/tun` devices.
+//!
+//! Ids: `kvm.extension`, `kvm.module`, `kvm.device`, `kvm.usable`, `kvm.access`,
+//! `kvm.nested`, `dev.vhost-net`, `dev.tun`. `--allow-emulation` turns the FAILs of the
+//! first four (no hardware virtualization) into WARNs: such a host runs guests under TCG
+//! (`<domain type='qemu'>`).
+
+use bootstrap::desired::{KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
+use bootstrap::os::Family;
+
+use super::Host;
+use crate::check::{CheckResult, Status};
+use crate::options::Options;
+use crate::probe::{FileKind, KvmAnswer};
+
+/// `KVM_GET_API_VERSION` of every stable KVM since Linux 2.6.22.
+pub const KVM_API_VERSION: i32 = 12;
+
+const EMULATION_HINT: &str =
+    "guests would run under TCG emulation (10-50x slower); pass --allow-emulation if that is intended";
+
+pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    let ext = host.cpu.virt;
+    let hw = |r: CheckResult| soften(r, opts.allow_emulation);
+
+    // The CPU extension.
+    out.push(hw(match ext {
+        Some(e) => CheckResult::pass("kvm.extension", format!("{} in /proc/cpuinfo", e.label())),
+        None => CheckResult::fail(
+            "kvm.extension",
+            "no vmx or svm flag in /proc/cpuinfo: no hardware virtualization",
+            format!("enable VT-x/AMD-V in the firmware setup, or on a VM enable nested virtualization on its host; {EMULATION_HINT}"),
+        ),
+    }));
+
+    // The modules.
+    let kvm_loaded = host.probe.root().exists("/sys/module/kvm");
+    let vendor = ext.map(|e| e.kvm_module());
+    let vendor_loaded = vendor.map(|m| host.probe.root().exists(format!("/sys/module/{m}")));
+    out.push(hw(match (kvm_loaded, vendor, vendor_loaded) {
+        (false, _, _) => CheckResult::fail(
+            "kvm.module",
+            "no module: /sys/module/kvm is absent",
+            match vendor {
+                Some(m) => format!("modprobe {m} (and make it load at boot)"),
+                None => format!("the CPU has no vmx/svm, so KVM cannot load; {EMULATION_HINT}"),
+            },
+        ),
+        (true, Some(m), Some(true)) => {
+            CheckResult::pass("kvm.module", format!("kvm and {m} loaded"))
+        }
+        (true, Some(m), _) => CheckResult::fail(
+            "kvm.module",
+            format!("kvm is loaded but {m} is not"),
+            format!(
+                "modprobe {m}; if it fails, check dmesg (virtualization disabled in the firmware?)"
+            ),
+        ),
+        (true, None, _) => {
+            let others: Vec<String> = loaded_kvm_modules(host);
+            CheckResult::fail(
+                "kvm.module",
+                format!(
+                    "kvm is loaded ({}) but the CPU has no vmx/svm for kvm_intel or kvm_amd",
+                    others.join(", ")
+                ),
+                EMULATION_HINT,
+            )
+        }
+    }));
+
+    // The device node.
+    let dev = host.probe.meta("/dev/kvm");
+    out.push(hw(match &dev {
+        Ok(m) if m.kind == FileKind::Char => CheckResult::pass(
+            "kvm.device",
+            format!("/dev/kvm {}:{} {:04o}", host.accounts.uid_name(m.uid), host.accounts.gid_name(m.gid), m.mode),
+        ),
+        Ok(_) => CheckResult::fail("kvm.device", "/dev/kvm is not a character device", "remove it and reload the kvm module"),
+        Err(_) => CheckResult::fail(
+            "kvm.device",
+            "/dev/kvm is absent",
+            if kvm_loaded { "the kvm module is loaded but udev did not create /dev/kvm; check udev (or mknod /dev/kvm c 10 232)".to_string() } else { format!("load the KVM module; {EMULATION_HINT}") },
+        ),
+    }));
+
+    // Does it work?
+    if dev.is_ok() {
+        out.push(hw(usable(host.probe.kvm(), ext.is_some())));
+        out.push(access(opts, host, dev.as_ref().ok().copied()));
+    } else {
+        out.push(hw(CheckResult::fail(
+            "kvm.usable",
+            "no /dev/kvm to ask",
+            EMULATION_HINT,
+        )));
+    }
+
+    out.push(nested(host));
+    out.push(device(
+        host,
+        "dev.vhost-net",
+        "/dev/vhost-net",
+        Status::Warn,
+        "modprobe vhost_net: without it virtio networking runs in QEMU's userspace (slower)",
+    ));
+    out.push(device(
+        host,
+        "dev.tun",
+        "/dev/net/tun",
+        Status::Fail,
+        "modprobe tun: libvirt needs tap devices for every VM network interface",
+    ));
+    out
+}
+
+/// Missing hardware virtualization is a FAIL, or a WARN with `--allow-emulation`.
+fn soften(mut r: CheckResult, allow_emulation: bool) -> CheckResult {
+    if allow_emulation && r.status == Status::Fail {
+        r.status = Status::Warn;
+        r.hint = r
+            .hint
+            .map(|h| format!("{h} (allowed by --allow-emulation)"));
+    }
+    r
+}
+
+fn loaded_kvm_modules(host: &Host) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(host.probe.root().path("/sys/module")) else {
+        return vec!["kvm".into()];
+    };
+    let mut v: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("kvm"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn usable(answer: KvmAnswer, has_extension: bool) -> CheckResult {
+    let id = "kvm.usable";
+    match answer {
+        KvmAnswer::OpenFailed { error } => CheckResult::fail(
+            id,
+            format!("device present but unusable: open /dev/kvm failed: {error}"),
+            "run validate as root, or check that nothing (a container, SELinux) blocks /dev/kvm",
+        ),
+        KvmAnswer::Answered {
+            api_version,
+            create_vm_error,
+        } => {
+            let api = match api_version {
+                Some(v) => v.to_string(),
+                None => "no answer".to_string(),
+            };
+            if api_version != Some(KVM_API_VERSION) {
+                return CheckResult::fail(
+                    id,
+                    format!("device present but unusable: KVM_GET_API_VERSION = {api}, expected {KVM_API_VERSION}"),
+                    "the kvm module is broken or foreign; reload it, check dmesg",
+                );
+            }
+            if let Some(e) = create_vm_error {
+                return CheckResult::fail(
+                    id,
+                    format!("device present but unusable: API {api}, but KVM_CREATE_VM failed: {e}"),
+                    "check dmesg; virtualization may be disabled in the firmware or taken by another hypervisor",
+                );
+            }
+            if !has_extension {
+                return CheckResult::fail(
+                    id,
+                    format!("device present but unusable: /dev/kvm answers (API {api}, KVM_CREATE_VM ok) but the CPU has no vmx/svm, so this is no hardware KVM (a paravirtual one such as PVM); ordinary BIOS guests do not boot under it"),
+                    format!("run domains as type 'qemu' (TCG); {EMULATION_HINT}"),
+                );
+            }
+            CheckResult::pass(id, format!("API {api}, KVM_CREATE_VM ok"))
+        }
+    }
+}
+
+/// The user QEMU runs as: `user` in qemu.conf, else the distribution's default.
+fn qemu_user(host: &Host) -> (String, &'static str) {
+    if let Some(conf) = host.read("/etc/libvirt/qemu.conf") {
+        for line in conf.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("user") {
+                if let Some(v) = rest.trim_start().strip_prefix('=') {
+                    let v = v.trim().trim_matches('"').to_string();
+                    if !v.is_empty() {
+                        return (v, "user in /etc/libvirt/qemu.conf");
+                    }
+                }
+            }
+        }
+    }
+    match host.platform.as_ref().map(|p| p.family) {
+        Some(Family::Apt) => ("libvirt-qemu".into(), "Debian's default"),
+        _ => ("qemu".into(), "the RHEL default"),
+    }
+}
+
+fn access(_opts: &Options, host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
+    let id = "kvm.access";
+    let Some(m) = dev else {
+        return CheckResult::fail(id, "no /dev/kvm", "load the KVM module");
+    };
+    let (name, source) = qemu_user(host);
+    let a = &host.accounts;
+    let fix = format!(
+        "make /dev/kvm root:{KVM_GROUP} 0660 (bootstrap installs {KVM_UDEV_RULE_PATH}) and put {name} in group {KVM_GROUP}; \
+         otherwise libvirt finds KVM 'not available now' and re-probes QEMU on every call (minutes per domain start)"
+    );
+    let user = match name.parse::<u32>() {
+        Ok(uid) => a.user_by_uid(uid),
+        Err(_) => a.user(name.trim_start_matches('+')),
+    };
+    let Some(user) = user else {
+        return CheckResult::fail(
+            id,
+            format!("QEMU's user {name} ({source}) is not in /etc/passwd"),
+            "install the hypervisor packages (they create it) or fix qemu.conf",
+        );
+    };
+    let gids = a.gids_of(user);
+    let via = if user.uid == 0 {
+        Some("it is root".to_string())
+    } else if m.uid == user.uid && m.mode & 0o600 == 0o600 {
+        Some("it owns it".to_string())
+    } else if gids.contains(&m.gid) && m.mode & 0o060 == 0o060 {
+        Some(format!("group {}", a.gid_name(m.gid)))
+    } else if m.mode & 0o006 == 0o006 {
+        Some("mode is world read-write".to_string())
+    } else {
+        None
+    };
+    let owner = format!("{}:{} {:04o}", a.uid_name(m.uid), a.gid_name(m.gid), m.mode);
+    match via {
+        Some(v) => CheckResult::pass(
+            id,
+            format!("QEMU runs as {name} ({source}); /dev/kvm {owner}: read-write via {v}"),
+        ),
+        None => CheckResult::fail(
+            id,
+            format!("QEMU runs as {name} ({source}) and cannot open /dev/kvm {owner}"),
+            fix,
+        ),
+    }
+}
+
+fn nested(host: &Host) -> CheckResult {
+    let id = "kvm.nested";
+    let Some(ext) = host.cpu.virt else {
+        return CheckResult::warn(
+            id,
+            "not applicable: no hardware virtualization, so no nested virtualization either",
+            "VMs on this host cannot run KVM guests of their own",
+        );
+    };
+    let module = ext.kvm_module();
+    let path = format!("/sys/module/{module}/parameters/nested");
+    let hint = format!("bootstrap writes {NESTED_CONF_PATH} (options {module} nested=1); then reload {module} with no VM running");
+    match host.read(&path).map(|s| s.trim().to_string()) {
+        Some(v) if v == "Y" || v == "1" => CheckResult::pass(id, format!("{module} nested={v}")),
+        Some(v) => CheckResult::warn(
+            id,
+            format!("{module} nested={v}: VMs cannot run KVM guests"),
+            hint,
+        ),
+        None => CheckResult::warn(id, format!("{path} is absent ({module} not loaded?)"), hint),
+    }
+}
+
+fn device(host: &Host, id: &str, path: &str, missing: Status, hint: &str) -> CheckResult {
+    match host.probe.meta(path) {
+        Ok(m) if m.kind == FileKind::Char => CheckResult::pass(id, format!("{path} present")),
+        Ok(_) => CheckResult::fail(id, format!("{path} is not a character device"), hint),
+        Err(_) if missing == Status::Warn => {
+            CheckResult::warn(id, format!("{path} is absent"), hint)
+        }
+        Err(_) => CheckResult::fail(id, format!("{path} is absent"), hint),
+    }
+}

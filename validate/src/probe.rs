@@ -1,0 +1,254 @@
+//! Everything the host checks learn about a host goes through a [`Probe`]: file contents
+//! through its [`HostRoot`], and the few things that are not file contents (command output,
+//! file ownership and modes, free space, the KVM ioctls) through its methods. [`SystemProbe`]
+//! asks the running system; [`FixtureProbe`] answers from a captured host under
+//! `fixtures/validate/<case>/` (`root/` for files, `probe.json` for the rest).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bootstrap::hostroot::HostRoot;
+use serde::{Deserialize, Serialize};
+
+/// What a command printed, and whether it exited 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutput {
+    #[serde(default)]
+    pub success: bool,
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+}
+
+/// Owner, group and mode of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits (`0o660`), without the file type.
+    pub mode: u32,
+    #[serde(default)]
+    pub kind: FileKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    #[default]
+    File,
+    Dir,
+    Char,
+    Other,
+}
+
+/// Space on the filesystem holding a path, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Space {
+    /// Free for an unprivileged user (`f_bavail`).
+    pub available: u64,
+    pub total: u64,
+}
+
+/// What `/dev/kvm` said when asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum KvmAnswer {
+    /// `open("/dev/kvm")` failed (the message says why).
+    OpenFailed { error: String },
+    /// `KVM_GET_API_VERSION` failed or answered `api_version`; `create_vm` is the error of
+    /// `KVM_CREATE_VM`, `None` when it succeeded (the VM fd was closed again).
+    Answered {
+        api_version: Option<i32>,
+        create_vm_error: Option<String>,
+    },
+}
+
+pub trait Probe {
+    /// The host's `/`.
+    fn root(&self) -> &HostRoot;
+    /// Runs `argv`; `None` when the program cannot be started (not installed).
+    fn command(&self, argv: &[&str]) -> Option<CommandOutput>;
+    /// Owner, group and mode of a host path (following symlinks).
+    fn meta(&self, host_path: &str) -> io::Result<FileMeta>;
+    /// Free space of the filesystem holding a host path.
+    fn space(&self, host_path: &str) -> io::Result<Space>;
+    /// Opens `/dev/kvm` and asks `KVM_GET_API_VERSION` and `KVM_CREATE_VM`.
+    fn kvm(&self) -> KvmAnswer;
+}
+
+/// The running system (or a root directory for files, with the system answering the rest).
+pub struct SystemProbe {
+    root: HostRoot,
+}
+
+impl SystemProbe {
+    pub fn new(root: HostRoot) -> Self {
+        SystemProbe { root }
+    }
+}
+
+impl Probe for SystemProbe {
+    fn root(&self) -> &HostRoot {
+        &self.root
+    }
+
+    fn command(&self, argv: &[&str]) -> Option<CommandOutput> {
+        let (prog, args) = argv.split_first()?;
+        let out = Command::new(prog)
+            .args(args)
+            .env("LC_ALL", "C")
+            .output()
+            .ok()?;
+        Some(CommandOutput {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn meta(&self, host_path: &str) -> io::Result<FileMeta> {
+        let m = std::fs::metadata(self.root.path(host_path))?;
+        let ft = m.file_type();
+        Ok(FileMeta {
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode() & 0o7777,
+            kind: if ft.is_dir() {
+                FileKind::Dir
+            } else if ft.is_char_device() {
+                FileKind::Char
+            } else if ft.is_file() {
+                FileKind::File
+            } else {
+                FileKind::Other
+            },
+        })
+    }
+
+    fn space(&self, host_path: &str) -> io::Result<Space> {
+        let s = nix::sys::statvfs::statvfs(&self.root.path(host_path)).map_err(io::Error::from)?;
+        let frag = s.fragment_size() as u64;
+        Ok(Space {
+            available: s.blocks_available() as u64 * frag,
+            total: s.blocks() as u64 * frag,
+        })
+    }
+
+    fn kvm(&self) -> KvmAnswer {
+        kvm_ioctls(&self.root.path("/dev/kvm"))
+    }
+}
+
+/// `_IO(KVMIO, 0x00)` and `_IO(KVMIO, 0x01)` from `<linux/kvm.h>`.
+const KVM_GET_API_VERSION: u64 = 0xAE00;
+const KVM_CREATE_VM: u64 = 0xAE01;
+
+fn kvm_ioctls(path: &Path) -> KvmAnswer {
+    use std::os::fd::AsRawFd;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            return KvmAnswer::OpenFailed {
+                error: e.to_string(),
+            }
+        }
+    };
+    let fd = file.as_raw_fd();
+    // SAFETY: both ioctls take no pointer argument; `fd` is open for the whole block and
+    // the VM fd KVM_CREATE_VM returns is closed right away.
+    unsafe {
+        let api = nix::libc::ioctl(fd, KVM_GET_API_VERSION as _, 0);
+        let api_version = (api >= 0).then_some(api);
+        let vm = nix::libc::ioctl(fd, KVM_CREATE_VM as _, 0);
+        let create_vm_error = if vm >= 0 {
+            nix::libc::close(vm);
+            None
+        } else {
+            Some(io::Error::last_os_error().to_string())
+        };
+        KvmAnswer::Answered {
+            api_version,
+            create_vm_error,
+        }
+    }
+}
+
+/// The non-file answers of a captured host (`probe.json`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureAnswers {
+    /// Keyed by the argv joined with single spaces; a missing key = program not installed.
+    #[serde(default)]
+    pub commands: BTreeMap<String, CommandOutput>,
+    /// Keyed by host path; a missing key = no such file.
+    #[serde(default)]
+    pub meta: BTreeMap<String, FileMeta>,
+    /// Keyed by host path; the longest listed prefix of a path answers for it.
+    #[serde(default)]
+    pub space: BTreeMap<String, Space>,
+    pub kvm: Option<KvmAnswer>,
+}
+
+/// A captured host: files under `<dir>/root`, everything else from `<dir>/probe.json`.
+pub struct FixtureProbe {
+    root: HostRoot,
+    answers: FixtureAnswers,
+}
+
+impl FixtureProbe {
+    pub fn load(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        let text = std::fs::read_to_string(dir.join("probe.json"))?;
+        let answers = serde_json::from_str(&text)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("probe.json: {e}")))?;
+        Ok(FixtureProbe {
+            root: HostRoot::at(dir.join("root")),
+            answers,
+        })
+    }
+}
+
+impl Probe for FixtureProbe {
+    fn root(&self) -> &HostRoot {
+        &self.root
+    }
+
+    fn command(&self, argv: &[&str]) -> Option<CommandOutput> {
+        self.answers.commands.get(&argv.join(" ")).cloned()
+    }
+
+    fn meta(&self, host_path: &str) -> io::Result<FileMeta> {
+        self.answers
+            .meta
+            .get(host_path)
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, host_path.to_string()))
+    }
+
+    fn space(&self, host_path: &str) -> io::Result<Space> {
+        self.answers
+            .space
+            .iter()
+            .filter(|(p, _)| Path::new(host_path).starts_with(p))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, s)| *s)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, host_path.to_string()))
+    }
+
+    fn kvm(&self) -> KvmAnswer {
+        self.answers
+            .kvm
+            .clone()
+            .unwrap_or_else(|| KvmAnswer::OpenFailed {
+                error: "No such file or directory (os error 2)".into(),
+            })
+    }
+}
