@@ -75,7 +75,7 @@ fn parse_nic(s: &str) -> Result<String, String> {
 
 fn key_file(s: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(s);
-    crate::keys::load_key_file(&p)?;
+    bootstrap::sshkey::read_key_file(&p).map_err(|e| format!("{e:#}"))?;
     Ok(p)
 }
 

@@ -7,7 +7,6 @@ pub mod accounts;
 pub mod check;
 pub mod checks;
 pub mod cli;
-pub mod keys;
 pub mod options;
 pub mod probe;
 pub mod report;

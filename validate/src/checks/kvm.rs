@@ -11,6 +11,7 @@ use bootstrap::desired::{KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
 use bootstrap::os::Family;
 
 use super::Host;
+use crate::accounts::AccountsExt;
 use crate::check::{CheckResult, Status};
 use crate::options::Options;
 use crate::probe::{FileKind, KvmAnswer};

@@ -7,9 +7,11 @@
 use std::path::PathBuf;
 
 use super::Host;
-use crate::accounts::User;
+use bootstrap::accounts::User;
+use bootstrap::sshkey::{read_key_file, PublicKey};
+
+use crate::accounts::AccountsExt;
 use crate::check::CheckResult;
-use crate::keys::{load_key_file, parse_all};
 use crate::options::Options;
 use crate::probe::FileMeta;
 
@@ -88,24 +90,30 @@ fn account(
         )];
     };
     let ak = format!("{}/.ssh/authorized_keys", user.home.trim_end_matches('/'));
-    let present = parse_all(&host.read(&ak).unwrap_or_default());
+    // Lines that are no valid key (or comments) are skipped, as sshd does.
+    let present: Vec<PublicKey> = host
+        .read(&ak)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| PublicKey::parse(l).ok())
+        .collect();
     let mut out = Vec::new();
     if !key_files.is_empty() {
         let mut wanted = Vec::new();
         for f in key_files {
-            match load_key_file(f) {
+            match read_key_file(f) {
                 Ok(k) => wanted.extend(k),
                 Err(e) => out.push(CheckResult::fail(
                     keys_id.clone(),
-                    e,
+                    format!("{e:#}"),
                     format!("pass a readable public key file to {flag}"),
                 )),
             }
         }
         let missing: Vec<String> = wanted
             .iter()
-            .filter(|w| !present.iter().any(|p| p.kind == w.kind && p.blob == w.blob))
-            .map(|k| k.label())
+            .filter(|w| !present.iter().any(|p| p.same_key(w)))
+            .map(|k| k.describe())
             .collect();
         if out.is_empty() {
             out.push(if missing.is_empty() {
