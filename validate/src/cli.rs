@@ -26,7 +26,7 @@ pub struct Cli {
     #[arg(long, value_name = "URI", default_value = DEFAULT_CONNECT)]
     connect: String,
     #[arg(long, value_name = "SPEC", help = NODES_HELP, value_parser = parse_nodes_arg)]
-    nodes: Option<Vec<NodeGroup>>,
+    nodes: Option<Nodes>,
     /// Memory or disk beyond what is free WARNs instead of FAILs (default: FAIL when the need
     /// is more than 20% above what is available, WARN within 20%).
     #[arg(long)]
@@ -56,9 +56,12 @@ pub struct Cli {
     pub fixture: Option<PathBuf>,
 }
 
-// clap wants a 'static, Send + Sync error; Strings are.
-fn parse_nodes_arg(s: &str) -> Result<Vec<NodeGroup>, String> {
-    parse_nodes(s)
+/// A parsed `--nodes` (a newtype: clap gives `Vec` fields a meaning of their own).
+#[derive(Debug, Clone)]
+struct Nodes(Vec<NodeGroup>);
+
+fn parse_nodes_arg(s: &str) -> Result<Nodes, String> {
+    parse_nodes(s).map(Nodes)
 }
 
 fn parse_nic(s: &str) -> Result<String, String> {
@@ -83,7 +86,7 @@ impl Cli {
     pub fn options(&self) -> Options {
         Options {
             connect: self.connect.clone(),
-            nodes: self.nodes.clone().unwrap_or_default(),
+            nodes: self.nodes.clone().map(|n| n.0).unwrap_or_default(),
             overcommit: self.overcommit,
             allow_emulation: self.allow_emulation,
             skip_boot: self.skip_boot,
@@ -93,5 +96,39 @@ impl Cli {
             stack_keys: self.stack_keys.clone(),
             report: self.report.parse().unwrap_or(ReportFormat::Human),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn argv_to_options() {
+        let cli = Cli::try_parse_from([
+            "validate",
+            "--nodes",
+            "undercloud:1,compute:2",
+            "--nic",
+            "virtio,e1000",
+            "--report",
+            "json",
+            "--allow-emulation",
+        ])
+        .unwrap();
+        let o = cli.options();
+        assert_eq!(o.nodes.len(), 2);
+        assert_eq!(o.nics, vec!["virtio", "e1000"]);
+        assert_eq!(o.report, ReportFormat::Json);
+        assert!(o.allow_emulation && !o.overcommit);
+        let d = Cli::try_parse_from(["validate"]).unwrap().options();
+        assert_eq!(d, Options::default());
+        assert!(Cli::try_parse_from(["validate", "--nic", "ne2k"]).is_err());
     }
 }

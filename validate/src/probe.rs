@@ -29,10 +29,18 @@ pub struct CommandOutput {
 pub struct FileMeta {
     pub uid: u32,
     pub gid: u32,
-    /// Permission bits (`0o660`), without the file type.
+    /// Permission bits (`0o660`), without the file type. Fixtures write it as an octal
+    /// string (`"0660"`).
+    #[serde(deserialize_with = "octal")]
     pub mode: u32,
     #[serde(default)]
     pub kind: FileKind,
+}
+
+fn octal<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let s = String::deserialize(d)?;
+    u32::from_str_radix(&s, 8)
+        .map_err(|_| serde::de::Error::custom(format!("mode '{s}' is not octal")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -185,6 +193,9 @@ fn kvm_ioctls(path: &Path) -> KvmAnswer {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixtureAnswers {
+    /// Where the fixture comes from (ignored).
+    #[serde(default, rename = "_comment")]
+    pub comment: String,
     /// Keyed by the argv joined with single spaces; a missing key = program not installed.
     #[serde(default)]
     pub commands: BTreeMap<String, CommandOutput>,

@@ -9,8 +9,10 @@ pub const MIN_THREADS: usize = 4;
 
 pub fn run(host: &Host) -> Vec<CheckResult> {
     let c = &host.cpu;
+    // "Intel(R) Xeon(R) CPU E5-2630 v4 @ 2.20GHz" already names its clock.
     let clock = c
         .mhz
+        .filter(|_| !c.model.contains("Hz"))
         .map(|m| format!(" @ {:.2} GHz", m / 1000.0))
         .unwrap_or_default();
     let detail = format!("{} threads, {}{clock}", c.threads, c.model);
