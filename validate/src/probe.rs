@@ -227,6 +227,13 @@ impl FixtureProbe {
     }
 }
 
+impl FixtureProbe {
+    /// A host whose files are under `root` and whose other answers are `answers`.
+    pub fn new(root: HostRoot, answers: FixtureAnswers) -> Self {
+        FixtureProbe { root, answers }
+    }
+}
+
 impl Probe for FixtureProbe {
     fn root(&self) -> &HostRoot {
         &self.root

@@ -278,7 +278,7 @@ fn filesystem(host: &Host, pool: Option<String>) -> CheckResult {
             Some(1) => CheckResult::pass(id, format!("{at} is on xfs with ftype=1 (mounted at {mp})")),
             Some(n) => CheckResult::fail(
                 id,
-                format!("{at} is on xfs with ftype={n} (mounted at {mp}): overlay filesystems and libguestfs misbehave"),
+                format!("{at} is on xfs with ftype={n} (mounted at {mp}): no d_type, which overlayfs (container storage) and tools that trust d_type need"),
                 "put the images on a filesystem made with mkfs.xfs -n ftype=1 (the default since xfsprogs 3.2.3), or on ext4",
             ),
             None => CheckResult::warn(id, format!("{at} is on xfs; xfs_info shows no ftype"), "check `xfs_info` by hand: ftype must be 1"),
