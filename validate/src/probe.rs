@@ -270,3 +270,83 @@ impl Probe for FixtureProbe {
             })
     }
 }
+
+/// Builds throwaway hosts for unit tests: files in a temporary root, answers in memory.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    pub struct TestHost {
+        pub dir: tempfile::TempDir,
+        pub answers: FixtureAnswers,
+    }
+
+    impl TestHost {
+        pub fn new() -> Self {
+            TestHost {
+                dir: tempfile::tempdir().unwrap(),
+                answers: FixtureAnswers::default(),
+            }
+        }
+
+        pub fn file(self, host_path: &str, content: &str) -> Self {
+            let p = HostRoot::at(self.dir.path()).path(host_path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+            self
+        }
+
+        pub fn dir(self, host_path: &str) -> Self {
+            std::fs::create_dir_all(HostRoot::at(self.dir.path()).path(host_path)).unwrap();
+            self
+        }
+
+        pub fn meta(
+            mut self,
+            host_path: &str,
+            uid: u32,
+            gid: u32,
+            mode: u32,
+            kind: FileKind,
+        ) -> Self {
+            self.answers.meta.insert(
+                host_path.into(),
+                FileMeta {
+                    uid,
+                    gid,
+                    mode,
+                    kind,
+                },
+            );
+            self
+        }
+
+        pub fn kvm(mut self, answer: KvmAnswer) -> Self {
+            self.answers.kvm = Some(answer);
+            self
+        }
+
+        pub fn command(mut self, argv: &str, stdout: &str, success: bool) -> Self {
+            self.answers.commands.insert(
+                argv.into(),
+                CommandOutput {
+                    success,
+                    stdout: stdout.into(),
+                    stderr: String::new(),
+                },
+            );
+            self
+        }
+
+        pub fn space(mut self, host_path: &str, available: u64, total: u64) -> Self {
+            self.answers
+                .space
+                .insert(host_path.into(), Space { available, total });
+            self
+        }
+
+        pub fn probe(&self) -> FixtureProbe {
+            FixtureProbe::new(HostRoot::at(self.dir.path()), self.answers.clone())
+        }
+    }
+}

@@ -286,3 +286,180 @@ fn device(host: &Host, id: &str, path: &str, missing: Status, hint: &str) -> Che
         Err(_) => CheckResult::fail(id, format!("{path} is absent"), hint),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Host;
+    use crate::probe::testing::TestHost;
+
+    const VMX: &str = "processor : 0\nvendor_id : GenuineIntel\nflags : fpu vmx ept\n";
+    const NONE: &str = "processor : 0\nvendor_id : AuthenticAMD\nflags : fpu hypervisor\n";
+    const OK: KvmAnswer = KvmAnswer::Answered {
+        api_version: Some(12),
+        create_vm_error: None,
+    };
+
+    fn base(cpuinfo: &str) -> TestHost {
+        TestHost::new()
+            .file("/etc/os-release", "ID=debian\nVERSION_ID=12\n")
+            .file("/proc/cpuinfo", cpuinfo)
+            .file(
+                "/etc/passwd",
+                "root:x:0:0::/root:/bin/bash\nlibvirt-qemu:x:64055:64055::/var/lib/libvirt:/usr/sbin/nologin\n",
+            )
+            .file("/etc/group", "kvm:x:107:libvirt-qemu\nlibvirt-qemu:x:64055:\n")
+    }
+
+    fn ready(cpuinfo: &str) -> TestHost {
+        base(cpuinfo)
+            .dir("/sys/module/kvm")
+            .file("/sys/module/kvm_intel/parameters/nested", "Y\n")
+            .meta("/dev/kvm", 0, 107, 0o660, FileKind::Char)
+            .meta("/dev/vhost-net", 0, 0, 0o600, FileKind::Char)
+            .meta("/dev/net/tun", 0, 0, 0o666, FileKind::Char)
+            .kvm(OK)
+    }
+
+    fn results(t: &TestHost, allow_emulation: bool) -> Vec<CheckResult> {
+        let probe = t.probe();
+        let host = Host::load(&probe);
+        let opts = Options {
+            allow_emulation,
+            ..Options::default()
+        };
+        run(&opts, &host)
+    }
+
+    fn get<'a>(r: &'a [CheckResult], id: &str) -> &'a CheckResult {
+        r.iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+    }
+
+    #[test]
+    fn a_ready_intel_host_passes() {
+        let r = results(&ready(VMX), false);
+        assert!(r.iter().all(|c| c.status == Status::Pass), "{r:#?}");
+    }
+
+    #[test]
+    fn tells_no_flags_no_module_and_unusable_device_apart() {
+        // No flags, no module, no device.
+        let r = results(&base(NONE), false);
+        assert!(get(&r, "kvm.extension").detail.contains("no vmx or svm"));
+        assert!(get(&r, "kvm.module").detail.contains("no module"));
+        assert!(get(&r, "kvm.device").detail.contains("absent"));
+        assert_eq!(get(&r, "kvm.usable").status, Status::Fail);
+        // Flags, but the module is not loaded.
+        let r = results(&base(VMX), false);
+        assert_eq!(get(&r, "kvm.extension").status, Status::Pass);
+        let m = get(&r, "kvm.module");
+        assert_eq!(m.status, Status::Fail);
+        assert!(m.hint.as_ref().unwrap().contains("modprobe kvm_intel"));
+        // The device answers but there are no flags (PVM, this CI machine).
+        let r = results(&ready(NONE).dir("/sys/module/kvm_pvm"), false);
+        let u = get(&r, "kvm.usable");
+        assert_eq!(u.status, Status::Fail);
+        assert!(
+            u.detail.contains("device present but unusable") && u.detail.contains("no vmx/svm")
+        );
+        assert!(get(&r, "kvm.module").detail.contains("kvm_pvm"));
+    }
+
+    #[test]
+    fn each_broken_kvm_answer_fails_with_its_reason() {
+        let cases = [
+            (
+                KvmAnswer::OpenFailed {
+                    error: "Permission denied (os error 13)".into(),
+                },
+                "Permission denied",
+            ),
+            (
+                KvmAnswer::Answered {
+                    api_version: Some(11),
+                    create_vm_error: None,
+                },
+                "= 11, expected 12",
+            ),
+            (
+                KvmAnswer::Answered {
+                    api_version: None,
+                    create_vm_error: None,
+                },
+                "no answer",
+            ),
+            (
+                KvmAnswer::Answered {
+                    api_version: Some(12),
+                    create_vm_error: Some("Device or resource busy".into()),
+                },
+                "KVM_CREATE_VM failed: Device or resource busy",
+            ),
+        ];
+        for (answer, needle) in cases {
+            let r = results(&ready(VMX).kvm(answer), false);
+            let u = get(&r, "kvm.usable");
+            assert_eq!(u.status, Status::Fail, "{needle}");
+            assert!(u.detail.contains(needle), "{}", u.detail);
+        }
+    }
+
+    #[test]
+    fn allow_emulation_softens_only_hardware_checks() {
+        let r = results(
+            &base(NONE).meta("/dev/net/tun", 0, 0, 0o666, FileKind::Char),
+            true,
+        );
+        for id in ["kvm.extension", "kvm.module", "kvm.device", "kvm.usable"] {
+            assert_eq!(get(&r, id).status, Status::Warn, "{id}");
+        }
+        // /dev/net/tun is not about hardware virtualization.
+        let r = results(&base(NONE), true);
+        assert_eq!(get(&r, "dev.tun").status, Status::Fail);
+    }
+
+    #[test]
+    fn access_follows_qemu_conf_user_groups_and_mode() {
+        // Debian default user, in group kvm: PASS.
+        let r = results(&ready(VMX), false);
+        assert!(get(&r, "kvm.access")
+            .detail
+            .contains("libvirt-qemu (Debian's default)"));
+        // root:root 0600: the re-probe trap.
+        let r = results(
+            &ready(VMX).meta("/dev/kvm", 0, 0, 0o600, FileKind::Char),
+            false,
+        );
+        let a = get(&r, "kvm.access");
+        assert_eq!(a.status, Status::Fail);
+        assert!(a.hint.as_ref().unwrap().contains("re-probes"));
+        // qemu.conf says root: fine whatever the mode.
+        let t = ready(VMX)
+            .meta("/dev/kvm", 0, 0, 0o600, FileKind::Char)
+            .file(
+                "/etc/libvirt/qemu.conf",
+                "#user = \"nobody\"\nuser = \"root\"\n",
+            );
+        let r = results(&t, false);
+        assert_eq!(get(&r, "kvm.access").status, Status::Pass);
+        // qemu.conf names a user that does not exist.
+        let t = ready(VMX).file("/etc/libvirt/qemu.conf", "user = \"ghost\"\n");
+        assert!(get(&results(&t, false), "kvm.access")
+            .detail
+            .contains("ghost"));
+    }
+
+    #[test]
+    fn nested_and_devices() {
+        let t = ready(VMX).file("/sys/module/kvm_intel/parameters/nested", "N\n");
+        let r = results(&t, false);
+        assert_eq!(get(&r, "kvm.nested").status, Status::Warn);
+        let t = ready(VMX).file("/sys/module/kvm_intel/parameters/nested", "1\n");
+        assert_eq!(get(&results(&t, false), "kvm.nested").status, Status::Pass);
+        let r = results(&base(VMX), false);
+        assert_eq!(get(&r, "dev.vhost-net").status, Status::Warn);
+        assert_eq!(get(&r, "dev.tun").status, Status::Fail);
+    }
+}

@@ -70,3 +70,6 @@ impl<'a> Host<'a> {
         self.probe.root().read_optional(host_path).ok().flatten()
     }
 }
+
+#[cfg(test)]
+mod tests;
