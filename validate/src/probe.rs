@@ -281,6 +281,12 @@ pub mod testing {
         pub answers: FixtureAnswers,
     }
 
+    impl Default for TestHost {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     impl TestHost {
         pub fn new() -> Self {
             TestHost {
