@@ -22,7 +22,10 @@ pub fn run_system(opts: &Options) -> Report {
     let pool = default_pool_path(opts).or_else(|| persistent_pool_path(&host));
     results.extend(after_libvirt(opts, &host, pool));
     if !opts.skip_boot {
-        results.extend(boot_checks(opts));
+        // Progress of the boot proof (it takes seconds) goes to stderr, so it never mixes
+        // with the report on stdout, JSON included.
+        let mut progress = |msg: &str| eprintln!("validate: {msg}");
+        results.extend(boot_checks(opts, &mut progress));
     }
     Report::new(HostFacts::of(&host), results)
 }
@@ -53,21 +56,26 @@ fn after_libvirt(opts: &Options, host: &Host, pool: Option<String>) -> Vec<Check
     r
 }
 
-/// SLOT (branch `boot`): replace the body with `checks::libvirt::run(opts)` (and add
-/// `pub mod libvirt;` to checks/mod.rs).
+// The three SLOTs below are filled when branch `boot` is merged (it adds `pub mod boot;`
+// to lib.rs and `pub mod libvirt;` to checks/mod.rs, and drops boot/options_stand_in.rs for
+// crate::options). Each comment has the body to put in.
+
+/// SLOT (branch `boot`): `checks::libvirt::run(opts)`.
 fn libvirt_checks(_opts: &Options) -> Vec<CheckResult> {
     Vec::new()
 }
 
-/// SLOT (branch `boot`): replace the body with `boot::run(opts)` (and add `pub mod boot;` to
-/// lib.rs). Not called with `--skip-boot`.
-fn boot_checks(_opts: &Options) -> Vec<CheckResult> {
+/// SLOT (branch `boot`): `crate::boot::run(opts, progress)`. Not called with `--skip-boot`.
+fn boot_checks(_opts: &Options, _progress: &mut dyn FnMut(&str)) -> Vec<CheckResult> {
     Vec::new()
 }
 
-/// SLOT (branch `boot`): the default storage pool's target path as the live daemon reports
-/// it (e.g. `checks::libvirt::default_pool_path(opts) -> Option<String>`). `None` falls back
-/// to the persistent pool definition, then to /var/lib/libvirt/images.
+/// SLOT (branch `boot`): the default pool's target path as the live daemon reports it:
+/// `virt::connect::Connect::open(Some(&opts.connect)).ok()
+///     .and_then(|c| checks::libvirt::default_pool_path(&c))
+///     .map(|p| p.display().to_string())`.
+/// `None` falls back to the persistent pool definition, then to /var/lib/libvirt/images
+/// (or its nearest existing parent).
 fn default_pool_path(_opts: &Options) -> Option<String> {
     None
 }
