@@ -186,7 +186,21 @@ fn usable(answer: KvmAnswer, has_extension: bool) -> CheckResult {
 
 /// The user QEMU runs as: `user` in qemu.conf, else the distribution's default.
 fn qemu_user(host: &Host) -> (String, &'static str) {
-    if let Some(conf) = host.read("/etc/libvirt/qemu.conf") {
+    let conf = match host.probe.root().read_optional("/etc/libvirt/qemu.conf") {
+        Ok(c) => c,
+        // Debian keeps qemu.conf 0600: without root the distribution default is assumed.
+        Err(_) => {
+            let default = match host.platform.as_ref().map(|p| p.family) {
+                Some(Family::Apt) => "libvirt-qemu",
+                _ => "qemu",
+            };
+            return (
+                default.into(),
+                "assumed: /etc/libvirt/qemu.conf is unreadable, run validate as root",
+            );
+        }
+    };
+    if let Some(conf) = conf {
         for line in conf.lines() {
             let line = line.trim();
             if let Some(rest) = line.strip_prefix("user") {

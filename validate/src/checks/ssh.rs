@@ -90,10 +90,18 @@ fn account(
         )];
     };
     let ak = format!("{}/.ssh/authorized_keys", user.home.trim_end_matches('/'));
+    let text = match host.probe.root().read_optional(&ak) {
+        Ok(t) => t.unwrap_or_default(),
+        Err(e) if !key_files.is_empty() => {
+            return vec![
+                CheckResult::fail(keys_id, format!("cannot read {e}"), "run validate as root"),
+                perms(host, user, &ak, &perms_id),
+            ];
+        }
+        Err(_) => String::new(),
+    };
     // Lines that are no valid key (or comments) are skipped, as sshd does.
-    let present: Vec<PublicKey> = host
-        .read(&ak)
-        .unwrap_or_default()
+    let present: Vec<PublicKey> = text
         .lines()
         .filter_map(|l| PublicKey::parse(l).ok())
         .collect();
@@ -166,8 +174,18 @@ fn perms(host: &Host, user: &User, ak: &str, id: &str) -> CheckResult {
             ));
         }
     }
-    let Ok(ds) = host.probe.meta(&dot_ssh) else {
-        return CheckResult::pass(id, format!("no {dot_ssh} (nothing to protect)"));
+    let ds = match host.probe.meta(&dot_ssh) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return CheckResult::pass(id, format!("no {dot_ssh} (nothing to protect)"));
+        }
+        Err(e) => {
+            return CheckResult::warn(
+                id,
+                format!("cannot inspect {dot_ssh}: {e}"),
+                "run validate as root",
+            );
+        }
     };
     seen.push(show(&dot_ssh, &ds));
     if ds.mode & 0o077 != 0 {
