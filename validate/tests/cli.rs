@@ -97,3 +97,39 @@ fn help_documents_the_nodes_syntax_and_overcommit() {
         .stdout(predicate::str::contains("--overcommit"))
         .stdout(predicate::str::contains("--fixture").not());
 }
+
+#[test]
+fn this_host_gets_a_well_formed_report() {
+    // The real probes (files under /, statvfs, the /dev/kvm ioctls, rpm/dpkg); whatever this
+    // machine is, the report parses, every id is unique, and the exit code matches.
+    let out = validate()
+        .args(["--skip-boot", "--report", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    let mut ids: Vec<&str> = checks.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    for id in [
+        "os.release",
+        "cpu.threads",
+        "kvm.usable",
+        "capacity.disk",
+        "ssh.sshd",
+    ] {
+        assert!(ids.contains(&id), "{id} missing");
+    }
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate check ids");
+    let failed = v["summary"]["fail"].as_u64().unwrap() > 0;
+    assert_eq!(out.status.code(), Some(i32::from(failed)));
+    // The CPU flags and the extension check agree.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let has_ext = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    let ext = checks.iter().find(|c| c["id"] == "kvm.extension").unwrap();
+    assert_eq!(ext["status"] == "PASS", has_ext);
+}

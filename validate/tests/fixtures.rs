@@ -144,3 +144,24 @@ fn human_output_is_aligned_with_a_summary() {
     )));
     assert!(r.to_human(true).contains("\x1b[1;31mFAIL\x1b[0m"));
 }
+
+#[test]
+fn package_checks_are_exactly_the_shared_desired_set() {
+    use bootstrap::os::{OsRelease, Platform};
+    for case in ["rhel74-ready", "debian12-pvm", "centos7-old"] {
+        let r = report(case, &Options::default());
+        let os = std::fs::read_to_string(fixture(case).join("root/etc/os-release")).unwrap();
+        let platform = Platform::detect(&OsRelease::parse(&os), None).unwrap();
+        let want: Vec<String> = bootstrap::desired::packages(&platform)
+            .iter()
+            .map(|p| format!("package.{}", p.name))
+            .collect();
+        let got: Vec<String> = r
+            .checks
+            .iter()
+            .filter(|c| c.id.starts_with("package."))
+            .map(|c| c.id.clone())
+            .collect();
+        assert_eq!(got, want, "{case}");
+    }
+}
