@@ -184,38 +184,38 @@ fn usable(answer: KvmAnswer, has_extension: bool) -> CheckResult {
     }
 }
 
-/// The user QEMU runs as: `user` in qemu.conf, else the distribution's default.
-fn qemu_user(host: &Host) -> (String, &'static str) {
-    let conf = match host.probe.root().read_optional("/etc/libvirt/qemu.conf") {
-        Ok(c) => c,
-        // Debian keeps qemu.conf 0600: without root the distribution default is assumed.
-        Err(_) => {
-            let default = match host.platform.as_ref().map(|p| p.family) {
-                Some(Family::Apt) => "libvirt-qemu",
-                _ => "qemu",
-            };
-            return (
-                default.into(),
-                "assumed: /etc/libvirt/qemu.conf is unreadable, run validate as root",
-            );
-        }
+/// `key = "value"` of qemu.conf (the last uncommented setting wins, as libvirt reads it).
+fn conf_value(conf: &str, key: &str) -> Option<String> {
+    conf.lines().rev().find_map(|l| {
+        let rest = l.trim().strip_prefix(key)?;
+        let v = rest.trim_start().strip_prefix('=')?;
+        let v = v.trim().trim_matches('"');
+        (!v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// Who QEMU runs as: `user` (and `group`) in qemu.conf, else the distribution's default.
+/// QEMU also gets the user's supplementary groups (libvirt calls initgroups for it).
+fn qemu_identity(host: &Host) -> (String, Option<String>, &'static str) {
+    let default = match host.platform.as_ref().map(|p| p.family) {
+        Some(Family::Apt) => ("libvirt-qemu", "Debian's default"),
+        _ => ("qemu", "the RHEL default"),
     };
-    if let Some(conf) = conf {
-        for line in conf.lines() {
-            let line = line.trim();
-            if let Some(rest) = line.strip_prefix("user") {
-                if let Some(v) = rest.trim_start().strip_prefix('=') {
-                    let v = v.trim().trim_matches('"').to_string();
-                    if !v.is_empty() {
-                        return (v, "user in /etc/libvirt/qemu.conf");
-                    }
-                }
+    match host.probe.root().read_optional("/etc/libvirt/qemu.conf") {
+        // Debian keeps qemu.conf 0600: without root the distribution default is assumed.
+        Err(_) => (
+            default.0.into(),
+            None,
+            "assumed: /etc/libvirt/qemu.conf is unreadable, run validate as root",
+        ),
+        Ok(conf) => {
+            let conf = conf.unwrap_or_default();
+            let group = conf_value(&conf, "group");
+            match conf_value(&conf, "user") {
+                Some(u) => (u, group, "user in /etc/libvirt/qemu.conf"),
+                None => (default.0.into(), group, default.1),
             }
         }
-    }
-    match host.platform.as_ref().map(|p| p.family) {
-        Some(Family::Apt) => ("libvirt-qemu".into(), "Debian's default"),
-        _ => ("qemu".into(), "the RHEL default"),
     }
 }
 
@@ -224,7 +224,7 @@ fn access(_opts: &Options, host: &Host, dev: Option<crate::probe::FileMeta>) -> 
     let Some(m) = dev else {
         return CheckResult::fail(id, "no /dev/kvm", "load the KVM module");
     };
-    let (name, source) = qemu_user(host);
+    let (name, group, source) = qemu_identity(host);
     let a = &host.accounts;
     let fix = format!(
         "make /dev/kvm root:{KVM_GROUP} 0660 (bootstrap installs {KVM_UDEV_RULE_PATH}) and put {name} in group {KVM_GROUP}; \
@@ -241,7 +241,15 @@ fn access(_opts: &Options, host: &Host, dev: Option<crate::probe::FileMeta>) -> 
             "install the hypervisor packages (they create it) or fix qemu.conf",
         );
     };
-    let gids = a.gids_of(user);
+    let mut gids = a.gids_of(user);
+    // qemu.conf `group` (a name or `+gid`) replaces the primary group.
+    if let Some(g) = &group {
+        let gid = match g.trim_start_matches('+').parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => a.group(g).map(|g| g.gid),
+        };
+        gids.extend(gid);
+    }
     let via = if user.uid == 0 {
         Some("it is root".to_string())
     } else if m.uid == user.uid && m.mode & 0o600 == 0o600 {
@@ -463,6 +471,17 @@ mod tests {
         assert!(get(&results(&t, false), "kvm.access")
             .detail
             .contains("ghost"));
+        // qemu.conf `group` gives QEMU that group too.
+        let groups = "kvm:x:107:\nlibvirt-qemu:x:64055:\nvirt:x:500:\n";
+        let t = ready(VMX)
+            .meta("/dev/kvm", 0, 500, 0o660, FileKind::Char)
+            .file("/etc/group", groups);
+        assert_eq!(get(&results(&t, false), "kvm.access").status, Status::Fail);
+        let t = t.file(
+            "/etc/libvirt/qemu.conf",
+            "#group = \"root\"\ngroup = \"virt\"\n",
+        );
+        assert_eq!(get(&results(&t, false), "kvm.access").status, Status::Pass);
     }
 
     #[test]
