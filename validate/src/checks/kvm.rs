@@ -19,8 +19,7 @@ use crate::probe::{FileKind, KvmAnswer};
 /// `KVM_GET_API_VERSION` of every stable KVM since Linux 2.6.22.
 pub const KVM_API_VERSION: i32 = 12;
 
-const EMULATION_HINT: &str =
-    "guests would run under TCG emulation (10-50x slower); pass --allow-emulation if that is intended";
+const EMULATION_HINT: &str = "guests would run under TCG emulation (10-50x slower)";
 
 pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     let mut out = Vec::new();
@@ -91,7 +90,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     // Does it work?
     if dev.is_ok() {
         out.push(hw(usable(host.probe.kvm(), ext.is_some())));
-        out.push(access(opts, host, dev.as_ref().ok().copied()));
+        out.push(access(host, dev.as_ref().ok().copied()));
     } else {
         out.push(hw(CheckResult::fail(
             "kvm.usable",
@@ -118,13 +117,21 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     out
 }
 
-/// Missing hardware virtualization is a FAIL, or a WARN with `--allow-emulation`.
+/// Missing hardware virtualization is a FAIL, or a WARN with `--allow-emulation`; the hint
+/// says which.
 fn soften(mut r: CheckResult, allow_emulation: bool) -> CheckResult {
-    if allow_emulation && r.status == Status::Fail {
+    if r.status != Status::Fail {
+        return r;
+    }
+    if allow_emulation {
         r.status = Status::Warn;
         r.hint = r
             .hint
-            .map(|h| format!("{h} (allowed by --allow-emulation)"));
+            .map(|h| format!("{h} (accepted with --allow-emulation)"));
+    } else {
+        r.hint = r
+            .hint
+            .map(|h| format!("{h}; pass --allow-emulation if TCG is intended"));
     }
     r
 }
@@ -219,7 +226,7 @@ fn qemu_identity(host: &Host) -> (String, Option<String>, &'static str) {
     }
 }
 
-fn access(_opts: &Options, host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
+fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
     let id = "kvm.access";
     let Some(m) = dev else {
         return CheckResult::fail(id, "no /dev/kvm", "load the KVM module");
