@@ -36,7 +36,9 @@ fn exit_1_when_something_fails() {
     on("centos7-old")
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("ipxe.build"));
+        .stdout(predicate::str::contains("ipxe.build"))
+        // stdout is a pipe here: no colour codes.
+        .stdout(predicate::str::contains("\x1b").not());
 }
 
 #[test]
