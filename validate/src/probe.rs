@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bootstrap::hostroot::HostRoot;
+use bootstrap::os::Family;
+use bootstrap::pkg::{FixturePackageDb, PackageDb, SystemPackageDb};
 use serde::{Deserialize, Serialize};
 
 /// What a command printed, and whether it exited 0.
@@ -86,6 +88,8 @@ pub trait Probe {
     fn space(&self, host_path: &str) -> io::Result<Space>;
     /// Opens `/dev/kvm` and asks `KVM_GET_API_VERSION` and `KVM_CREATE_VM`.
     fn kvm(&self) -> KvmAnswer;
+    /// The host's package database (the shared `bootstrap::pkg` queries).
+    fn package_db(&self, family: Family) -> anyhow::Result<Box<dyn PackageDb>>;
 }
 
 /// The running system (or a root directory for files, with the system answering the rest).
@@ -149,6 +153,15 @@ impl Probe for SystemProbe {
     fn kvm(&self) -> KvmAnswer {
         kvm_ioctls(&self.root.path("/dev/kvm"))
     }
+
+    fn package_db(&self, family: Family) -> anyhow::Result<Box<dyn PackageDb>> {
+        // Never refreshes package lists: validate only reads.
+        Ok(Box::new(SystemPackageDb::new(
+            family,
+            self.root.clone(),
+            false,
+        )))
+    }
 }
 
 /// `_IO(KVMIO, 0x00)` and `_IO(KVMIO, 0x01)` from `<linux/kvm.h>`.
@@ -208,10 +221,14 @@ pub struct FixtureAnswers {
     pub kvm: Option<KvmAnswer>,
 }
 
-/// A captured host: files under `<dir>/root`, everything else from `<dir>/probe.json`.
+/// A captured host: files under `<dir>/root`, package-manager output in
+/// `<dir>/pkg/installed.txt` (read by `bootstrap::pkg::FixturePackageDb`), everything else
+/// from `<dir>/probe.json`.
 pub struct FixtureProbe {
     root: HostRoot,
     answers: FixtureAnswers,
+    /// Where `pkg/installed.txt` is.
+    pkg_dir: PathBuf,
 }
 
 impl FixtureProbe {
@@ -223,14 +240,21 @@ impl FixtureProbe {
         Ok(FixtureProbe {
             root: HostRoot::at(dir.join("root")),
             answers,
+            pkg_dir: dir,
         })
     }
 }
 
 impl FixtureProbe {
-    /// A host whose files are under `root` and whose other answers are `answers`.
+    /// A host whose files are under `root` (`pkg/installed.txt` too) and whose other
+    /// answers are `answers`.
     pub fn new(root: HostRoot, answers: FixtureAnswers) -> Self {
-        FixtureProbe { root, answers }
+        let pkg_dir = root.dir().to_path_buf();
+        FixtureProbe {
+            root,
+            answers,
+            pkg_dir,
+        }
     }
 }
 
@@ -259,6 +283,10 @@ impl Probe for FixtureProbe {
             .max_by_key(|(p, _)| p.len())
             .map(|(_, s)| *s)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, host_path.to_string()))
+    }
+
+    fn package_db(&self, family: Family) -> anyhow::Result<Box<dyn PackageDb>> {
+        Ok(Box::new(FixturePackageDb::load(&self.pkg_dir, family)?))
     }
 
     fn kvm(&self) -> KvmAnswer {

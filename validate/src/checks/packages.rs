@@ -13,62 +13,18 @@ use super::Host;
 use crate::check::CheckResult;
 use crate::options::Options;
 
-/// Installed versions of `names`; a name missing from the map is not installed.
-///
-/// TODO(shared): switch to `bootstrap::pkg` (package queries) once the lead merges it; this
-/// is the minimal private query until then (dpkg's status file; `rpm -q --qf`).
+/// Installed versions of `names` (the shared `bootstrap::pkg` query: `dpkg-query`, or
+/// `rpm -q` with a `--whatprovides` fallback); a name missing from the map is not installed.
 pub fn installed(
     host: &Host,
     family: Family,
     names: &[&str],
 ) -> Result<BTreeMap<String, String>, String> {
-    match family {
-        Family::Apt => {
-            let status = host
-                .read("/var/lib/dpkg/status")
-                .ok_or("cannot read /var/lib/dpkg/status")?;
-            Ok(dpkg_status(&status, names))
-        }
-        Family::Yum | Family::Dnf => {
-            let mut argv = vec!["rpm", "-q", "--qf", "%{NAME}\\t%{VERSION}-%{RELEASE}\\n"];
-            argv.extend_from_slice(names);
-            // rpm exits non-zero when any package is missing; its stdout still lists the rest.
-            let out = host.probe.command(&argv).ok_or("rpm is not installed")?;
-            Ok(rpm_query(&out.stdout))
-        }
-    }
-}
-
-/// Versions of installed packages among `names` in a dpkg status file.
-pub fn dpkg_status(status: &str, names: &[&str]) -> BTreeMap<String, String> {
-    let mut found = BTreeMap::new();
-    for stanza in status.split("\n\n") {
-        let (mut pkg, mut ver, mut ok) = (None, None, false);
-        for line in stanza.lines() {
-            if let Some(v) = line.strip_prefix("Package: ") {
-                pkg = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Version: ") {
-                ver = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Status: ") {
-                ok = v.trim().ends_with(" installed");
-            }
-        }
-        if let (Some(p), Some(v), true) = (pkg, ver, ok) {
-            if names.contains(&p) {
-                found.insert(p.to_string(), v.to_string());
-            }
-        }
-    }
-    found
-}
-
-/// `NAME\tVERSION-RELEASE` lines of `rpm -q --qf`; "package X is not installed" lines skipped.
-pub fn rpm_query(stdout: &str) -> BTreeMap<String, String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect()
+    let db = host
+        .probe
+        .package_db(family)
+        .map_err(|e| format!("{e:#}"))?;
+    db.installed(names).map_err(|e| format!("{e:#}"))
 }
 
 pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
@@ -181,24 +137,4 @@ fn roms(opts: &Options, host: &Host, platform: &Platform) -> Vec<CheckResult> {
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_dpkg_status_installed_only() {
-        let s = "Package: ipxe-qemu\nStatus: install ok installed\nVersion: 1.0.0+git-20190125.36a4c85-5.1\n\nPackage: wget\nStatus: deinstall ok config-files\nVersion: 1.21\n\nPackage: other\nStatus: install ok installed\nVersion: 1\n";
-        let m = dpkg_status(s, &["ipxe-qemu", "wget"]);
-        assert_eq!(m.len(), 1);
-        assert_eq!(m["ipxe-qemu"], "1.0.0+git-20190125.36a4c85-5.1");
-    }
-
-    #[test]
-    fn reads_rpm_query_output() {
-        let m = rpm_query("libvirt\t3.2.0-14.el7_4.3\npackage wget is not installed\n");
-        assert_eq!(m.len(), 1);
-        assert_eq!(m["libvirt"], "3.2.0-14.el7_4.3");
-    }
 }

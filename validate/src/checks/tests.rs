@@ -204,11 +204,15 @@ fn vcpus_warn_when_one_vm_is_wider_than_the_host() {
     assert!(v.detail.contains("overcommitted 3.0:1"), "{}", v.detail);
 }
 
+/// `dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n'` output, as
+/// `bootstrap::pkg::FixturePackageDb` reads it from `/pkg/installed.txt`.
 fn dpkg(pkgs: &[(&str, &str)]) -> String {
-    pkgs.iter()
-        .map(|(n, v)| format!("Package: {n}\nStatus: install ok installed\nVersion: {v}\n"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut s: String = pkgs
+        .iter()
+        .map(|(n, v)| format!("{n}\t{v}\tii \n"))
+        .collect();
+    s.push_str("removed\t1.0\trc \n");
+    s
 }
 
 #[test]
@@ -228,7 +232,7 @@ fn packages_on_apt_with_versions_build_date_and_roms() {
     ];
     let t = TestHost::new()
         .file("/etc/os-release", DEBIAN)
-        .file("/var/lib/dpkg/status", &dpkg(&all[1..]))
+        .file("/pkg/installed.txt", &dpkg(&all[1..]))
         .file("/usr/share/qemu/pxe-virtio.rom", "");
     let opts = Options {
         nics: vec!["virtio".into(), "rtl8139".into()],
@@ -256,21 +260,37 @@ fn packages_on_apt_with_versions_build_date_and_roms() {
     undated[8] = ("ipxe-qemu", "1.0.0-1");
     let t = TestHost::new()
         .file("/etc/os-release", DEBIAN)
-        .file("/var/lib/dpkg/status", &dpkg(&undated));
+        .file("/pkg/installed.txt", &dpkg(&undated));
     let r = with_host(&t, |h| packages::run(&Options::default(), h));
     assert_eq!(get(&r, "ipxe.build").status, Status::Warn);
 }
 
 #[test]
-fn packages_without_a_package_manager_fail_once() {
-    let t = TestHost::new().file("/etc/os-release", "ID=rhel\nVERSION_ID=9.4\n");
+fn packages_on_rpm_and_without_a_package_manager() {
+    // rpm output with epochs, one package missing.
+    let t = TestHost::new()
+        .file("/etc/os-release", "ID=rhel\nVERSION_ID=9.4\n")
+        .file(
+            "/pkg/installed.txt",
+            "libvirt\t(none):10.0.0-6.el9\nqemu-kvm\t17:8.2.0-11.el9\n",
+        );
     let r = with_host(&t, |h| packages::run(&Options::default(), h));
-    assert_eq!(r.len(), 1);
-    assert!(get(&r, "package.query")
-        .detail
-        .contains("rpm is not installed"));
+    assert_eq!(get(&r, "package.libvirt").detail, "libvirt 10.0.0-6.el9");
+    assert_eq!(
+        get(&r, "package.qemu-kvm").detail,
+        "qemu-kvm 17:8.2.0-11.el9"
+    );
+    let v = get(&r, "package.virt-install");
+    assert_eq!(v.status, Status::Fail);
+    assert!(v
+        .hint
+        .as_ref()
+        .unwrap()
+        .contains("dnf install virt-install"));
+    // No OS and no package database: one FAIL, not a list of guesses.
     let t = TestHost::new().file("/etc/os-release", "ID=plan9\n");
     let r = with_host(&t, |h| packages::run(&Options::default(), h));
+    assert_eq!(r.len(), 1);
     assert_eq!(get(&r, "package.query").status, Status::Fail);
 }
 
