@@ -229,6 +229,8 @@ pub struct FixtureProbe {
     answers: FixtureAnswers,
     /// Where `pkg/installed.txt` is.
     pkg_dir: PathBuf,
+    /// A shared `fixtures/hosts/<name>` host: owners and modes follow its conventions.
+    shared_layout: bool,
 }
 
 impl FixtureProbe {
@@ -241,6 +243,60 @@ impl FixtureProbe {
             root: HostRoot::at(dir.join("root")),
             answers,
             pkg_dir: dir,
+            shared_layout: false,
+        })
+    }
+
+    /// A host of the shared `fixtures/hosts/<name>/` layout (fixtures/README.md), the ones
+    /// `bootstrap`'s plan snapshots read: `dir` stands for `/` and holds `pkg/`;
+    /// `dev/kvm` is a captured `stat -c '%u %g %a'` line (read by the shared
+    /// `bootstrap::facts::DevNode`); git stores no owners, so a path under a user's home
+    /// belongs to that user (else root), directories 0700 and files 0600, as useradd and
+    /// bootstrap make them. Free space and the KVM ioctls are not captured there.
+    pub fn shared_host(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        FixtureProbe {
+            root: HostRoot::at(&dir),
+            answers: FixtureAnswers::default(),
+            pkg_dir: dir,
+            shared_layout: true,
+        }
+    }
+
+    /// Owner and mode of a path of a shared-layout host (see [`FixtureProbe::shared_host`]).
+    fn conventional_meta(&self, host_path: &str) -> io::Result<FileMeta> {
+        if host_path.starts_with("/dev/") {
+            return match bootstrap::facts::DevNode::read(&self.root, host_path) {
+                Ok(Some(d)) => Ok(FileMeta {
+                    uid: d.uid,
+                    gid: d.gid,
+                    mode: d.mode,
+                    kind: FileKind::Char,
+                }),
+                Ok(None) => Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    host_path.to_string(),
+                )),
+                Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{e:#}"))),
+            };
+        }
+        let md = std::fs::metadata(self.root.path(host_path))?;
+        let accounts = bootstrap::accounts::Accounts::read(&self.root).unwrap_or_default();
+        let owner = accounts
+            .users
+            .iter()
+            .filter(|u| u.home.len() > 1 && Path::new(host_path).starts_with(&u.home))
+            .max_by_key(|u| u.home.len());
+        let (uid, gid) = owner.map(|u| (u.uid, u.gid)).unwrap_or((0, 0));
+        Ok(FileMeta {
+            uid,
+            gid,
+            mode: if md.is_dir() { 0o700 } else { 0o600 },
+            kind: if md.is_dir() {
+                FileKind::Dir
+            } else {
+                FileKind::File
+            },
         })
     }
 }
@@ -254,6 +310,7 @@ impl FixtureProbe {
             root,
             answers,
             pkg_dir,
+            shared_layout: false,
         }
     }
 }
@@ -268,11 +325,14 @@ impl Probe for FixtureProbe {
     }
 
     fn meta(&self, host_path: &str) -> io::Result<FileMeta> {
-        self.answers
-            .meta
-            .get(host_path)
-            .copied()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, host_path.to_string()))
+        match self.answers.meta.get(host_path) {
+            Some(m) => Ok(*m),
+            None if self.shared_layout => self.conventional_meta(host_path),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                host_path.to_string(),
+            )),
+        }
     }
 
     fn space(&self, host_path: &str) -> io::Result<Space> {
@@ -282,7 +342,7 @@ impl Probe for FixtureProbe {
             .filter(|(p, _)| Path::new(host_path).starts_with(p))
             .max_by_key(|(p, _)| p.len())
             .map(|(_, s)| *s)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, host_path.to_string()))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not captured in this fixture"))
     }
 
     fn package_db(&self, family: Family) -> anyhow::Result<Box<dyn PackageDb>> {
@@ -294,7 +354,11 @@ impl Probe for FixtureProbe {
             .kvm
             .clone()
             .unwrap_or_else(|| KvmAnswer::OpenFailed {
-                error: "No such file or directory (os error 2)".into(),
+                error: if self.meta("/dev/kvm").is_ok() {
+                    "not captured in this fixture".into()
+                } else {
+                    "No such file or directory (os error 2)".into()
+                },
             })
     }
 }

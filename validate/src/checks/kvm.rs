@@ -8,6 +8,7 @@
 //! (`<domain type='qemu'>`).
 
 use bootstrap::desired::{KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
+use bootstrap::facts::KvmModules;
 use bootstrap::os::Family;
 
 use super::Host;
@@ -37,10 +38,11 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     }));
 
     // The modules.
-    let kvm_loaded = host.probe.root().exists("/sys/module/kvm");
-    let vendor = ext.map(|e| e.kvm_module());
-    let vendor_loaded = vendor.map(|m| host.probe.root().exists(format!("/sys/module/{m}")));
-    out.push(hw(match (kvm_loaded, vendor, vendor_loaded) {
+    // The shared reader of /sys/module (bootstrap::facts), as bootstrap sees the modules.
+    let mods = KvmModules::read(host.probe.root(), ext);
+    let kvm_loaded = mods.kvm_loaded;
+    let vendor = mods.vendor_module;
+    out.push(hw(match (kvm_loaded, vendor, mods.vendor_loaded) {
         (false, _, _) => CheckResult::fail(
             "kvm.module",
             "no module: /sys/module/kvm is absent",
@@ -49,9 +51,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
                 None => format!("the CPU has no vmx/svm, so KVM cannot load; {EMULATION_HINT}"),
             },
         ),
-        (true, Some(m), Some(true)) => {
-            CheckResult::pass("kvm.module", format!("kvm and {m} loaded"))
-        }
+        (true, Some(m), true) => CheckResult::pass("kvm.module", format!("kvm and {m} loaded")),
         (true, Some(m), _) => CheckResult::fail(
             "kvm.module",
             format!("kvm is loaded but {m} is not"),
@@ -99,7 +99,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
         )));
     }
 
-    out.push(nested(host));
+    out.push(nested(&mods));
     out.push(device(
         host,
         "dev.vhost-net",
@@ -282,26 +282,28 @@ fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
     }
 }
 
-fn nested(host: &Host) -> CheckResult {
+fn nested(mods: &KvmModules) -> CheckResult {
     let id = "kvm.nested";
-    let Some(ext) = host.cpu.virt else {
+    let Some(module) = mods.vendor_module else {
         return CheckResult::warn(
             id,
             "not applicable: no hardware virtualization, so no nested virtualization either",
             "VMs on this host cannot run KVM guests of their own",
         );
     };
-    let module = ext.kvm_module();
-    let path = format!("/sys/module/{module}/parameters/nested");
     let hint = format!("bootstrap writes {NESTED_CONF_PATH} (options {module} nested=1); then reload {module} with no VM running");
-    match host.read(&path).map(|s| s.trim().to_string()) {
-        Some(v) if v == "Y" || v == "1" => CheckResult::pass(id, format!("{module} nested={v}")),
-        Some(v) => CheckResult::warn(
+    match mods.nested {
+        Some(true) => CheckResult::pass(id, format!("{module} nested=1")),
+        Some(false) => CheckResult::warn(
             id,
-            format!("{module} nested={v}: VMs cannot run KVM guests"),
+            format!("{module} nested=0: VMs cannot run KVM guests"),
             hint,
         ),
-        None => CheckResult::warn(id, format!("{path} is absent ({module} not loaded?)"), hint),
+        None => CheckResult::warn(
+            id,
+            format!("/sys/module/{module}/parameters/nested is absent ({module} not loaded?)"),
+            hint,
+        ),
     }
 }
 

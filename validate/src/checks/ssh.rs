@@ -44,24 +44,11 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     out
 }
 
-/// Whether a process named `sshd` runs (`/proc/<pid>/comm`).
+/// Whether a process named `sshd` runs (`/proc/<pid>/comm`, the shared reader).
 fn sshd(host: &Host) -> CheckResult {
     let id = "ssh.sshd";
-    let proc_dir = host.probe.root().path("/proc");
-    let pids: Vec<String> = std::fs::read_dir(&proc_dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                .filter(|pid| {
-                    host.read(&format!("/proc/{pid}/comm"))
-                        .is_some_and(|c| c.trim() == "sshd")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    match pids.iter().filter_map(|p| p.parse::<u32>().ok()).min() {
-        Some(pid) => CheckResult::pass(id, format!("sshd running (pid {pid})")),
+    match bootstrap::facts::processes(host.probe.root(), |c| c == "sshd").first() {
+        Some(p) => CheckResult::pass(id, format!("sshd running (pid {})", p.pid)),
         None => CheckResult::fail(
             id,
             "no sshd process",
