@@ -165,3 +165,65 @@ fn package_checks_are_exactly_the_shared_desired_set() {
         assert_eq!(got, want, "{case}");
     }
 }
+
+/// The shared fixture hosts (`fixtures/hosts/<name>`, the ones bootstrap plans for), read
+/// by validate. Free space and the KVM ioctls are not captured there and say so.
+fn shared_host(name: &str) -> validate::report::Report {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/hosts")
+        .join(name);
+    run_host(&Options::default(), &FixtureProbe::shared_host(dir))
+}
+
+#[test]
+fn every_shared_fixture_host_snapshot() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hosts");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in names {
+        let r = shared_host(&name);
+        snapshot!(format!("hosts-{name}"), r);
+    }
+}
+
+#[test]
+fn a_host_bootstrap_calls_converged_passes_validate_s_model_checks() {
+    // One definition of ready: what bootstrap's converged fixture has, validate accepts.
+    let r = shared_host("rhel-7.4-converged");
+    for c in &r.checks {
+        let model = c.id.starts_with("package.")
+            || [
+                "ipxe.build",
+                "kvm.module",
+                "kvm.access",
+                "kvm.nested",
+                "user.exists",
+            ]
+            .contains(&c.id.as_str());
+        if model {
+            assert_eq!(
+                c.status,
+                validate::check::Status::Pass,
+                "{}: {}",
+                c.id,
+                c.detail
+            );
+        }
+    }
+    // And the fresh one fails them.
+    let r = shared_host("rhel-7.4");
+    let fails: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.status == validate::check::Status::Fail)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert!(
+        fails.contains(&"package.libvirt") && fails.contains(&"user.exists"),
+        "{fails:?}"
+    );
+}
