@@ -13,8 +13,9 @@ pub const KIND: &str = "ValidateReport";
 
 /// What the report says about the host, besides the checks.
 ///
-/// TODO(shared): take these from `bootstrap::facts` once the lead merges it, so both
-/// reports describe a host the same way.
+/// Read with the same parsers as `bootstrap::facts` (os-release, cpuinfo). Not
+/// `bootstrap::facts::Facts` itself: gathering it needs a supported platform, and validate
+/// must also report on a host virthost does not know.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostFacts {
     pub hostname: String,
