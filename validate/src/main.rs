@@ -1,3 +1,1 @@
-mod check;
-
 fn main() {}

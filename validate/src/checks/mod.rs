@@ -1,0 +1,3 @@
+//! The host checks, one module per area.
+
+pub mod libvirt;
