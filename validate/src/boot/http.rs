@@ -196,7 +196,8 @@ fn percent_decode(s: &str) -> String {
                 continue;
             }
         }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        // No `+` -> space: iPXE sends `${version}` (`1.0.0+git-...`) unencoded.
+        out.push(b[i]);
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()

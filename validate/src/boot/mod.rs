@@ -416,7 +416,7 @@ impl Run {
                 break;
             }
             progress(&format!(
-                "boot: booting a {} domain with a {nic} NIC",
+                "boot: booting a {} domain, NIC model {nic}",
                 dtype.as_str()
             ));
             let b = self.boot_one(p, nic, dtype, &net_name, &server, &fallback_note);
@@ -495,7 +495,7 @@ impl Run {
         {
             Ok(d) => d,
             Err(e) => {
-                let msg = e.message().to_string();
+                let msg = qemu_error(e.message());
                 let hint = if msg.contains("romfile")
                     || msg.contains("rom file")
                     || msg.contains(".rom")
@@ -588,7 +588,7 @@ impl Run {
             CheckResult::pass(
                 id,
                 format!(
-                    "iPXE {version} booted a {} domain with a {nic} NIC: DHCP after {}, callback after {}{mac_note}{note}",
+                    "iPXE {version} booted a {} domain, NIC model {nic}: DHCP after {}, callback after {}{mac_note}{note}",
                     dtype.as_str(),
                     fmt(timings.dhcp_s),
                     fmt(timings.callback_s),
@@ -602,7 +602,7 @@ impl Run {
                 format!("serial: {tail}")
             };
             let waited = if interrupted().is_some() {
-                format!("interrupted after {:.0} s", t0.elapsed().as_secs_f64())
+                format!("after {:.0} s", t0.elapsed().as_secs_f64())
             } else if prog.gave_up.is_some() {
                 format!("gave up after {:.0} s", t0.elapsed().as_secs_f64())
             } else if domain_alive == Some(false) {
@@ -613,7 +613,12 @@ impl Run {
             } else {
                 format!("no callback within {} s", p.timeout.as_secs())
             };
-            let (stage, hint) = if prog.firmware.is_none() {
+            let (stage, hint) = if let Some(sig) = interrupted() {
+                (
+                    format!("interrupted by {sig}"),
+                    "run validate again".to_string(),
+                )
+            } else if prog.firmware.is_none() {
                 (
                     "no firmware output".to_string(),
                     format!(
@@ -657,7 +662,7 @@ impl Run {
             CheckResult::fail(
                 id,
                 format!(
-                    "{stage} ({waited}; {} domain, {nic} NIC, DHCP {}, script {}){note}; {console}",
+                    "{stage} ({waited}; {} domain, NIC model {nic}, DHCP {}, script {}){note}; {console}",
                     dtype.as_str(),
                     fmt(timings.dhcp_s),
                     fmt(timings.script_s),
@@ -689,6 +694,16 @@ impl Run {
 impl Drop for Run {
     fn drop(&mut self) {
         self.teardown();
+    }
+}
+
+/// libvirt's message for a QEMU that failed to start, without the echoed `-device {json}`:
+/// `qemu unexpectedly closed the monitor: ... -device {...}: failed to find romfile "x"`
+/// becomes `QEMU: failed to find romfile "x"`.
+fn qemu_error(msg: &str) -> String {
+    match msg.rfind("}: ") {
+        Some(i) if msg.contains("qemu") => format!("QEMU: {}", msg[i + 3..].trim()),
+        _ => msg.trim().to_string(),
     }
 }
 
@@ -791,6 +806,15 @@ fn domain_xml(d: &DomainSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qemu_errors_are_shortened() {
+        let m = "internal error: qemu unexpectedly closed the monitor: 2026-11-25T08:55:52Z \
+            qemu-system-x86_64: -device {\"driver\":\"e1000\",\"romfile\":\"/x.rom\"}: \
+            failed to find romfile \"/x.rom\"";
+        assert_eq!(qemu_error(m), "QEMU: failed to find romfile \"/x.rom\"");
+        assert_eq!(qemu_error("no such network"), "no such network");
+    }
 
     #[test]
     fn names_carry_prefix_and_pid() {
