@@ -12,7 +12,6 @@ pub mod net;
 pub mod serial;
 pub mod xmlscan;
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -41,6 +40,8 @@ pub struct Proof {
     pub offer_boot_file: bool,
     /// Load the NIC's option ROM from this file instead of QEMU's default (negative test).
     pub rom_file: Option<PathBuf>,
+    /// The network tweaks; [`net::Tuning::FAST`] unless a benchmark compares.
+    pub tuning: net::Tuning,
     pub timeout: Duration,
 }
 
@@ -60,6 +61,7 @@ impl Proof {
             nics,
             offer_boot_file: true,
             rom_file: None,
+            tuning: net::Tuning::FAST,
             timeout: TIMEOUT,
         }
     }
@@ -325,7 +327,17 @@ impl Run {
                 .collect()
         };
         let lib_version = self.conn.lib_version().unwrap_or(0);
-        let dnsmasq_options = lib_version >= net::DNSMASQ_OPTIONS_SINCE;
+        let mut tuning = p.tuning;
+        let mut notes = String::new();
+        if tuning.needs_dnsmasq_options() && lib_version < net::DNSMASQ_OPTIONS_SINCE {
+            tuning.no_ping = false;
+            tuning.no_pxedhcp = false;
+            notes.push_str(&format!(
+                "; libvirt {} < 5.6 takes no dnsmasq options: no-ping and no-pxedhcp not set, \
+                 DHCP takes a few seconds longer",
+                version_string(lib_version)
+            ));
+        }
         let netns_pid = libvirt_daemon_pid();
         let netns = netns_pid.and_then(foreign_netns);
         let token = random_hex(16);
@@ -333,7 +345,7 @@ impl Run {
         progress("boot: creating the isolated test network");
         let mut server = None;
         let mut last_err = String::new();
-        let mut gateway = Ipv4Addr::UNSPECIFIED;
+        let start_at = u16::from_str_radix(&random_hex(2), 16).unwrap_or(0) as usize;
         for attempt in 0..4 {
             let mut used = net::host_routes(netns_pid);
             if let Ok(nets) = self.conn.list_all_networks(0) {
@@ -343,7 +355,6 @@ impl Run {
                     }
                 }
             }
-            let start_at = u16::from_str_radix(&random_hex(2), 16).unwrap_or(0) as usize;
             let Some(subnet) = net::pick(&used, start_at + attempt) else {
                 return fail_all(
                     "no free candidate subnet (10.213.x, 172.31.2xx, 192.168.2xx are all routed)"
@@ -351,7 +362,7 @@ impl Run {
                     "free one of these /24s for the test network".into(),
                 );
             };
-            gateway = subnet.gateway();
+            let gateway = subnet.gateway();
             let srv = match http::Server::start(gateway, netns.clone(), token.clone()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -375,7 +386,7 @@ impl Run {
                 boot_url: p
                     .offer_boot_file
                     .then(|| format!("http://{gateway}:{}/boot.ipxe", srv.port)),
-                dnsmasq_options,
+                tuning,
             };
             match self.conn.create_network_xml(&spec.xml()) {
                 Ok(n) => {
@@ -384,6 +395,14 @@ impl Run {
                     break;
                 }
                 Err(e) => last_err = e.message().to_string(),
+            }
+            if tuning.ipv6_ra && last_err.to_ascii_lowercase().contains("ipv6") {
+                // A host with IPv6 off: boot without router advertisements, and say so.
+                tuning.ipv6_ra = false;
+                notes.push_str(
+                    "; IPv6 unavailable for the test network: without router advertisements \
+                     iPXE waits ~12 s for IPv6 before DHCP completes",
+                );
             }
             if interrupted().is_some() {
                 break;
@@ -401,14 +420,6 @@ impl Run {
             .as_ref()
             .and_then(|n| n.name().ok())
             .unwrap_or_default();
-        let mut fallback_note = String::new();
-        if !dnsmasq_options {
-            fallback_note = format!(
-                "; libvirt {} < 5.6 takes no dnsmasq options: no-ping and no-pxedhcp not set, \
-                 DHCP takes a few seconds longer",
-                version_string(lib_version)
-            );
-        }
 
         let mut out = Vec::new();
         for nic in &p.nics {
@@ -419,7 +430,7 @@ impl Run {
                 "boot: booting a {} domain, NIC model {nic}",
                 dtype.as_str()
             ));
-            let b = self.boot_one(p, nic, dtype, &net_name, &server, &fallback_note);
+            let b = self.boot_one(p, nic, dtype, &net_name, &server, &notes);
             progress(&format!(
                 "boot: {nic}: {:?} {}",
                 b.result.status, b.result.detail
@@ -440,7 +451,6 @@ impl Run {
                 });
             }
         }
-        let _ = gateway;
         out
     }
 
