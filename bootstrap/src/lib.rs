@@ -2,9 +2,13 @@
 //! `validate` read. `bootstrap` (the binary) converges a host to [`desired`]; `validate`
 //! checks a host against it.
 
+pub mod accounts;
+pub mod atomic;
 pub mod cpu;
 pub mod desired;
 pub mod hostroot;
 pub mod ipxe;
 pub mod os;
+pub mod sshkey;
 pub mod step;
+pub mod steps;

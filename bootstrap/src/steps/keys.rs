@@ -1,0 +1,350 @@
+//! SSH keys for root (`--root-key`) and the user (`--stack-key`): every given key that is
+//! not already in `~user/.ssh/authorized_keys` (same type and blob) is appended; lines
+//! already there are kept verbatim, in order. `.ssh` is 0700 and `authorized_keys` 0600,
+//! owned by the user; the SELinux context is restored where SELinux is enabled.
+//!
+//! Key files are parsed up front ([`KeysStep::from_files`]), so a bad or private key is
+//! refused before any step has written anything.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::accounts::{Accounts, User};
+use crate::atomic::{self, Wanted};
+use crate::hostroot::HostRoot;
+use crate::sshkey::{self, PublicKey};
+use crate::step::{Check, Progress, Step};
+use crate::steps::exec;
+
+pub const SSH_DIR_MODE: u32 = 0o700;
+pub const AUTHORIZED_KEYS_MODE: u32 = 0o600;
+/// Exists when SELinux is enabled (any mode but disabled).
+pub const SELINUX_ENFORCE: &str = "/sys/fs/selinux/enforce";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysStep {
+    pub user: String,
+    pub keys: Vec<PublicKey>,
+}
+
+impl KeysStep {
+    /// The step for `user` with every key of `files`, parsed now: the first unreadable,
+    /// invalid or private key file is an error (the CLI exits 2).
+    pub fn from_files(user: &str, files: &[PathBuf]) -> Result<KeysStep> {
+        let mut keys: Vec<PublicKey> = Vec::new();
+        for f in files {
+            for k in sshkey::read_key_file(f)? {
+                if !keys.iter().any(|have| have.same_key(&k)) {
+                    keys.push(k);
+                }
+            }
+        }
+        Ok(KeysStep {
+            user: user.to_string(),
+            keys,
+        })
+    }
+
+    fn is_root(&self) -> bool {
+        self.user == "root"
+    }
+
+    /// The given keys that `existing` (an `authorized_keys` text) lacks, without repeats.
+    pub fn missing<'a>(&'a self, existing: &str) -> Vec<&'a PublicKey> {
+        let present: Vec<PublicKey> = existing
+            .lines()
+            .filter_map(|l| PublicKey::parse(l).ok())
+            .collect();
+        let mut missing: Vec<&PublicKey> = Vec::new();
+        for k in &self.keys {
+            let known = present.iter().chain(missing.iter().copied());
+            if !known.into_iter().any(|p| p.same_key(k)) {
+                missing.push(k);
+            }
+        }
+        missing
+    }
+}
+
+struct Paths {
+    ssh_dir: PathBuf,
+    file: PathBuf,
+    /// Host path, for messages.
+    shown: String,
+}
+
+fn paths(root: &HostRoot, user: &User) -> Paths {
+    let ssh = format!("{}/.ssh", user.home.trim_end_matches('/'));
+    Paths {
+        ssh_dir: root.path(&ssh),
+        file: root.path(format!("{ssh}/authorized_keys")),
+        shown: format!("{ssh}/authorized_keys"),
+    }
+}
+
+fn read_existing(file: &Path) -> Result<String> {
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if !m.file_type().is_file() => {
+            bail!("{}: exists and is not a regular file", file.display())
+        }
+        Ok(_) => std::fs::read_to_string(file)
+            .with_context(|| format!("{}: cannot read", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot stat", file.display())),
+    }
+}
+
+/// Whether SELinux contexts must be restored: only on the running system, with SELinux
+/// enabled.
+pub fn selinux_enabled(root: &HostRoot) -> bool {
+    root.is_system() && Path::new(SELINUX_ENFORCE).exists()
+}
+
+impl Step for KeysStep {
+    fn id(&self) -> &'static str {
+        if self.is_root() {
+            "root-keys"
+        } else {
+            "user-keys"
+        }
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        if self.is_root() {
+            &[]
+        } else {
+            &["user"]
+        }
+    }
+
+    fn check(&self, root: &HostRoot) -> Result<Check> {
+        if self.keys.is_empty() {
+            return Ok(Check::Skip("no key given".into()));
+        }
+        let accounts = Accounts::read(root)?;
+        let Some(user) = accounts.user(&self.user) else {
+            return Ok(Check::Pending(vec![format!(
+                "add {} key(s) to ~{}/.ssh/authorized_keys once user '{}' exists",
+                self.keys.len(),
+                self.user,
+                self.user
+            )]));
+        };
+        let p = paths(root, user);
+        let owner = user.owner();
+        let mut changes = atomic::dir_diff(&p.ssh_dir, SSH_DIR_MODE, owner)?;
+        let existing = read_existing(&p.file)?;
+        for k in self.missing(&existing) {
+            changes.push(format!("add {} to {}", k.describe(), p.shown));
+        }
+        if p.file.exists() {
+            let want = Wanted {
+                content: existing.as_bytes(),
+                mode: AUTHORIZED_KEYS_MODE,
+                owner,
+            };
+            changes.extend(atomic::diff(&p.file, &want)?);
+        }
+        Ok(if changes.is_empty() {
+            Check::Converged(format!("{} key(s) present in {}", self.keys.len(), p.shown))
+        } else {
+            Check::Pending(changes)
+        })
+    }
+
+    fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
+        let accounts = Accounts::read(root)?;
+        let user = accounts.user(&self.user).with_context(|| {
+            format!(
+                "no user '{}' in {}",
+                self.user,
+                root.path("/etc/passwd").display()
+            )
+        })?;
+        let p = paths(root, user);
+        let home = root.path(&user.home);
+        if !home.is_dir() {
+            bail!("{}: home of '{}' does not exist", home.display(), self.user);
+        }
+        let owner = user.owner();
+        let mut changed = !atomic::ensure_dir(&p.ssh_dir, SSH_DIR_MODE, owner)?.is_empty();
+        let existing = read_existing(&p.file)?;
+        let add: Vec<&str> = self
+            .missing(&existing)
+            .iter()
+            .map(|k| k.line.as_str())
+            .collect();
+        let content = atomic::append_lines(&existing, &add);
+        let want = Wanted {
+            content: content.as_bytes(),
+            mode: AUTHORIZED_KEYS_MODE,
+            owner,
+        };
+        changed |= !atomic::ensure(&p.file, &want)?.is_empty();
+        if changed && selinux_enabled(root) {
+            let restorecon = exec::find("restorecon").context(
+                "SELinux is enabled but restorecon is missing (install policycoreutils)",
+            )?;
+            exec::run(Command::new(restorecon).arg("-R").arg(&p.ssh_dir))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sshkey::tests::{ED25519, ED25519_2};
+    use crate::step::{run, Mode, Quiet, Status};
+    use crate::steps::testroot::{self, Snapshot, STACK_GID, STACK_UID};
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn key(line: &str) -> PublicKey {
+        PublicKey::parse(line).unwrap()
+    }
+
+    fn step(user: &str, keys: &[&str]) -> KeysStep {
+        KeysStep {
+            user: user.into(),
+            keys: keys.iter().map(|l| key(l)).collect(),
+        }
+    }
+
+    fn mode_owner(p: &Path) -> (u32, u32, u32) {
+        let m = fs::metadata(p).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    }
+
+    #[test]
+    fn adds_keys_for_the_user_with_modes_and_owner_once() {
+        let (_t, root) = testroot::new();
+        let s = step("stack", &[ED25519, ED25519_2]);
+        assert_eq!((s.id(), s.depends_on()), ("user-keys", &["user"][..]));
+        let Check::Pending(changes) = s.check(&root).unwrap() else {
+            panic!("pending expected");
+        };
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(
+            changes[1].contains("ssh-ed25519 alice@laptop"),
+            "{changes:?}"
+        );
+        s.apply(&root, &Quiet).unwrap();
+        let ssh = root.path("/home/stack/.ssh");
+        let file = ssh.join("authorized_keys");
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("{ED25519}\n{ED25519_2}\n")
+        );
+        assert_eq!(mode_owner(&ssh), (0o700, STACK_UID, STACK_GID));
+        assert_eq!(mode_owner(&file), (0o600, STACK_UID, STACK_GID));
+        assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
+        let before = Snapshot::take(&root);
+        s.apply(&root, &Quiet).unwrap();
+        let out = run(
+            &[Box::new(s) as Box<dyn Step>],
+            &root,
+            Mode::Apply,
+            &Quiet,
+            |_| {},
+        );
+        assert_eq!(out[0].status, Status::Ok, "{out:?}");
+        assert_eq!(Snapshot::take(&root), before);
+    }
+
+    #[test]
+    fn keeps_existing_lines_verbatim_and_adds_no_duplicate() {
+        let (_t, root) = testroot::new();
+        // Root's home comes from /etc/passwd, wherever it is.
+        let passwd = testroot::PASSWD.replace(":/root:", ":/var/roothome:");
+        testroot::write(&root, "/etc/passwd", &passwd, 0o644);
+        fs::create_dir_all(root.path("/var/roothome")).unwrap();
+        let alice_other_comment = format!(
+            "no-pty,from=\"10.0.0.0/8\" {} renamed",
+            ED25519.rsplit_once(' ').unwrap().0
+        );
+        // The user's own lines: a comment, an option-bearing copy of alice's key, a line
+        // that is not a key, and no final newline.
+        let existing = format!("# mine\n{alice_other_comment}\nnot a key at all");
+        testroot::write(
+            &root,
+            "/var/roothome/.ssh/authorized_keys",
+            &existing,
+            0o644,
+        );
+        let s = step("root", &[ED25519, ED25519_2, ED25519]);
+        assert_eq!((s.id(), s.depends_on()), ("root-keys", &[][..]));
+        let Check::Pending(changes) = s.check(&root).unwrap() else {
+            panic!("pending expected");
+        };
+        // .ssh mode (0755 from write()), bob's key, authorized_keys mode.
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        s.apply(&root, &Quiet).unwrap();
+        let file = root.path("/var/roothome/.ssh/authorized_keys");
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("{existing}\n{ED25519_2}\n")
+        );
+        assert_eq!(mode_owner(&file), (0o600, 0, 0));
+        assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
+    }
+
+    #[test]
+    fn a_wrong_mode_alone_is_fixed_in_place() {
+        let (_t, root) = testroot::new();
+        let s = step("stack", &[ED25519]);
+        s.apply(&root, &Quiet).unwrap();
+        let file = root.path("/home/stack/.ssh/authorized_keys");
+        let ino = fs::metadata(&file).unwrap().ino();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let Check::Pending(changes) = s.check(&root).unwrap() else {
+            panic!("pending expected");
+        };
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        s.apply(&root, &Quiet).unwrap();
+        assert_eq!(mode_owner(&file), (0o600, STACK_UID, STACK_GID));
+        assert_eq!(fs::metadata(&file).unwrap().ino(), ino);
+    }
+
+    #[test]
+    fn refuses_a_symlinked_ssh_dir() {
+        let (t, root) = testroot::new();
+        let elsewhere = t.path().join("etc");
+        std::os::unix::fs::symlink(&elsewhere, root.path("/home/stack/.ssh")).unwrap();
+        let s = step("stack", &[ED25519]);
+        let err = s.check(&root).unwrap_err().to_string();
+        assert!(err.contains("not a directory"), "{err}");
+        assert!(s.apply(&root, &Quiet).is_err());
+        assert!(!elsewhere.join("authorized_keys").exists());
+    }
+
+    #[test]
+    fn a_missing_user_is_pending_in_check_and_fails_in_apply() {
+        let (_t, root) = testroot::new();
+        let s = step("ops", &[ED25519]);
+        assert!(matches!(s.check(&root).unwrap(), Check::Pending(_)));
+        let err = s.apply(&root, &Quiet).unwrap_err().to_string();
+        assert!(err.contains("no user 'ops'"), "{err}");
+        assert!(matches!(
+            step("ops", &[]).check(&root).unwrap(),
+            Check::Skip(_)
+        ));
+        assert!(!selinux_enabled(&root));
+    }
+
+    #[test]
+    fn from_files_parses_all_and_dedups() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a.pub");
+        let b = t.path().join("b.pub");
+        fs::write(&a, format!("{ED25519}\n")).unwrap();
+        fs::write(&b, format!("# two\n{ED25519_2}\n{ED25519}\n")).unwrap();
+        let s = KeysStep::from_files("stack", &[a, b.clone()]).unwrap();
+        assert_eq!(s.keys.len(), 2);
+        fs::write(&b, "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz\n").unwrap();
+        let err = format!("{:#}", KeysStep::from_files("root", &[b]).unwrap_err());
+        assert!(err.contains("private key"), "{err}");
+    }
+}

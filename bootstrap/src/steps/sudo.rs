@@ -1,0 +1,135 @@
+//! Optional passwordless sudo for the user (`bootstrap --sudo`): a file in
+//! `/etc/sudoers.d/`, `root:root 0440`, checked with `visudo -c -f` on the finished temp
+//! file before it is put in place, so a broken file never reaches sudo.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::atomic::{Owner, Wanted};
+use crate::desired;
+use crate::hostroot::HostRoot;
+use crate::step::{Check, Progress, Step};
+use crate::steps::exec;
+use crate::steps::files::{apply_file, check_file};
+
+pub const MODE: u32 = 0o440;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SudoStep {
+    pub user: String,
+}
+
+/// `visudo -c -f FILE`: an error with visudo's own message when the file is not valid.
+pub fn visudo_check(file: &Path) -> Result<()> {
+    check_with(exec::find("visudo"), file)
+}
+
+fn check_with(visudo: Option<PathBuf>, file: &Path) -> Result<()> {
+    let visudo = visudo.context(
+        "visudo not found: install sudo (the package) to use --sudo; nothing was written",
+    )?;
+    exec::run(Command::new(visudo).arg("-c").arg("-f").arg(file))
+        .map(drop)
+        .context("the sudoers file failed its check and was not put in place")
+}
+
+impl SudoStep {
+    fn content(&self) -> String {
+        desired::sudoers_content(&self.user)
+    }
+}
+
+impl Step for SudoStep {
+    fn id(&self) -> &'static str {
+        "sudo"
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        &["user"]
+    }
+
+    fn check(&self, root: &HostRoot) -> Result<Check> {
+        let content = self.content();
+        let want = Wanted {
+            content: content.as_bytes(),
+            mode: MODE,
+            owner: Owner::ROOT,
+        };
+        check_file(root, &desired::sudoers_path(&self.user), &want)
+    }
+
+    fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
+        let content = self.content();
+        let want = Wanted {
+            content: content.as_bytes(),
+            mode: MODE,
+            owner: Owner::ROOT,
+        };
+        apply_file(
+            root,
+            &desired::sudoers_path(&self.user),
+            &want,
+            visudo_check,
+        )
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::Quiet;
+    use crate::steps::testroot::{self, Snapshot};
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn writes_a_checked_sudoers_file_once() {
+        if exec::find("visudo").is_none() {
+            // CI installs sudo (install-deps.sh); say so rather than pass silently.
+            panic!("visudo is needed for this test: apt-get install sudo");
+        }
+        let (_t, root) = testroot::new();
+        let s = SudoStep {
+            user: "stack".into(),
+        };
+        assert!(matches!(s.check(&root).unwrap(), Check::Pending(_)));
+        s.apply(&root, &Quiet).unwrap();
+        let p = root.path("/etc/sudoers.d/virthost-stack");
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "# Managed by virthost bootstrap.\nstack ALL=(ALL) NOPASSWD: ALL\n"
+        );
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o440, 0, 0));
+        assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
+        let before = Snapshot::take(&root);
+        s.apply(&root, &Quiet).unwrap();
+        assert_eq!(Snapshot::take(&root), before);
+    }
+
+    #[test]
+    fn a_file_visudo_rejects_is_never_put_in_place() {
+        let (_t, root) = testroot::new();
+        // A user name with a space makes a line sudo cannot parse.
+        let s = SudoStep {
+            user: "bad user".into(),
+        };
+        let err = format!("{:#}", s.apply(&root, &Quiet).unwrap_err());
+        assert!(
+            err.starts_with("the sudoers file failed its check"),
+            "{err}"
+        );
+        assert!(err.contains("visudo -c -f"), "{err}");
+        let dir = root.path("/etc/sudoers.d");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "no file, no temp");
+    }
+
+    #[test]
+    fn without_visudo_the_reason_is_clear() {
+        let err = format!("{:#}", check_with(None, Path::new("/x")).unwrap_err());
+        assert!(err.starts_with("visudo not found: install sudo"), "{err}");
+    }
+}
