@@ -6,6 +6,7 @@
 //! - `BOOT_BENCH_NICS`: NIC models (`virtio`)
 //! - `BOOT_BENCH_VARIANTS`: network tunings to compare (`fast`); also `naive` (a plain
 //!   isolated network), `no-ipv6`, `no-ping`, `no-pxedhcp` (fast minus one tweak)
+//! - `BOOT_BENCH_VERBOSE`: print the proof's progress with timestamps
 
 use validate::boot::net::Tuning;
 use validate::boot::{prove, Proof};
@@ -63,7 +64,13 @@ fn main() {
         };
         for i in 1..=runs {
             let start = std::time::Instant::now();
-            for b in prove(&proof, &mut |_| {}) {
+            let verbose = std::env::var("BOOT_BENCH_VERBOSE").is_ok();
+            let mut progress = |m: &str| {
+                if verbose {
+                    println!("  {:6.2} s  {m}", start.elapsed().as_secs_f64());
+                }
+            };
+            for b in prove(&proof, &mut progress) {
                 let t = &b.timings;
                 let f = |v: Option<f64>| v.map(|v| format!("{v:5.2}")).unwrap_or("    -".into());
                 println!(

@@ -141,8 +141,10 @@ pub fn prove(p: &Proof, progress: &mut dyn FnMut(&str)) -> Vec<NicBoot> {
     let _signals = SignalGuard::install();
     let mut run = Run::new(conn);
     let out = run.boot_all(p, dtype, progress, start);
+    progress("boot: removing the test network");
     run.teardown();
     drop(run);
+    progress("boot: done");
     if let Some(sig) = interrupted() {
         drop(_signals);
         let _ = nix::sys::signal::raise(sig);
@@ -420,6 +422,11 @@ impl Run {
             .as_ref()
             .and_then(|n| n.name().ok())
             .unwrap_or_default();
+        progress(&format!(
+            "boot: network {net_name} up, boot script at http://{}:{}/boot.ipxe",
+            self.gateway_of(&net_name),
+            server.port
+        ));
 
         let mut out = Vec::new();
         for nic in &p.nics {

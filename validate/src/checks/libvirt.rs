@@ -135,6 +135,9 @@ fn pool_check(conn: &Connect) -> CheckResult {
     }
 }
 
+/// Describing domain types takes milliseconds; seconds mean libvirt re-probes QEMU.
+const SLOW_CAPABILITIES: Duration = Duration::from_secs(5);
+
 /// The libvirt domain type test domains use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomainType {
@@ -224,6 +227,7 @@ pub fn domain_types(conn: &Connect) -> Result<DomainTypes, virt::error::Error> {
 
 fn domain_type_check(conn: &Connect) -> CheckResult {
     const ID: &str = "libvirt.domain_type";
+    let asked = Instant::now();
     let types = match domain_types(conn) {
         Ok(t) => t,
         Err(e) => {
@@ -234,6 +238,22 @@ fn domain_type_check(conn: &Connect) -> CheckResult {
             )
         }
     };
+    let took = asked.elapsed();
+    if took > SLOW_CAPABILITIES {
+        // ENVIRONMENT.md: /dev/kvm the QEMU user cannot open makes libvirt re-probe QEMU
+        // on every call ("KVM was enabled when probing, but it is not available now").
+        return CheckResult::warn(
+            ID,
+            format!(
+                "{}: libvirt took {:.1} s to describe its domain types: it re-probes QEMU on \
+                 every call",
+                types.arch,
+                took.as_secs_f64()
+            ),
+            "make /dev/kvm usable by the user QEMU runs as (`chgrp kvm /dev/kvm && chmod 0660 \
+             /dev/kvm`, as the udev rule does), then restart libvirtd",
+        );
+    }
     let emulate_hint = "VMs run emulated (TCG), several times slower: enable VT-x/AMD-V \
          (firmware setting, or nested virtualization on the parent hypervisor) and load kvm_intel \
          or kvm_amd; for CI-only hosts this is expected";
