@@ -424,7 +424,7 @@ impl Run {
             .unwrap_or_default();
         progress(&format!(
             "boot: network {net_name} up, boot script at http://{}:{}/boot.ipxe",
-            self.gateway_of(&net_name),
+            self.gateway_of(),
             server.port
         ));
 
@@ -658,7 +658,7 @@ impl Run {
                     format!(
                         "DHCP worked but iPXE fetched no boot script: the network must offer the \
                          boot file (<bootp file=...>), and http://{}:{}/ must be reachable from the bridge",
-                        self.gateway_of(net_name),
+                        self.gateway_of(),
                         server.port
                     ),
                 )
@@ -694,7 +694,7 @@ impl Run {
         }
     }
 
-    fn gateway_of(&self, _net: &str) -> String {
+    fn gateway_of(&self) -> String {
         self.network
             .as_ref()
             .and_then(|n| n.xml_desc(0).ok())

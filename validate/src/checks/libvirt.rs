@@ -295,34 +295,24 @@ pub struct Account {
     pub groups: Vec<u32>,
 }
 
-/// Looks `name` up in `<root>/etc/passwd` and `<root>/etc/group`.
+/// Looks `name` up in `<root>/etc/passwd` and `<root>/etc/group` (parsed by
+/// `bootstrap::accounts`, the same reading `bootstrap` does).
 pub fn lookup_account(root: &Path, name: &str) -> Option<Account> {
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
-    let (uid, gid, home) = passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        if f.len() >= 7 && f[0] == name {
-            Some((f[2].parse().ok()?, f[3].parse().ok()?, f[5].to_string()))
-        } else {
-            None
-        }
-    })?;
-    let mut groups = vec![gid];
     let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
-    for l in group.lines() {
-        let f: Vec<&str> = l.split(':').collect();
-        if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
-            if let Ok(g) = f[2].parse::<u32>() {
-                if !groups.contains(&g) {
-                    groups.push(g);
-                }
-            }
+    let accounts = bootstrap::accounts::Accounts::parse(&passwd, &group);
+    let user = accounts.user(name)?;
+    let mut groups = vec![user.gid];
+    for g in &accounts.groups {
+        if g.members.iter().any(|m| m == name) && !groups.contains(&g.gid) {
+            groups.push(g.gid);
         }
     }
     Some(Account {
-        name: name.to_string(),
-        uid,
-        gid,
-        home,
+        name: user.name.clone(),
+        uid: user.uid,
+        gid: user.gid,
+        home: user.home.clone(),
         groups,
     })
 }
