@@ -230,7 +230,10 @@ fn polkit_check_fails_without_the_rule_and_passes_with_it() {
     use bootstrap::desired::PolkitBackend;
     let Some(_conn) = real_libvirt() else { return };
     let name = format!("vhtest{}", std::process::id() % 100_000);
-    let _ = Command::new("userdel").arg(&name).status();
+    let _ = Command::new("userdel")
+        .arg(&name)
+        .stderr(std::process::Stdio::null())
+        .status();
     let st = Command::new("useradd")
         .args([
             "--system",
@@ -396,4 +399,35 @@ fn sigkill_leftovers_are_swept_by_the_next_run() {
     );
     boot::sweep(&conn);
     assert_eq!(left_by(&conn, pid), Vec::<String>::new());
+}
+
+#[test]
+fn unreachable_libvirt_fails_with_how_to_start_it() {
+    let opts = Options {
+        connect: "qemu+unix:///system?socket=/nonexistent/virthost-test.sock".into(),
+        nics: vec!["virtio".into(), "e1000".into()],
+        ..Options::default()
+    };
+    let results = libvirt::run(&opts);
+    let c = results.iter().find(|r| r.id == "libvirt.connect").unwrap();
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    assert!(c.hint.as_deref().unwrap().contains("libvirtd -d"), "{c:?}");
+    let boot = boot::run(&opts, &mut |_| {});
+    assert_eq!(
+        boot.iter()
+            .map(|r| (r.id.as_str(), r.status))
+            .collect::<Vec<_>>(),
+        [
+            ("boot.ipxe.virtio", Status::Fail),
+            ("boot.ipxe.e1000", Status::Fail)
+        ]
+    );
+    let skipped = boot::run(
+        &Options {
+            skip_boot: true,
+            ..opts
+        },
+        &mut |_| {},
+    );
+    assert!(skipped.is_empty());
 }
