@@ -343,6 +343,7 @@ impl Run {
         let netns_pid = libvirt_daemon_pid();
         let netns = netns_pid.and_then(foreign_netns);
         let token = random_hex(16);
+        let firewalld_zone = net::firewalld_running().then(|| "trusted".to_string());
 
         progress("boot: creating the isolated test network");
         let mut server = None;
@@ -389,6 +390,7 @@ impl Run {
                     .offer_boot_file
                     .then(|| format!("http://{gateway}:{}/boot.ipxe", srv.port)),
                 tuning,
+                firewalld_zone: firewalld_zone.clone(),
             };
             match self.conn.create_network_xml(&spec.xml()) {
                 Ok(n) => {
@@ -657,7 +659,8 @@ impl Run {
                     "no script fetched".to_string(),
                     format!(
                         "DHCP worked but iPXE fetched no boot script: the network must offer the \
-                         boot file (<bootp file=...>), and http://{}:{}/ must be reachable from the bridge",
+                         boot file (<bootp file=...>), and http://{}:{}/ must be reachable from the \
+                         bridge (a firewall on the host must let guests reach it)",
                         self.gateway_of(),
                         server.port
                     ),

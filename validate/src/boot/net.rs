@@ -100,6 +100,22 @@ pub fn parse_network_ips(xml: &str) -> Vec<Used> {
         .collect()
 }
 
+/// Whether firewalld runs (a process named `firewalld`).
+pub fn firewalld_running() -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            && std::fs::read_to_string(e.path().join("comm"))
+                .map(|c| c.trim() == "firewalld")
+                .unwrap_or(false)
+    })
+}
+
 /// Routes of this process's and of `netns_pid`'s network namespace (the one the bridge will
 /// live in).
 pub fn host_routes(netns_pid: Option<u32>) -> Vec<Used> {
@@ -161,6 +177,10 @@ pub struct NetworkSpec {
     /// `no_ping` and `no_pxedhcp` need `<dnsmasq:options>` (libvirt >= 5.6): the caller
     /// turns them off on older libvirt.
     pub tuning: Tuning,
+    /// The firewalld zone of the bridge. Where firewalld runs, libvirt puts bridges in its
+    /// `libvirt` zone, which rejects everything but DHCP, DNS, TFTP and SSH from guests:
+    /// the HTTP callback needs `trusted` (the network holds only the test domain).
+    pub firewalld_zone: Option<String>,
 }
 
 /// libvirt's version (`major * 1_000_000 + minor * 1000 + micro`) from which network XML
@@ -195,10 +215,14 @@ impl NetworkSpec {
             }
             options.push_str("\n  </dnsmasq:options>");
         }
+        let zone = match &self.firewalld_zone {
+            Some(z) => format!(" zone='{}'", escape(z)),
+            None => String::new(),
+        };
         format!(
             "<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>\n  \
              <name>{name}</name>\n  \
-             <bridge stp='off' delay='0'/>\n  \
+             <bridge stp='off' delay='0'{zone}/>\n  \
              <dns enable='no'/>\n  \
              <ip address='{gw}' netmask='255.255.255.0'>\n    <dhcp>\n      \
              <range start='{lo}' end='{hi}'/>{bootp}\n    </dhcp>\n  </ip>{ipv6}{options}\n</network>\n",
@@ -248,19 +272,22 @@ mod tests {
             ula: "fd01:2:3:4::".into(),
             boot_url: Some("http://10.213.7.1:8080/boot.ipxe".into()),
             tuning: Tuning::FAST,
+            firewalld_zone: Some("trusted".into()),
         };
         let xml = spec.xml();
         assert!(!xml.contains("<forward"));
         assert!(xml.contains("<bootp file='http://10.213.7.1:8080/boot.ipxe'/>"));
         assert!(xml.contains("address='fd01:2:3:4::1' prefix='64'"));
         assert!(xml.contains("no-ping"));
+        assert!(xml.contains("<bridge stp='off' delay='0' zone='trusted'/>"));
         let plain = NetworkSpec {
             boot_url: None,
             tuning: Tuning::NAIVE,
+            firewalld_zone: None,
             ..spec
         }
         .xml();
         assert!(!plain.contains("bootp") && !plain.contains("dnsmasq:option"));
-        assert!(!plain.contains("ipv6"));
+        assert!(!plain.contains("ipv6") && !plain.contains("zone="));
     }
 }
