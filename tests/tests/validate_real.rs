@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use validate::boot::{self, Proof, PREFIX};
+use validate::boot::{self, Proof, Rom, PREFIX};
 use validate::check::{CheckResult, Status};
 use validate::checks::libvirt::{self, SYSTEM_URI};
 use validate::options::Options;
@@ -137,7 +137,7 @@ fn missing_rom_fails_with_rom_hint() {
     let Some(conn) = real_libvirt() else { return };
     let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut p = proof(&["e1000"]);
-    p.rom_file = Some(PathBuf::from("/nonexistent/virthost-test/efi-e1000.rom"));
+    p.rom = Rom::File(PathBuf::from("/nonexistent/virthost-test/efi-e1000.rom"));
     let r = &run_proof(&p)[0];
     assert_eq!(r.status, Status::Fail, "{r:?}");
     assert_eq!(r.id, "boot.ipxe.e1000");
@@ -145,6 +145,27 @@ fn missing_rom_fails_with_rom_hint() {
     let hint = r.hint.as_deref().unwrap();
     assert!(
         hint.contains("iPXE option ROM") && hint.contains("ipxe-qemu"),
+        "{r:?}"
+    );
+    assert_nothing_left(&conn);
+}
+
+#[test]
+fn nic_without_option_rom_fails_saying_ipxe_never_started() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = proof(&["virtio"]);
+    p.rom = Rom::Disabled;
+    p.timeout = Duration::from_secs(30);
+    let r = &run_proof(&p)[0];
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert!(r.detail.starts_with("iPXE never started"), "{r:?}");
+    assert!(
+        r.detail.contains("SeaBIOS"),
+        "the console tail is shown: {r:?}"
+    );
+    assert!(
+        r.hint.as_deref().unwrap().contains("iPXE option ROM"),
         "{r:?}"
     );
     assert_nothing_left(&conn);

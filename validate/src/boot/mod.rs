@@ -38,8 +38,8 @@ pub struct Proof {
     pub nics: Vec<String>,
     /// `false`: the network offers no boot file (negative test).
     pub offer_boot_file: bool,
-    /// Load the NIC's option ROM from this file instead of QEMU's default (negative test).
-    pub rom_file: Option<PathBuf>,
+    /// The NIC's option ROM: QEMU's default unless a negative test says otherwise.
+    pub rom: Rom,
     /// The network tweaks; [`net::Tuning::FAST`] unless a benchmark compares.
     pub tuning: net::Tuning,
     pub timeout: Duration,
@@ -60,11 +60,22 @@ impl Proof {
             },
             nics,
             offer_boot_file: true,
-            rom_file: None,
+            rom: Rom::Default,
             tuning: net::Tuning::FAST,
             timeout: TIMEOUT,
         }
     }
+}
+
+/// The option ROM of the test domain's NIC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rom {
+    /// What QEMU loads for the model (the iPXE ROM package's file).
+    Default,
+    /// `<rom file=.../>`: this file instead (a missing one: QEMU refuses to start).
+    File(PathBuf),
+    /// `<rom bar='off'/>`: none (the BIOS finds nothing to boot).
+    Disabled,
 }
 
 /// Seconds measured for one boot, from just before the domain is created.
@@ -503,7 +514,7 @@ impl Run {
             mac: &mac,
             network: net_name,
             serial: &serial_path,
-            rom_file: p.rom_file.as_deref(),
+            rom: &p.rom,
         });
         server.drain();
         let t0 = Instant::now();
@@ -795,16 +806,17 @@ struct DomainSpec<'a> {
     mac: &'a str,
     network: &'a str,
     serial: &'a Path,
-    rom_file: Option<&'a Path>,
+    rom: &'a Rom,
 }
 
 /// A diskless domain that boots from its NIC, with SeaBIOS and iPXE on the serial console.
 /// `<acpi/>` is required: without it libvirt 9 passes `-no-acpi`, which QEMU 10 rejects.
 fn domain_xml(d: &DomainSpec) -> String {
-    let rom = d
-        .rom_file
-        .map(|r| format!("\n      <rom file='{}'/>", escape(&r.display().to_string())))
-        .unwrap_or_default();
+    let rom = match d.rom {
+        Rom::Default => String::new(),
+        Rom::File(r) => format!("\n      <rom file='{}'/>", escape(&r.display().to_string())),
+        Rom::Disabled => "\n      <rom bar='off'/>".to_string(),
+    };
     format!(
         "<domain type='{ty}'>\n  <name>{name}</name>\n  <memory unit='MiB'>256</memory>\n  \
          <vcpu>1</vcpu>\n  <os>\n    <type arch='x86_64'>hvm</type>\n    <boot dev='network'/>\n    \
@@ -854,7 +866,7 @@ mod tests {
             mac: "52:54:00:01:02:03",
             network: "virthost-validate-1-ab-0",
             serial: Path::new("/tmp/x.serial"),
-            rom_file: Some(Path::new("/nonexistent.rom")),
+            rom: &Rom::File(PathBuf::from("/nonexistent.rom")),
         });
         assert!(x.starts_with("<domain type='qemu'>"));
         for s in [
