@@ -4,11 +4,17 @@
 
 pub mod accounts;
 pub mod atomic;
+pub mod cli;
+pub mod cmd;
 pub mod cpu;
 pub mod desired;
+pub mod facts;
 pub mod hostroot;
 pub mod ipxe;
 pub mod os;
+pub mod pkg;
+pub mod plan;
+pub mod report;
 pub mod sshkey;
 pub mod step;
 pub mod steps;

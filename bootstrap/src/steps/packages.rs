@@ -1,0 +1,196 @@
+//! `packages`: installs what `desired::packages` names and the host lacks. Asks the package
+//! manager first whether each is available, so a missing repository is reported by name;
+//! finishes an interrupted dpkg run first, so a run killed mid-install converges.
+
+use anyhow::bail;
+
+use crate::desired::Package;
+use crate::hostroot::HostRoot;
+use crate::pkg::PackageDb;
+use crate::step::{Check, Progress, Step};
+
+pub struct Packages<'a> {
+    pub db: &'a dyn PackageDb,
+    pub packages: Vec<Package>,
+}
+
+impl Packages<'_> {
+    fn missing(&self) -> anyhow::Result<Vec<&Package>> {
+        let names: Vec<&str> = self.packages.iter().map(|p| p.name).collect();
+        let installed = self.db.installed(&names)?;
+        Ok(self
+            .packages
+            .iter()
+            .filter(|p| !installed.contains_key(p.name))
+            .collect())
+    }
+
+    /// Fails with every unavailable package and the repository that provides it; returns the
+    /// candidate versions otherwise.
+    fn availability(&self, missing: &[&Package]) -> anyhow::Result<Vec<String>> {
+        let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
+        let avail = self.db.available(&names)?;
+        if avail.is_empty() && self.db.lists_may_be_stale() {
+            return Ok(vec![format!(
+                "install {} (apt package lists know none of them: `apt-get update` runs first)",
+                names.join(", ")
+            )]);
+        }
+        let unavailable: Vec<String> = missing
+            .iter()
+            .filter(|p| !avail.contains_key(p.name))
+            .map(|p| format!("{} (configure {})", p.name, p.repo_hint))
+            .collect();
+        if !unavailable.is_empty() {
+            bail!(
+                "not available from the configured {} repositories: {}",
+                self.db.family(),
+                unavailable.join("; ")
+            );
+        }
+        Ok(vec![format!(
+            "install {}",
+            missing
+                .iter()
+                .map(|p| format!("{} {}", p.name, avail[p.name]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )])
+    }
+}
+
+impl Step for Packages<'_> {
+    fn id(&self) -> &'static str {
+        "packages"
+    }
+
+    fn check(&self, _root: &HostRoot) -> anyhow::Result<Check> {
+        let mut pending = vec![];
+        let interrupted = self.db.interrupted()?;
+        if !interrupted.is_empty() {
+            pending.push(format!(
+                "finish the interrupted dpkg run (`dpkg --configure -a`): {}",
+                interrupted.join(", ")
+            ));
+        }
+        let missing = self.missing()?;
+        if !missing.is_empty() {
+            pending.extend(self.availability(&missing)?);
+        }
+        Ok(if pending.is_empty() {
+            Check::Converged(format!(
+                "{} packages installed ({})",
+                self.packages.len(),
+                self.packages
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else {
+            Check::Pending(pending)
+        })
+    }
+
+    fn apply(&self, _root: &HostRoot, progress: &dyn Progress) -> anyhow::Result<()> {
+        if !self.db.interrupted()?.is_empty() {
+            self.db.repair(progress)?;
+        }
+        let missing = self.missing()?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.availability(&missing)?;
+        let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
+        self.db.install(&names, progress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired;
+    use crate::os::{OsRelease, Platform};
+    use crate::pkg::FixturePackageDb;
+    use crate::step::{run, Mode, Quiet, Status};
+
+    fn el7() -> Platform {
+        Platform::detect(&OsRelease::parse("ID=rhel\nVERSION_ID=7.4"), None).unwrap()
+    }
+
+    #[test]
+    fn installs_only_the_missing_and_a_second_run_costs_no_install() {
+        let p = el7();
+        let db = FixturePackageDb::new(
+            p.family,
+            "wget\t(none):1.14-15.el7\nlibvirt\t(none):3.2.0-14.el7\n",
+            "Available Packages\nqemu-kvm.x86_64  10:1.5.3-141.el7  rhel-7-server-rpms\nlibguestfs-tools.noarch 1:1.36.3-6.el7 rhel-7-server-rpms\nlibguestfs-xfs.x86_64 1:1.36.3-6.el7 rhel-7-server-rpms\nvirt-install.noarch 1.4.1-7.el7 rhel-7-server-rpms\nipxe-roms-qemu.noarch 20170123-1.git4e85b27.el7_4.1 rhel-7-server-rpms\n",
+        );
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Packages {
+            db: &db,
+            packages: desired::packages(&p),
+        })];
+        let root = HostRoot::at("/nonexistent");
+        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert_eq!(
+            db.calls.borrow().as_slice(),
+            ["install qemu-kvm libguestfs-tools libguestfs-xfs virt-install ipxe-roms-qemu"]
+        );
+        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Ok);
+        assert_eq!(db.calls.borrow().len(), 1);
+    }
+
+    #[test]
+    fn an_unavailable_package_fails_naming_it_and_its_repository() {
+        let p = el7();
+        let db = FixturePackageDb::new(p.family, "", "");
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Packages {
+            db: &db,
+            packages: desired::packages(&p),
+        })];
+        let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Failed);
+        assert!(
+            out[0]
+                .detail
+                .contains("ipxe-roms-qemu (configure the RHEL 7 server channel"),
+            "{}",
+            out[0].detail
+        );
+        assert!(db.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_dpkg_is_repaired_first() {
+        let p = Platform::detect(&OsRelease::parse("ID=debian\nVERSION_ID=12"), None).unwrap();
+        let installed: String = desired::packages(&p)
+            .iter()
+            .map(|pk| {
+                format!(
+                    "{}\t1.0\t{}\n",
+                    pk.name,
+                    if pk.name == "qemu-system-x86" {
+                        "iU "
+                    } else {
+                        "ii "
+                    }
+                )
+            })
+            .collect();
+        let db = FixturePackageDb::new(
+            p.family,
+            &installed,
+            "qemu-system-x86:\n  Installed: 1.0\n  Candidate: 1.0\n",
+        );
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Packages {
+            db: &db,
+            packages: desired::packages(&p),
+        })];
+        let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert!(out[0].changes[0].contains("dpkg --configure -a"));
+        assert_eq!(db.calls.borrow().as_slice(), ["repair"]);
+    }
+}

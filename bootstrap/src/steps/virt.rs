@@ -1,0 +1,355 @@
+//! `kvm`: hardware virtualization, the KVM modules and nested virtualization; `devkvm`:
+//! `/dev/kvm` usable by the kvm group, now and after a reboot.
+
+use std::cell::RefCell;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::process::Command;
+
+use anyhow::Context;
+
+use super::{file_is, write_owned};
+use crate::cmd::CommandExt;
+use crate::cpu::VirtExtension;
+use crate::desired::{
+    self, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH,
+};
+use crate::facts::{self, DevNode, KvmModules};
+use crate::hostroot::HostRoot;
+use crate::step::{Check, Progress, Step};
+
+/// Loads kvm and the vendor module, configures `nested=1`, and activates it by reloading
+/// the vendor module only while no guest runs. Module commands act on the running kernel,
+/// so they run only when the root is `/`.
+pub struct Kvm {
+    pub ext: Option<VirtExtension>,
+    reload_error: RefCell<Option<String>>,
+}
+
+impl Kvm {
+    pub fn new(ext: Option<VirtExtension>) -> Self {
+        Self {
+            ext,
+            reload_error: RefCell::new(None),
+        }
+    }
+}
+
+pub const NO_VIRT: &str = "no VT-x/AMD-V flag (vmx/svm) in /proc/cpuinfo: guests will be emulated \
+(TCG), many times slower; enable virtualization in the firmware, or nested virtualization on the \
+outer hypervisor";
+
+impl Step for Kvm {
+    fn id(&self) -> &'static str {
+        "kvm"
+    }
+
+    fn check(&self, root: &HostRoot) -> anyhow::Result<Check> {
+        let Some(ext) = self.ext else {
+            return Ok(Check::Skip(format!("warning: {NO_VIRT}")));
+        };
+        let module = ext.kvm_module();
+        let m = KvmModules::read(root, Some(ext));
+        let mut pending = vec![];
+        if !file_is(root, NESTED_CONF_PATH, &desired::nested_conf(ext))? {
+            pending.push(format!(
+                "write {NESTED_CONF_PATH}: options {module} nested=1"
+            ));
+        }
+        let guests = facts::running_guests(root);
+        let reload_error = self.reload_error.borrow().clone();
+        if !m.kvm_loaded || !m.vendor_loaded {
+            pending.push(format!("load kvm and {module} (modprobe {module})"));
+        } else if m.nested != Some(true) && guests.is_empty() && reload_error.is_none() {
+            pending.push(format!(
+                "reload {module} to activate nested=1 (no guest is running)"
+            ));
+        }
+        if !pending.is_empty() {
+            return Ok(Check::Pending(pending));
+        }
+        Ok(Check::Converged(match m.nested {
+            Some(true) => format!("{}: {module} loaded, nested active", ext.label()),
+            _ => {
+                let why = match reload_error {
+                    Some(e) => format!("reload failed: {e}"),
+                    None => format!(
+                        "{} guest(s) running, not reloaded: pids {}",
+                        guests.len(),
+                        guests
+                            .iter()
+                            .map(|g| g.pid.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                };
+                format!(
+                    "{}: {module} loaded; nested=1 configured, active after reboot or module reload ({why})",
+                    ext.label()
+                )
+            }
+        }))
+    }
+
+    fn apply(&self, root: &HostRoot, _progress: &dyn Progress) -> anyhow::Result<()> {
+        let Some(ext) = self.ext else {
+            return Ok(());
+        };
+        let module = ext.kvm_module();
+        let conf = desired::nested_conf(ext);
+        if !file_is(root, NESTED_CONF_PATH, &conf)? {
+            write_owned(root, NESTED_CONF_PATH, &conf)?;
+        }
+        if !root.is_system() {
+            return Ok(());
+        }
+        let m = KvmModules::read(root, Some(ext));
+        if !m.kvm_loaded || !m.vendor_loaded {
+            // Loading reads the nested=1 just written.
+            Command::new("modprobe").arg(module).run()?;
+        } else if m.nested != Some(true) && facts::running_guests(root).is_empty() {
+            if let Err(e) = Command::new("modprobe").args(["-r", module]).run() {
+                *self.reload_error.borrow_mut() = Some(e.to_string());
+                return Ok(());
+            }
+            Command::new("modprobe")
+                .arg(module)
+                .run()
+                .with_context(|| {
+                    format!("{module} was unloaded to enable nesting and did not load again")
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// `/dev/kvm` root:kvm 0660 now (chgrp, chmod) and at boot (virthost's udev rule, unless a
+/// distribution rule already sets the group); the kvm group is created when missing.
+pub struct DevKvm {
+    pub ext: Option<VirtExtension>,
+}
+
+const DEV_KVM: &str = "/dev/kvm";
+
+fn describe(root: &HostRoot, n: &DevNode) -> String {
+    let group = facts::group_name(root, n.gid).unwrap_or_else(|| n.gid.to_string());
+    let owner = if n.uid == 0 {
+        "root".to_string()
+    } else {
+        n.uid.to_string()
+    };
+    format!("{owner}:{group} {:04o}", n.mode)
+}
+
+impl Step for DevKvm {
+    fn id(&self) -> &'static str {
+        "devkvm"
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        &["kvm"]
+    }
+
+    fn check(&self, root: &HostRoot) -> anyhow::Result<Check> {
+        let gid = facts::group_gid(root, KVM_GROUP)?;
+        let node = DevNode::read(root, DEV_KVM)?;
+        if node.is_none() && self.ext.is_none() {
+            return Ok(Check::Skip(
+                "no /dev/kvm and no VT-x/AMD-V: nothing to give the kvm group".into(),
+            ));
+        }
+        let distro_rule = facts::distro_kvm_udev_rule(root);
+        let mut pending = vec![];
+        if gid.is_none() {
+            pending.push(format!(
+                "create the system group {KVM_GROUP} (groupadd --system {KVM_GROUP})"
+            ));
+        }
+        match &node {
+            None => pending.push(format!(
+                "chgrp {KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} once the kvm module creates it"
+            )),
+            Some(n) if !gid.is_some_and(|g| n.usable_by_group(g)) => pending.push(format!(
+                "chgrp {KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} (now {})",
+                describe(root, n)
+            )),
+            Some(_) => {}
+        }
+        if distro_rule.is_none() && !file_is(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)? {
+            pending.push(format!(
+                "write {KVM_UDEV_RULE_PATH} (no distribution udev rule gives {DEV_KVM} to the {KVM_GROUP} group)"
+            ));
+        }
+        if !pending.is_empty() {
+            return Ok(Check::Pending(pending));
+        }
+        let n = node.expect("checked above");
+        Ok(Check::Converged(format!(
+            "{DEV_KVM} {}, kept at boot by {}",
+            describe(root, &n),
+            distro_rule.as_deref().unwrap_or(KVM_UDEV_RULE_PATH)
+        )))
+    }
+
+    fn apply(&self, root: &HostRoot, _progress: &dyn Progress) -> anyhow::Result<()> {
+        if facts::group_gid(root, KVM_GROUP)?.is_none() {
+            let mut c = Command::new("groupadd");
+            if !root.is_system() {
+                c.arg("--prefix").arg(root.dir());
+            }
+            c.args(["--system", KVM_GROUP]).run()?;
+        }
+        let gid = facts::group_gid(root, KVM_GROUP)?
+            .with_context(|| format!("group {KVM_GROUP} missing after groupadd"))?;
+        if facts::distro_kvm_udev_rule(root).is_none()
+            && !file_is(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)?
+        {
+            write_owned(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)?;
+        }
+        let Some(node) = DevNode::read(root, DEV_KVM)? else {
+            return Ok(());
+        };
+        if node.usable_by_group(gid) {
+            return Ok(());
+        }
+        let path = root.path(DEV_KVM);
+        let ft = std::fs::metadata(&path)?.file_type();
+        if ft.is_char_device() {
+            std::os::unix::fs::chown(&path, Some(0), Some(gid))
+                .with_context(|| format!("chgrp {KVM_GROUP} {}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(KVM_MODE))
+                .with_context(|| format!("chmod {KVM_MODE:o} {}", path.display()))?;
+        } else {
+            // A fixture host's captured stat line (see `DevNode::read`).
+            std::fs::write(&path, format!("0 {gid} {KVM_MODE:o}\n"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::{run, Mode, Quiet, Status};
+
+    fn write(root: &std::path::Path, p: &str, text: &str) {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn no_extension_is_a_skip_with_a_warning() {
+        let steps: Vec<Box<dyn Step>> =
+            vec![Box::new(Kvm::new(None)), Box::new(DevKvm { ext: None })];
+        let out = run(
+            &steps,
+            &HostRoot::at("/nonexistent"),
+            Mode::Apply,
+            &Quiet,
+            |_| {},
+        );
+        assert_eq!(out[0].status, Status::Skipped);
+        assert!(out[0].detail.contains("guests will be emulated"));
+        assert_eq!(out[1].status, Status::Skipped);
+    }
+
+    #[test]
+    fn nested_conf_is_written_once_and_a_running_guest_blocks_the_reload() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "sys/module/kvm/parameters/halt_poll_ns", "0\n");
+        write(d.path(), "sys/module/kvm_intel/parameters/nested", "N\n");
+        write(d.path(), "proc/4242/comm", "qemu-kvm\n");
+        let root = HostRoot::at(d.path());
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Kvm::new(Some(VirtExtension::Vmx)))];
+        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert!(
+            out[0]
+                .detail
+                .contains("active after reboot or module reload"),
+            "{}",
+            out[0].detail
+        );
+        assert!(out[0].detail.contains("4242"));
+        let conf =
+            std::fs::read_to_string(d.path().join("etc/modprobe.d/virthost-kvm-nested.conf"))
+                .unwrap();
+        assert!(conf.ends_with("options kvm_intel nested=1\n"));
+        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Ok);
+    }
+
+    #[test]
+    fn dev_kvm_gets_the_group_mode_and_a_rule_idempotently() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "etc/group", "root:x:0:\nkvm:x:107:\n");
+        write(d.path(), "dev/kvm", "0 0 600\n");
+        let root = HostRoot::at(d.path());
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm { ext: None })];
+        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert!(out[0].changes[0].contains("now root:root 0600"));
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("dev/kvm")).unwrap(),
+            "0 107 660\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/udev/rules.d/65-virthost-kvm.rules"))
+                .unwrap(),
+            KVM_UDEV_RULE
+        );
+        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Ok);
+        assert!(out[0].detail.contains("root:kvm 0660"), "{}", out[0].detail);
+    }
+
+    #[test]
+    fn a_missing_kvm_group_is_created_with_groupadd() {
+        if !nix::unistd::geteuid().is_root() || which::which("groupadd").is_err() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "etc/group", "root:x:0:\n");
+        write(d.path(), "etc/gshadow", "root:*::\n");
+        write(d.path(), "etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+        write(
+            d.path(),
+            "etc/login.defs",
+            "SYS_GID_MIN 100\nSYS_GID_MAX 999\n",
+        );
+        write(d.path(), "dev/kvm", "0 0 600\n");
+        let root = HostRoot::at(d.path());
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
+            ext: Some(VirtExtension::Svm),
+        })];
+        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        let gid = facts::group_gid(&root, "kvm")
+            .unwrap()
+            .expect("kvm group created");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("dev/kvm")).unwrap(),
+            format!("0 {gid} 660\n")
+        );
+    }
+
+    #[test]
+    fn a_distro_rule_makes_our_rule_unneeded() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "etc/group", "kvm:x:36:qemu\n");
+        write(d.path(), "dev/kvm", "0 36 666\n");
+        write(
+            d.path(),
+            "usr/lib/udev/rules.d/80-kvm.rules",
+            "KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0666\"\n",
+        );
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
+            ext: Some(VirtExtension::Vmx),
+        })];
+        let out = run(&steps, &HostRoot::at(d.path()), Mode::Check, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Ok, "{out:?}");
+        assert!(out[0]
+            .detail
+            .ends_with("/usr/lib/udev/rules.d/80-kvm.rules"));
+    }
+}

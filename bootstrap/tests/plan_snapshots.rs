@@ -1,0 +1,103 @@
+//! The plan (`bootstrap --check` output) and the facts of every captured host under
+//! `fixtures/hosts/`, snapshot-tested. A fixture host is read exactly as a real one: its
+//! files through a `HostRoot`, its package manager's captured output through the parsers
+//! the real `PackageDb` uses.
+
+use std::path::{Path, PathBuf};
+
+use bootstrap::facts::Facts;
+use bootstrap::hostroot::HostRoot;
+use bootstrap::pkg::FixturePackageDb;
+use bootstrap::plan::{plan, Options};
+use bootstrap::report;
+use bootstrap::step::{run, Mode, Quiet};
+
+fn hosts() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hosts");
+    let mut hosts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+struct Checked {
+    plan: String,
+    facts: serde_json::Value,
+}
+
+/// A copy of the fixture host in a temporary directory, with what git cannot store: every
+/// home directory owned by its user, as useradd leaves it (needs root, as CI runs tests).
+fn materialize(host: &Path) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", host.display()))
+        .arg(t.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "copying {}", host.display());
+    let passwd = std::fs::read_to_string(t.path().join("etc/passwd")).unwrap_or_default();
+    for line in passwd.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        let home = t.path().join(f[5].trim_start_matches('/'));
+        if f[5] != "/" && home.is_dir() {
+            std::os::unix::fs::chown(&home, f[2].parse().ok(), f[3].parse().ok())
+                .expect("chown of a fixture home: run the tests as root");
+        }
+    }
+    t
+}
+
+fn check(host: &Path) -> Checked {
+    let copy = materialize(host);
+    let root = HostRoot::at(copy.path());
+    let platform = Facts::platform(&root, None).unwrap().unwrap();
+    let db = FixturePackageDb::load(copy.path(), platform.family).unwrap();
+    let facts = Facts::gather(&root, platform, &db).unwrap();
+    let opts = Options::default();
+    let steps = plan(&facts, &opts, &db);
+    let outcomes = run(&steps, &root, Mode::Check, &Quiet, |_| {});
+    let p = &facts.platform;
+    // Messages name real paths; under a temporary root, map them back to host paths.
+    let human =
+        report::human(&outcomes, Mode::Check).replace(&copy.path().display().to_string(), "");
+    let plan = format!(
+        "{} ({}, {}, {})\n{}",
+        p.os.pretty_name, p.family, p.support, facts.cpu.model, human
+    );
+    Checked {
+        plan,
+        facts: serde_json::to_value(&facts).unwrap(),
+    }
+}
+
+#[test]
+fn plan_of_every_fixture_host() {
+    let hosts = hosts();
+    assert!(hosts.len() >= 10, "fixtures missing: {hosts:?}");
+    for host in hosts {
+        let name = host.file_name().unwrap().to_string_lossy().to_string();
+        let c = check(&host);
+        insta::assert_snapshot!(format!("plan-{name}"), c.plan);
+        insta::assert_json_snapshot!(format!("facts-{name}"), c.facts);
+    }
+}
+
+#[test]
+fn the_converged_host_has_nothing_pending() {
+    let host = hosts()
+        .into_iter()
+        .find(|h| h.ends_with("rhel-7.4-converged"))
+        .unwrap();
+    let c = check(&host);
+    let summary = c.plan.lines().last().unwrap();
+    assert!(
+        summary.ends_with(" ok, 0 pending, 0 failed, 0 skipped"),
+        "{}",
+        c.plan
+    );
+}
