@@ -13,6 +13,23 @@ pub enum Status {
     Fail,
 }
 
+impl Status {
+    /// The word the reports print: `PASS`, `WARN`, `FAIL`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
     /// Stable, dotted id (`cpu.threads`, `kvm.usable`, `boot.ipxe.virtio`).

@@ -1,9 +1,8 @@
 //! `validate`: proves a host is ready to run libvirt VMs as iPXE-booted virtual bare metal,
 //! checking it against the one shared model in `bootstrap::desired`.
-//!
-//! SLOT (branch `boot`): `pub mod boot;` goes here (`boot::run(&Options)`).
 
 pub mod accounts;
+pub mod boot;
 pub mod check;
 pub mod checks;
 pub mod cli;

@@ -97,10 +97,11 @@ impl Report {
         let width = self.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
         let mut s = String::new();
         for c in &self.checks {
-            let (word, code) = match c.status {
-                Status::Pass => ("PASS", "32"),
-                Status::Warn => ("WARN", "33"),
-                Status::Fail => ("FAIL", "31"),
+            let word = c.status.word();
+            let code = match c.status {
+                Status::Pass => "32",
+                Status::Warn => "33",
+                Status::Fail => "31",
             };
             let word = if colour {
                 format!("\x1b[1;{code}m{word}\x1b[0m")

@@ -1,8 +1,7 @@
 //! Runs the checks in order and builds the [`Report`].
 //!
 //! Host checks read the host through a [`Probe`] (fixtures stand in for `/` in tests); the
-//! libvirt checks and the iPXE boot proof talk to the real daemon and live on branch `boot`:
-//! see the three SLOT functions below.
+//! libvirt checks and the iPXE boot proof talk to the real daemon.
 
 use bootstrap::hostroot::HostRoot;
 
@@ -56,28 +55,22 @@ fn after_libvirt(opts: &Options, host: &Host, pool: Option<String>) -> Vec<Check
     r
 }
 
-// The three SLOTs below are filled when branch `boot` is merged (it adds `pub mod boot;`
-// to lib.rs and `pub mod libvirt;` to checks/mod.rs, and drops boot/options_stand_in.rs for
-// crate::options). Each comment has the body to put in.
-
-/// SLOT (branch `boot`): `checks::libvirt::run(opts)`.
-fn libvirt_checks(_opts: &Options) -> Vec<CheckResult> {
-    Vec::new()
+fn libvirt_checks(opts: &Options) -> Vec<CheckResult> {
+    checks::libvirt::run(opts)
 }
 
-/// SLOT (branch `boot`): `crate::boot::run(opts, progress)`. Not called with `--skip-boot`.
-fn boot_checks(_opts: &Options, _progress: &mut dyn FnMut(&str)) -> Vec<CheckResult> {
-    Vec::new()
+fn boot_checks(opts: &Options, progress: &mut dyn FnMut(&str)) -> Vec<CheckResult> {
+    crate::boot::run(opts, progress)
 }
 
-/// SLOT (branch `boot`): the default pool's target path as the live daemon reports it:
-/// `virt::connect::Connect::open(Some(&opts.connect)).ok()
-///     .and_then(|c| checks::libvirt::default_pool_path(&c))
-///     .map(|p| p.display().to_string())`.
-/// `None` falls back to the persistent pool definition, then to /var/lib/libvirt/images
-/// (or its nearest existing parent).
-fn default_pool_path(_opts: &Options) -> Option<String> {
-    None
+/// The default pool's target path as the live daemon reports it; `None` falls back to the
+/// persistent pool definition, then to /var/lib/libvirt/images (or its nearest existing
+/// parent).
+fn default_pool_path(opts: &Options) -> Option<String> {
+    virt::connect::Connect::open(Some(&opts.connect))
+        .ok()
+        .and_then(|c| checks::libvirt::default_pool_path(&c))
+        .map(|p| p.display().to_string())
 }
 
 /// `<path>` of the persistent default pool (`/etc/libvirt/storage/default.xml`).

@@ -1,11 +1,10 @@
 //! One module per concern. Each `run` reads the host only through [`Host`] (a [`Probe`]
 //! and facts parsed once) and returns its [`CheckResult`]s.
-//!
-//! SLOT (branch `boot`): `pub mod libvirt;` goes here (`checks::libvirt::run(&Options)`).
 
 pub mod capacity;
 pub mod cpu;
 pub mod kvm;
+pub mod libvirt;
 pub mod os;
 pub mod packages;
 pub mod ssh;
