@@ -11,7 +11,7 @@ use crate::os::Family;
 use crate::pkg::SystemPackageDb;
 use crate::plan::{self, Options};
 use crate::report::{Human, Report};
-use crate::sshkey::{self, PublicKey};
+use crate::sshkey;
 use crate::step::{self, Mode, Summary};
 
 /// Exit codes (README, contracts.md).
@@ -68,7 +68,10 @@ fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
     }
     // Every key file is parsed before anything is read or written: a private key given by
     // mistake stops the run here, and is never copied.
-    let (root_keys, stack_keys) = match (read_keys(&inv.root_keys), read_keys(&inv.stack_keys)) {
+    let (root_keys, stack_keys) = match (
+        sshkey::read_key_files(&inv.root_keys),
+        sshkey::read_key_files(&inv.stack_keys),
+    ) {
         (Ok(r), Ok(s)) => (r, s),
         (Err(e), _) | (_, Err(e)) => return fail(exit::USAGE, format!("{e:#}")),
     };
@@ -122,20 +125,6 @@ fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
     } else {
         exit::OK
     }
-}
-
-/// The keys of every file, without repeats; the first unreadable, invalid or private key
-/// file is an error.
-fn read_keys(files: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
-    let mut keys: Vec<PublicKey> = Vec::new();
-    for f in files {
-        for k in sshkey::read_key_file(f)? {
-            if !keys.iter().any(|have| have.same_key(&k)) {
-                keys.push(k);
-            }
-        }
-    }
-    Ok(keys)
 }
 
 #[cfg(test)]

@@ -3,7 +3,21 @@
 //! and stderr, so an operator sees exactly what was run and what it said.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
+
+/// Where sbin tools live when `PATH` lacks them (a `sudo` or cron environment).
+const SBIN_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// The path of `program` on this system, from `PATH` or else the sbin directories.
+pub fn find(program: &str) -> Option<PathBuf> {
+    which::which(program).ok().or_else(|| {
+        SBIN_DIRS
+            .iter()
+            .map(|d| Path::new(d).join(program))
+            .find(|p| p.is_file())
+    })
+}
 
 /// A command that could not be started or did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +172,8 @@ mod tests {
             .run_get_string()
             .unwrap();
         assert_eq!(out, "hi");
+        assert!(find("sh").is_some());
+        assert!(find("no-such-tool-virthost").is_none());
         let mut c = Command::new("apt-get");
         c.env("DEBIAN_FRONTEND", "noninteractive").arg("-y");
         assert_eq!(c.cmdline(), "DEBIAN_FRONTEND=noninteractive apt-get -y");

@@ -4,6 +4,7 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::cpu::{CpuInfo, VirtExtension};
@@ -220,16 +221,23 @@ impl DevNode {
                 mode: md.mode() & 0o7777,
             }));
         }
-        let text = std::fs::read_to_string(&p)?;
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
         let f: Vec<&str> = text.split_whitespace().collect();
-        match f[..] {
-            [uid, gid, mode, ..] => Ok(Some(DevNode {
-                uid: uid.parse()?,
-                gid: gid.parse()?,
-                mode: u32::from_str_radix(mode, 8)?,
-            })),
-            _ => anyhow::bail!(
-                "{}: not a device node nor a captured stat line",
+        let node = match f[..] {
+            [uid, gid, mode, ..] => (|| {
+                Some(DevNode {
+                    uid: uid.parse().ok()?,
+                    gid: gid.parse().ok()?,
+                    mode: u32::from_str_radix(mode, 8).ok()?,
+                })
+            })(),
+            _ => None,
+        };
+        match node {
+            Some(n) => Ok(Some(n)),
+            None => anyhow::bail!(
+                "{}: not a device node nor a captured stat line (`uid gid octal-mode`)",
                 p.display()
             ),
         }
@@ -423,11 +431,7 @@ impl Selinux {
 mod tests {
     use super::*;
 
-    fn write(root: &std::path::Path, p: &str, text: &str) {
-        let p = root.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::steps::testroot::put as write;
 
     #[test]
     fn reads_processes_modules_nodes_and_groups() {
@@ -475,6 +479,12 @@ mod tests {
         );
         assert_eq!(Selinux::read(&r), Selinux::Disabled);
         assert!(DevNode::read(&r, "/dev/nope").unwrap().is_none());
+        // A bad captured line names the file, whichever field is wrong.
+        for bad in ["0 kvm 660\n", "0 36 rw\n", "0 36\n"] {
+            write(d.path(), "dev/vhost-net", bad);
+            let err = format!("{:#}", DevNode::read(&r, "/dev/vhost-net").unwrap_err());
+            assert!(err.contains("dev/vhost-net: not a device node"), "{err}");
+        }
     }
 
     #[test]

@@ -157,6 +157,16 @@ pub trait PackageDb {
     fn installed(&self, names: &[&str]) -> anyhow::Result<Installed>;
     /// Which of `names` the configured repositories offer, with the candidate version.
     fn available(&self, names: &[&str]) -> anyhow::Result<Available>;
+    /// [`PackageDb::available`], showing `progress` meanwhile: the question may refresh the
+    /// package lists or download repository metadata first, which takes a while.
+    fn available_progress(
+        &self,
+        names: &[&str],
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Available> {
+        let _ = progress;
+        self.available(names)
+    }
     /// Whether an empty [`PackageDb::available`] answer may only mean stale package lists
     /// that an install refreshes first (apt in check mode).
     fn lists_may_be_stale(&self) -> bool {
@@ -297,21 +307,29 @@ impl PackageDb for SystemPackageDb {
     }
 
     fn available(&self, names: &[&str]) -> anyhow::Result<Available> {
+        self.available_progress(names, &crate::step::Quiet)
+    }
+
+    fn available_progress(
+        &self,
+        names: &[&str],
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Available> {
         if names.is_empty() {
             return Ok(Available::new());
         }
         match self.family {
             Family::Dnf => {
-                let out = self
-                    .command("dnf")
-                    .args(["-q", "repoquery", "--available", "--qf", DNF_QF])
-                    .args(names)
-                    .run_get_string()?;
-                Ok(parse_dnf_repoquery(&out))
+                let mut c = self.command("dnf");
+                c.args(["-q", "repoquery", "--available", "--qf", DNF_QF])
+                    .args(names);
+                progress.tick(&c.cmdline());
+                Ok(parse_dnf_repoquery(&c.run_get_string()?))
             }
             Family::Yum => {
                 let mut c = self.command("yum");
                 c.args(["-q", "list", "available"]).args(names);
+                progress.tick(&c.cmdline());
                 let out = c.run_get_output()?;
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let stderr = String::from_utf8_lossy(&out.stderr);
@@ -336,7 +354,7 @@ impl PackageDb for SystemPackageDb {
                             c.args(["-q", "update"]);
                             c
                         },
-                        &crate::step::Quiet,
+                        progress,
                     )?;
                     return self.apt_policy(names);
                 }

@@ -229,6 +229,20 @@ pub fn read_key_file(path: &Path) -> Result<Vec<PublicKey>> {
     parse_keys(&text, &path.display().to_string())
 }
 
+/// The keys of every file, in order and without repeats (same type and blob); the first
+/// unreadable, invalid or private key file is an error.
+pub fn read_key_files(files: &[impl AsRef<Path>]) -> Result<Vec<PublicKey>> {
+    let mut keys: Vec<PublicKey> = Vec::new();
+    for f in files {
+        for k in read_key_file(f.as_ref())? {
+            if !keys.iter().any(|have| have.same_key(&k)) {
+                keys.push(k);
+            }
+        }
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -95,7 +95,7 @@ pub fn run(
                 format!("needs '{dep}', which failed"),
                 vec![],
             ),
-            None => run_one(step.as_ref(), root, mode, progress),
+            None => run_guarded(step.as_ref(), root, mode, progress),
         };
         let o = Outcome {
             id: step.id().to_string(),
@@ -108,6 +108,31 @@ pub fn run(
         outcomes.push(o);
     }
     outcomes
+}
+
+/// [`run_one`], with a panic (a bug) turned into this step's failure so the independent
+/// steps after it still run (the release profile unwinds for this).
+fn run_guarded(
+    step: &dyn Step,
+    root: &HostRoot,
+    mode: Mode,
+    progress: &dyn Progress,
+) -> (Status, String, Vec<String>) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_one(step, root, mode, progress)
+    }));
+    caught.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        (
+            Status::Failed,
+            format!("internal error (a bug, please report it): {what}"),
+            vec![],
+        )
+    })
 }
 
 fn run_one(
@@ -200,6 +225,37 @@ mod tests {
             self.value.set(self.value.get() + self.apply_adds);
             Ok(())
         }
+    }
+
+    struct Panics;
+    impl Step for Panics {
+        fn id(&self) -> &'static str {
+            "panics"
+        }
+        fn check(&self, _: &HostRoot) -> anyhow::Result<Check> {
+            panic!("boom")
+        }
+        fn apply(&self, _: &HostRoot, _: &dyn Progress) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panicking_step_fails_alone() {
+        let v = Cell::new(0);
+        let steps: Vec<Box<dyn Step + '_>> = vec![
+            Box::new(Panics),
+            Box::new(Counter {
+                id: "c",
+                value: &v,
+                want: 1,
+                apply_adds: 1,
+                deps: &[],
+            }),
+        ];
+        let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(statuses(&out), [Status::Failed, Status::Changed]);
+        assert!(out[0].detail.contains("boom"), "{}", out[0].detail);
     }
 
     fn statuses(o: &[Outcome]) -> Vec<Status> {

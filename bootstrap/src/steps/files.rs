@@ -39,12 +39,22 @@ impl ManagedFile {
     }
 
     fn wanted(&self) -> Wanted<'_> {
-        Wanted {
-            content: self.content.as_bytes(),
-            mode: self.mode,
-            owner: Owner::ROOT,
-        }
+        root_owned(&self.content, self.mode)
     }
+}
+
+/// A file bootstrap owns outright: exactly `content`, `root:root`, `mode`.
+pub fn root_owned(content: &str, mode: u32) -> Wanted<'_> {
+    Wanted {
+        content: content.as_bytes(),
+        mode,
+        owner: Owner::ROOT,
+    }
+}
+
+/// Whether the host path `path` is already exactly `want` (nothing to write).
+pub fn is_in_place(root: &HostRoot, path: &str, want: &Wanted) -> Result<bool> {
+    Ok(matches!(check_file(root, path, want)?, Check::Converged(_)))
 }
 
 /// What writing `want` to the host path `path` would change, as a [`Check`].
@@ -161,15 +171,9 @@ mod tests {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, "options kvm_intel nested=0\n").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
-        let out = run(
-            &[Box::new(step.clone()) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Changed, "{out:?}");
-        assert_eq!(out[0].changes.len(), 2, "{:?}", out[0].changes);
+        let out = testroot::apply_one(step.clone(), &root);
+        assert_eq!(out.status, Status::Changed, "{out:?}");
+        assert_eq!(out.changes.len(), 2, "{:?}", out.changes);
         assert_eq!(fs::read_to_string(&p).unwrap(), step.content);
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o644);
     }

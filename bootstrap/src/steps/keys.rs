@@ -13,10 +13,11 @@ use anyhow::{bail, Context, Result};
 
 use crate::accounts::{Accounts, User};
 use crate::atomic::{self, Wanted};
+use crate::cmd::{self, CommandExt};
+use crate::facts::Selinux;
 use crate::hostroot::HostRoot;
 use crate::sshkey::{self, PublicKey};
 use crate::step::{Check, Progress, Step};
-use crate::steps::exec;
 
 pub const SSH_DIR_MODE: u32 = 0o700;
 pub const AUTHORIZED_KEYS_MODE: u32 = 0o600;
@@ -33,17 +34,9 @@ impl KeysStep {
     /// The step for `user` with every key of `files`, parsed now: the first unreadable,
     /// invalid or private key file is an error (the CLI exits 2).
     pub fn from_files(user: &str, files: &[PathBuf]) -> Result<KeysStep> {
-        let mut keys: Vec<PublicKey> = Vec::new();
-        for f in files {
-            for k in sshkey::read_key_file(f)? {
-                if !keys.iter().any(|have| have.same_key(&k)) {
-                    keys.push(k);
-                }
-            }
-        }
         Ok(KeysStep {
             user: user.to_string(),
-            keys,
+            keys: sshkey::read_key_files(files)?,
         })
     }
 
@@ -99,7 +92,7 @@ fn read_existing(file: &Path) -> Result<String> {
 /// Whether SELinux contexts must be restored: only on the running system, with SELinux
 /// enabled.
 pub fn selinux_enabled(root: &HostRoot) -> bool {
-    root.is_system() && Path::new(SELINUX_ENFORCE).exists()
+    root.is_system() && Selinux::read(root).enabled()
 }
 
 impl Step for KeysStep {
@@ -184,10 +177,10 @@ impl Step for KeysStep {
         };
         changed |= !atomic::ensure(&p.file, &want)?.is_empty();
         if changed && selinux_enabled(root) {
-            let restorecon = exec::find("restorecon").context(
+            let restorecon = cmd::find("restorecon").context(
                 "SELinux is enabled but restorecon is missing (install policycoreutils)",
             )?;
-            exec::run(Command::new(restorecon).arg("-R").arg(&p.ssh_dir))?;
+            Command::new(restorecon).arg("-R").arg(&p.ssh_dir).run()?;
         }
         Ok(())
     }
@@ -197,7 +190,7 @@ impl Step for KeysStep {
 mod tests {
     use super::*;
     use crate::sshkey::tests::{ED25519, ED25519_2};
-    use crate::step::{run, Mode, Quiet, Status};
+    use crate::step::{Quiet, Status};
     use crate::steps::testroot::{self, Snapshot, STACK_GID, STACK_UID};
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -243,14 +236,8 @@ mod tests {
         assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
         let before = Snapshot::take(&root);
         s.apply(&root, &Quiet).unwrap();
-        let out = run(
-            &[Box::new(s) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Ok, "{out:?}");
+        let out = testroot::apply_one(s, &root);
+        assert_eq!(out.status, Status::Ok, "{out:?}");
         assert_eq!(Snapshot::take(&root), before);
     }
 

@@ -166,11 +166,7 @@ mod tests {
     use crate::os::OsRelease;
     use crate::step::{run, Mode, Quiet, Status};
 
-    fn write(root: &std::path::Path, p: &str, text: &str) {
-        let p = root.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::steps::testroot::put as write;
 
     fn check(d: &std::path::Path, os: &str) -> crate::step::Outcome {
         let platform = Platform::detect(&OsRelease::parse(os), None).unwrap();

@@ -7,7 +7,7 @@ use anyhow::bail;
 use crate::desired::Package;
 use crate::hostroot::HostRoot;
 use crate::pkg::PackageDb;
-use crate::step::{Check, Progress, Step};
+use crate::step::{Check, Progress, Quiet, Step};
 
 pub struct Packages<'a> {
     pub db: &'a dyn PackageDb,
@@ -27,9 +27,13 @@ impl Packages<'_> {
 
     /// Fails with every unavailable package and the repository that provides it; returns the
     /// candidate versions otherwise.
-    fn availability(&self, missing: &[&Package]) -> anyhow::Result<Vec<String>> {
+    fn availability(
+        &self,
+        missing: &[&Package],
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Vec<String>> {
         let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
-        let avail = self.db.available(&names)?;
+        let avail = self.db.available_progress(&names, progress)?;
         if avail.is_empty() && self.db.lists_may_be_stale() {
             return Ok(vec![format!(
                 "install {} (apt package lists know none of them: `apt-get update` runs first)",
@@ -75,7 +79,7 @@ impl Step for Packages<'_> {
         }
         let missing = self.missing()?;
         if !missing.is_empty() {
-            pending.extend(self.availability(&missing)?);
+            pending.extend(self.availability(&missing, &Quiet)?);
         }
         Ok(if pending.is_empty() {
             Check::Converged(format!(
@@ -100,7 +104,7 @@ impl Step for Packages<'_> {
         if missing.is_empty() {
             return Ok(());
         }
-        self.availability(&missing)?;
+        self.availability(&missing, progress)?;
         let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
         self.db.install(&names, progress)
     }
@@ -192,5 +196,64 @@ mod tests {
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert!(out[0].changes[0].contains("dpkg --configure -a"));
         assert_eq!(db.calls.borrow().as_slice(), ["repair"]);
+    }
+
+    /// A package manager whose availability question refreshes the package lists first
+    /// (apt with stale lists): that refresh is progress the user must see.
+    struct Refreshing(FixturePackageDb);
+
+    impl PackageDb for Refreshing {
+        fn family(&self) -> crate::os::Family {
+            self.0.family()
+        }
+        fn installed(&self, names: &[&str]) -> anyhow::Result<crate::pkg::Installed> {
+            self.0.installed(names)
+        }
+        fn available(&self, names: &[&str]) -> anyhow::Result<crate::pkg::Available> {
+            self.0.available(names)
+        }
+        fn available_progress(
+            &self,
+            names: &[&str],
+            progress: &dyn Progress,
+        ) -> anyhow::Result<crate::pkg::Available> {
+            progress.tick("apt-get -q update");
+            self.0.available(names)
+        }
+        fn interrupted(&self) -> anyhow::Result<Vec<String>> {
+            self.0.interrupted()
+        }
+        fn repair(&self, progress: &dyn Progress) -> anyhow::Result<()> {
+            self.0.repair(progress)
+        }
+        fn install(&self, names: &[&str], progress: &dyn Progress) -> anyhow::Result<()> {
+            self.0.install(names, progress)
+        }
+        fn upgrade(&self, names: &[&str], progress: &dyn Progress) -> anyhow::Result<()> {
+            self.0.upgrade(names, progress)
+        }
+    }
+
+    #[test]
+    fn refreshing_the_package_lists_shows_progress() {
+        struct Ticks(std::cell::RefCell<Vec<String>>);
+        impl Progress for Ticks {
+            fn tick(&self, m: &str) {
+                self.0.borrow_mut().push(m.to_string());
+            }
+        }
+        let p = Platform::detect(&OsRelease::parse("ID=debian\nVERSION_ID=12"), None).unwrap();
+        let db = Refreshing(FixturePackageDb::new(
+            p.family,
+            "",
+            "wget:\n  Installed: (none)\n  Candidate: 1.21\n",
+        ));
+        let mut packages = desired::packages(&p);
+        packages.retain(|pk| pk.name == "wget");
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Packages { db: &db, packages })];
+        let ticks = Ticks(Default::default());
+        let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &ticks, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert_eq!(ticks.0.borrow().as_slice(), ["apt-get -q update"]);
     }
 }

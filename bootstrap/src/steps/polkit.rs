@@ -5,11 +5,10 @@
 
 use anyhow::{bail, Result};
 
-use crate::atomic::{Owner, Wanted};
 use crate::desired::PolkitBackend;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
-use crate::steps::files::{apply_file, check_file};
+use crate::steps::files::{apply_file, check_file, root_owned};
 
 pub const MODE: u32 = 0o644;
 
@@ -44,11 +43,7 @@ impl Step for PolkitStep {
 
     fn check(&self, root: &HostRoot) -> Result<Check> {
         let content = self.content();
-        let want = Wanted {
-            content: content.as_bytes(),
-            mode: MODE,
-            owner: Owner::ROOT,
-        };
+        let want = root_owned(&content, MODE);
         check_file(root, self.backend.path(), &want)
     }
 
@@ -60,11 +55,7 @@ impl Step for PolkitStep {
             );
         }
         let content = self.content();
-        let want = Wanted {
-            content: content.as_bytes(),
-            mode: MODE,
-            owner: Owner::ROOT,
-        };
+        let want = root_owned(&content, MODE);
         apply_file(root, self.backend.path(), &want, |_| Ok(())).map(drop)
     }
 }
@@ -72,7 +63,7 @@ impl Step for PolkitStep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::step::{run, Mode, Quiet, Status};
+    use crate::step::{Quiet, Status};
     use crate::steps::testroot::{self, Snapshot};
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -109,26 +100,14 @@ mod tests {
         let path = PolkitBackend::Rules.path();
         testroot::write(&root, path, &PolkitBackend::Rules.content("stack"), 0o644);
         let before = Snapshot::take(&root);
-        let out = run(
-            &[Box::new(s.clone()) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Ok, "{out:?}");
+        let out = testroot::apply_one(s.clone(), &root);
+        assert_eq!(out.status, Status::Ok, "{out:?}");
         assert_eq!(Snapshot::take(&root), before);
 
         // Our file, for another user and world-writable: rewritten, mode fixed.
         testroot::write(&root, path, &PolkitBackend::Rules.content("olduser"), 0o666);
-        let out = run(
-            &[Box::new(s) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        let out = testroot::apply_one(s, &root);
+        assert_eq!(out.status, Status::Changed, "{out:?}");
         let p = root.path(path);
         assert_eq!(
             fs::read_to_string(&p).unwrap(),

@@ -7,12 +7,11 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::atomic::{Owner, Wanted};
+use crate::cmd::{self, CommandExt};
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
-use crate::steps::exec;
-use crate::steps::files::{apply_file, check_file};
+use crate::steps::files::{apply_file, check_file, root_owned};
 
 pub const MODE: u32 = 0o440;
 
@@ -23,15 +22,18 @@ pub struct SudoStep {
 
 /// `visudo -c -f FILE`: an error with visudo's own message when the file is not valid.
 pub fn visudo_check(file: &Path) -> Result<()> {
-    check_with(exec::find("visudo"), file)
+    check_with(cmd::find("visudo"), file)
 }
 
 fn check_with(visudo: Option<PathBuf>, file: &Path) -> Result<()> {
     let visudo = visudo.context(
         "visudo not found: install sudo (the package) to use --sudo; nothing was written",
     )?;
-    exec::run(Command::new(visudo).arg("-c").arg("-f").arg(file))
-        .map(drop)
+    Command::new(visudo)
+        .arg("-c")
+        .arg("-f")
+        .arg(file)
+        .run()
         .context("the sudoers file failed its check and was not put in place")
 }
 
@@ -52,21 +54,13 @@ impl Step for SudoStep {
 
     fn check(&self, root: &HostRoot) -> Result<Check> {
         let content = self.content();
-        let want = Wanted {
-            content: content.as_bytes(),
-            mode: MODE,
-            owner: Owner::ROOT,
-        };
+        let want = root_owned(&content, MODE);
         check_file(root, &desired::sudoers_path(&self.user), &want)
     }
 
     fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
         let content = self.content();
-        let want = Wanted {
-            content: content.as_bytes(),
-            mode: MODE,
-            owner: Owner::ROOT,
-        };
+        let want = root_owned(&content, MODE);
         apply_file(
             root,
             &desired::sudoers_path(&self.user),
@@ -87,7 +81,7 @@ mod tests {
 
     #[test]
     fn writes_a_checked_sudoers_file_once() {
-        if exec::find("visudo").is_none() {
+        if cmd::find("visudo").is_none() {
             // CI installs sudo (install-deps.sh); say so rather than pass silently.
             panic!("visudo is needed for this test: apt-get install sudo");
         }

@@ -8,6 +8,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::hostroot::HostRoot;
+use crate::step::{run, Mode, Outcome, Quiet, Step};
 
 pub const STACK_UID: u32 = 1234;
 pub const STACK_GID: u32 = 1235;
@@ -52,6 +53,25 @@ pub fn write(root: &HostRoot, path: &str, content: &str, mode: u32) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(&p, content).unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Applies the one step `step` as `bootstrap` does (check, apply, verify).
+pub fn apply_one<'a>(step: impl Step + 'a, root: &HostRoot) -> Outcome {
+    run(
+        &[Box::new(step) as Box<dyn Step + 'a>],
+        root,
+        Mode::Apply,
+        &Quiet,
+        |_| {},
+    )
+    .remove(0)
+}
+
+/// Writes `text` to `rel` under the directory `dir`, creating parents (a fixture file).
+pub fn put(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
 }
 
 /// Every entry under a root: type, mode, owner, inode, mtime and content.

@@ -12,10 +12,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::accounts::{Accounts, User};
 use crate::atomic::{self, Owner};
+use crate::cmd::{self, CommandExt};
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
-use crate::steps::exec;
 
 /// Mode of a home this step creates itself (useradd applies the distribution's own).
 pub const HOME_MODE: u32 = 0o700;
@@ -53,7 +53,7 @@ fn home_changes(root: &HostRoot, user: &User) -> Result<Vec<String>> {
 
 /// A tool run against the host root: `--root DIR` when the root is not `/`.
 fn host_command(root: &HostRoot, tool: &str) -> Result<Command> {
-    let path = exec::find(tool)
+    let path = cmd::find(tool)
         .with_context(|| format!("{tool} not found (install passwd/shadow-utils)"))?;
     let mut cmd = Command::new(path);
     if !root.is_system() {
@@ -102,7 +102,7 @@ impl Step for UserStep {
             let mut cmd = host_command(root, "useradd")?;
             cmd.args(["--create-home", "--shell", desired::USER_SHELL])
                 .arg(&self.name);
-            exec::run(&mut cmd)?;
+            cmd.run()?;
         }
         let accounts = Accounts::read(root)?;
         let user = accounts.user(&self.name).with_context(|| {
@@ -115,7 +115,7 @@ impl Step for UserStep {
         if user.shell != desired::USER_SHELL {
             let mut cmd = host_command(root, "usermod")?;
             cmd.args(["--shell", desired::USER_SHELL]).arg(&self.name);
-            exec::run(&mut cmd)?;
+            cmd.run()?;
         }
         if !home_changes(root, user)?.is_empty() {
             let home = root.path(&user.home);
@@ -142,7 +142,7 @@ pub fn owner_of(root: &HostRoot, name: &str) -> Result<Owner> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::step::{run, Mode, Quiet, Status};
+    use crate::step::{Quiet, Status};
     use crate::steps::testroot::{self, Snapshot, STACK_GID, STACK_UID};
     use std::os::unix::fs::PermissionsExt;
 
@@ -187,14 +187,8 @@ mod tests {
         assert_eq!(fs::read_to_string("/etc/passwd").unwrap(), host_passwd);
         assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
         let before = Snapshot::take(&root);
-        let out = run(
-            &[Box::new(s) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Ok, "{out:?}");
+        let out = testroot::apply_one(s, &root);
+        assert_eq!(out.status, Status::Ok, "{out:?}");
         assert_eq!(Snapshot::take(&root), before);
     }
 
@@ -213,14 +207,8 @@ mod tests {
             changes,
             ["set login shell of stack to /bin/bash (now '/bin/sh')"]
         );
-        let out = run(
-            &[Box::new(s.clone()) as Box<dyn Step>],
-            &root,
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
-        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        let out = testroot::apply_one(s.clone(), &root);
+        assert_eq!(out.status, Status::Changed, "{out:?}");
         let text = fs::read_to_string(root.path("/etc/passwd")).unwrap();
         // usermod changed that one field; the other lines are as they were.
         assert_eq!(text, testroot::PASSWD);

@@ -2,12 +2,13 @@
 //! `/dev/kvm` usable by the kvm group, now and after a reboot.
 
 use std::cell::RefCell;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::process::Command;
 
 use anyhow::Context;
 
-use super::{file_is, write_owned};
+use super::files::{apply_file, is_in_place, root_owned};
+use crate::atomic::{self, Owner, Wanted};
 use crate::cmd::CommandExt;
 use crate::cpu::VirtExtension;
 use crate::desired::{
@@ -34,6 +35,9 @@ impl Kvm {
     }
 }
 
+/// Mode of the files these steps own (the nested config, the udev rule), `root:root`.
+const OWNED_MODE: u32 = 0o644;
+
 pub const NO_VIRT: &str = "no VT-x/AMD-V flag (vmx/svm) in /proc/cpuinfo: guests will be emulated \
 (TCG), many times slower; enable virtualization in the firmware, or nested virtualization on the \
 outer hypervisor";
@@ -50,7 +54,8 @@ impl Step for Kvm {
         let module = ext.kvm_module();
         let m = KvmModules::read(root, Some(ext));
         let mut pending = vec![];
-        if !file_is(root, NESTED_CONF_PATH, &desired::nested_conf(ext))? {
+        let conf = desired::nested_conf(ext);
+        if !is_in_place(root, NESTED_CONF_PATH, &root_owned(&conf, OWNED_MODE))? {
             pending.push(format!(
                 "write {NESTED_CONF_PATH}: options {module} nested=1"
             ));
@@ -96,9 +101,12 @@ impl Step for Kvm {
         };
         let module = ext.kvm_module();
         let conf = desired::nested_conf(ext);
-        if !file_is(root, NESTED_CONF_PATH, &conf)? {
-            write_owned(root, NESTED_CONF_PATH, &conf)?;
-        }
+        apply_file(
+            root,
+            NESTED_CONF_PATH,
+            &root_owned(&conf, OWNED_MODE),
+            |_| Ok(()),
+        )?;
         if !root.is_system() {
             return Ok(());
         }
@@ -174,7 +182,13 @@ impl Step for DevKvm {
             )),
             Some(_) => {}
         }
-        if distro_rule.is_none() && !file_is(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)? {
+        if distro_rule.is_none()
+            && !is_in_place(
+                root,
+                KVM_UDEV_RULE_PATH,
+                &root_owned(KVM_UDEV_RULE, OWNED_MODE),
+            )?
+        {
             pending.push(format!(
                 "write {KVM_UDEV_RULE_PATH} (no distribution udev rule gives {DEV_KVM} to the {KVM_GROUP} group)"
             ));
@@ -200,10 +214,9 @@ impl Step for DevKvm {
         }
         let gid = facts::group_gid(root, KVM_GROUP)?
             .with_context(|| format!("group {KVM_GROUP} missing after groupadd"))?;
-        if facts::distro_kvm_udev_rule(root).is_none()
-            && !file_is(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)?
-        {
-            write_owned(root, KVM_UDEV_RULE_PATH, KVM_UDEV_RULE)?;
+        if facts::distro_kvm_udev_rule(root).is_none() {
+            let rule = root_owned(KVM_UDEV_RULE, OWNED_MODE);
+            apply_file(root, KVM_UDEV_RULE_PATH, &rule, |_| Ok(()))?;
         }
         let Some(node) = DevNode::read(root, DEV_KVM)? else {
             return Ok(());
@@ -212,15 +225,26 @@ impl Step for DevKvm {
             return Ok(());
         }
         let path = root.path(DEV_KVM);
-        let ft = std::fs::metadata(&path)?.file_type();
-        if ft.is_char_device() {
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("{}: cannot stat", path.display()))?;
+        if meta.file_type().is_char_device() {
             std::os::unix::fs::chown(&path, Some(0), Some(gid))
                 .with_context(|| format!("chgrp {KVM_GROUP} {}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(KVM_MODE))
                 .with_context(|| format!("chmod {KVM_MODE:o} {}", path.display()))?;
         } else {
-            // A fixture host's captured stat line (see `DevNode::read`).
-            std::fs::write(&path, format!("0 {gid} {KVM_MODE:o}\n"))?;
+            // A fixture host's captured stat line (see `DevNode::read`), rewritten
+            // atomically like every file bootstrap writes; the file keeps its own mode.
+            let line = format!("0 {gid} {KVM_MODE:o}\n");
+            let want = Wanted {
+                content: line.as_bytes(),
+                mode: meta.mode() & 0o7777,
+                owner: Owner {
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                },
+            };
+            atomic::write(&path, &want)?;
         }
         Ok(())
     }
@@ -231,11 +255,7 @@ mod tests {
     use super::*;
     use crate::step::{run, Mode, Quiet, Status};
 
-    fn write(root: &std::path::Path, p: &str, text: &str) {
-        let p = root.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::steps::testroot::put as write;
 
     #[test]
     fn no_extension_is_a_skip_with_a_warning() {
@@ -284,9 +304,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "etc/group", "root:x:0:\nkvm:x:107:\n");
         write(d.path(), "dev/kvm", "0 0 600\n");
+        let ino = std::fs::metadata(d.path().join("dev/kvm")).unwrap().ino();
         let root = HostRoot::at(d.path());
         let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm { ext: None })];
         let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        // Rewritten atomically (temp file, rename): a new inode, never a truncated file.
+        assert_ne!(
+            std::fs::metadata(d.path().join("dev/kvm")).unwrap().ino(),
+            ino
+        );
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert!(out[0].changes[0].contains("now root:root 0600"));
         assert_eq!(

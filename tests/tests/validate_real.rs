@@ -1,0 +1,454 @@
+//! `validate`'s libvirt checks and iPXE boot proof against the real libvirtd that
+//! `xtask/host/start-services.sh` starts (libvirtd in netns `virthost-test`). Run as root.
+//! Without a reachable libvirtd these tests skip, unless `VIRTHOST_REQUIRE_REAL=1` (set by
+//! `cargo xtask test`), where that is a failure.
+//!
+//! The boot proofs run one at a time (a lock): the host has two cores and TCG boots
+//! compete for them, and each test then asserts that nothing it created is left.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use validate::boot::{self, Proof, Rom, PREFIX};
+use validate::check::{CheckResult, Status};
+use validate::checks::libvirt::{self, SYSTEM_URI};
+use validate::options::Options;
+use virt::connect::Connect;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The real daemon, or `None` (skip) when it is absent and not required.
+fn real_libvirt() -> Option<Connect> {
+    virt::error::clear_error_callback();
+    let required = std::env::var("VIRTHOST_REQUIRE_REAL").as_deref() == Ok("1");
+    let root = nix_is_root();
+    match (root, Connect::open(Some(SYSTEM_URI))) {
+        (true, Ok(c)) => Some(c),
+        (root, res) => {
+            let why = match res {
+                Err(e) => format!("libvirtd unreachable at {SYSTEM_URI}: {e}"),
+                Ok(_) => format!("not root (root: {root})"),
+            };
+            if required {
+                panic!("VIRTHOST_REQUIRE_REAL=1 but {why}; run `bash xtask/host/start-services.sh` as root");
+            }
+            eprintln!("skipping: {why}");
+            None
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn proof(nics: &[&str]) -> Proof {
+    let opts = Options {
+        nics: nics.iter().map(|s| s.to_string()).collect(),
+        ..Options::default()
+    };
+    Proof::from_options(&opts)
+}
+
+fn run_proof(p: &Proof) -> Vec<CheckResult> {
+    let mut log = Vec::new();
+    let results: Vec<CheckResult> = boot::prove(p, &mut |m| log.push(m.to_string()))
+        .into_iter()
+        .map(|b| b.result)
+        .collect();
+    eprintln!("progress: {log:#?}\nresults: {results:#?}");
+    results
+}
+
+/// Nothing this process created (name `virthost-validate-<our pid>-...`) is left.
+fn assert_nothing_left(conn: &Connect) {
+    let mine = format!("{PREFIX}{}-", std::process::id());
+    let doms: Vec<String> = conn
+        .list_all_domains(0)
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.name().ok())
+        .filter(|n| n.starts_with(&mine))
+        .collect();
+    let nets: Vec<String> = conn
+        .list_all_networks(0)
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.name().ok())
+        .filter(|n| n.starts_with(&mine))
+        .collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        doms.is_empty() && nets.is_empty() && files.is_empty(),
+        "left behind: domains {doms:?}, networks {nets:?}, files {files:?}"
+    );
+}
+
+#[test]
+fn boot_proof_passes_for_virtio_and_e1000() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let results = run_proof(&proof(&["virtio", "e1000"]));
+    assert_eq!(results.len(), 2);
+    for (r, nic) in results.iter().zip(["virtio", "e1000"]) {
+        assert_eq!(r.id, format!("boot.ipxe.{nic}"));
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert!(
+            r.detail.contains("iPXE 1.") || r.detail.contains("iPXE 2"),
+            "{r:?}"
+        );
+        assert!(r.detail.contains(&format!("NIC model {nic}")), "{r:?}");
+        assert!(r.detail.contains("callback after"), "{r:?}");
+    }
+    assert_nothing_left(&conn);
+}
+
+#[test]
+fn network_without_boot_file_fails_with_no_script_fetched() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = proof(&["virtio"]);
+    p.offer_boot_file = false;
+    p.timeout = Duration::from_secs(45);
+    let r = &run_proof(&p)[0];
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert!(r.detail.starts_with("no script fetched"), "{r:?}");
+    assert!(r.detail.contains("serial: "), "{r:?}");
+    assert!(r.hint.as_deref().unwrap().contains("boot file"), "{r:?}");
+    assert_nothing_left(&conn);
+}
+
+#[test]
+fn missing_rom_fails_with_rom_hint() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = proof(&["e1000"]);
+    p.rom = Rom::File(PathBuf::from("/nonexistent/virthost-test/efi-e1000.rom"));
+    let r = &run_proof(&p)[0];
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert_eq!(r.id, "boot.ipxe.e1000");
+    assert!(r.detail.contains("romfile"), "{r:?}");
+    let hint = r.hint.as_deref().unwrap();
+    assert!(
+        hint.contains("iPXE option ROM") && hint.contains("ipxe-qemu"),
+        "{r:?}"
+    );
+    assert_nothing_left(&conn);
+}
+
+#[test]
+fn nic_without_option_rom_fails_saying_ipxe_never_started() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = proof(&["virtio"]);
+    p.rom = Rom::Disabled;
+    p.timeout = Duration::from_secs(30);
+    let r = &run_proof(&p)[0];
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert!(r.detail.starts_with("iPXE never started"), "{r:?}");
+    assert!(
+        r.detail.contains("SeaBIOS"),
+        "the console tail is shown: {r:?}"
+    );
+    assert!(
+        r.hint.as_deref().unwrap().contains("iPXE option ROM"),
+        "{r:?}"
+    );
+    assert_nothing_left(&conn);
+}
+
+#[test]
+fn leftovers_of_a_killed_run_are_swept() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A pid that cannot exist (above pid_max): its owner is gone, as after a SIGKILL.
+    let name = format!("{PREFIX}999999999-dead");
+    let xml = format!("<network><name>{name}</name><bridge stp='off'/></network>");
+    let net = conn
+        .create_network_xml(&xml)
+        .expect("create a stale network");
+    let stale_file = std::env::temp_dir().join(format!("{name}-virtio.serial"));
+    std::fs::write(&stale_file, "stale").unwrap();
+    // Something of a live run (ours) must survive the sweep.
+    let live_file =
+        std::env::temp_dir().join(format!("{PREFIX}{}-live.serial", std::process::id()));
+    std::fs::write(&live_file, "live").unwrap();
+
+    let removed = boot::sweep(&conn);
+    let live_kept = live_file.exists();
+    let _ = std::fs::remove_file(&live_file);
+    assert!(removed >= 2, "removed {removed}");
+    assert!(
+        conn.lookup_network_by_name(&name).is_err(),
+        "stale network kept"
+    );
+    assert!(!stale_file.exists(), "stale serial file kept");
+    assert!(live_kept, "a live run's file was swept");
+    drop(net);
+    assert_nothing_left(&conn);
+}
+
+#[test]
+fn libvirt_checks_against_the_real_daemon() {
+    let Some(_conn) = real_libvirt() else { return };
+    let results = libvirt::run(&Options {
+        user: "root".into(),
+        ..Options::default()
+    });
+    eprintln!("{results:#?}");
+    let get = |id: &str| {
+        results
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("no {id} in {results:?}"))
+    };
+    let c = get("libvirt.connect");
+    assert_eq!(c.status, Status::Pass);
+    assert!(
+        c.detail.contains("libvirt ") && c.detail.contains("QEMU "),
+        "{c:?}"
+    );
+    assert_ne!(get("libvirt.pool").status, Status::Fail);
+    assert_ne!(get("libvirt.domain_type").status, Status::Fail);
+    assert_eq!(
+        get("libvirt.polkit").status,
+        Status::Pass,
+        "root manages libvirt"
+    );
+    let dir = libvirt::image_dir(&Options::default());
+    assert!(dir.is_absolute(), "{dir:?}");
+}
+
+/// A throwaway system user, removed (with its polkit rule) on drop.
+struct TempUser {
+    name: String,
+    rule: PathBuf,
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.rule);
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+#[test]
+fn polkit_check_fails_without_the_rule_and_passes_with_it() {
+    use bootstrap::desired::PolkitBackend;
+    let Some(_conn) = real_libvirt() else { return };
+    let name = format!("vhtest{}", std::process::id() % 100_000);
+    let _ = Command::new("userdel")
+        .arg(&name)
+        .stderr(std::process::Stdio::null())
+        .status();
+    let st = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            &name,
+        ])
+        .status()
+        .expect("useradd");
+    assert!(st.success(), "useradd {name}");
+    let user = TempUser {
+        rule: PathBuf::from(format!(
+            "/etc/polkit-1/rules.d/49-virthost-test-{name}.rules"
+        )),
+        name: name.clone(),
+    };
+
+    let r = libvirt::polkit_check(SYSTEM_URI, &name, Path::new("/"));
+    eprintln!("without rule: {r:?}");
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    let hint = r.hint.as_deref().unwrap();
+    assert!(
+        hint.contains("/etc/polkit-1/rules.d/50-virthost-libvirt.rules") && hint.contains(&name),
+        "{r:?}"
+    );
+
+    std::fs::create_dir_all(user.rule.parent().unwrap()).unwrap();
+    std::fs::write(&user.rule, PolkitBackend::Rules.content(&name)).unwrap();
+    // polkitd reloads rules on an inotify event; give it a moment.
+    let mut r = r;
+    for _ in 0..50 {
+        r = libvirt::polkit_check(SYSTEM_URI, &name, Path::new("/"));
+        if r.status == Status::Pass {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("with rule: {r:?}");
+    assert_eq!(r.status, Status::Pass, "{r:?}");
+
+    let r = libvirt::polkit_check(SYSTEM_URI, "virthost-no-such-user", Path::new("/"));
+    assert_eq!(r.status, Status::Fail);
+    assert!(r.detail.contains("does not exist"), "{r:?}");
+    drop(user);
+}
+
+/// Not a test of its own: the body of the child process that the signal tests start (this
+/// test binary, re-run with `VIRTHOST_BOOT_CHILD=1`). It runs a boot proof and gets killed.
+#[test]
+fn signal_child_boot() {
+    if std::env::var("VIRTHOST_BOOT_CHILD").as_deref() != Ok("1") {
+        return;
+    }
+    let _ = boot::prove(&proof(&["virtio"]), &mut |m| eprintln!("child: {m}"));
+    // Only reached when the signal came too late; the parent then fails.
+    eprintln!("child: proof finished");
+}
+
+/// Starts [`signal_child_boot`] in a child process, waits until its test domain exists,
+/// sends `signal`, and returns the child's pid and exit status.
+fn boot_child_and_signal(conn: &Connect, signal: &str) -> (u32, std::process::ExitStatus) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "signal_child_boot",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("VIRTHOST_BOOT_CHILD", "1")
+        .spawn()
+        .expect("spawn the child");
+    let pid = child.id();
+    let prefix = format!("{PREFIX}{pid}-");
+    let mut seen = false;
+    for _ in 0..600 {
+        seen = conn
+            .list_all_domains(0)
+            .unwrap()
+            .iter()
+            .filter_map(|d| d.name().ok())
+            .any(|n| n.starts_with(&prefix));
+        if seen {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !seen {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the child's test domain never appeared");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let st = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    (pid, status)
+}
+
+fn left_by(conn: &Connect, pid: u32) -> Vec<String> {
+    let prefix = format!("{PREFIX}{pid}-");
+    let mut out: Vec<String> = conn
+        .list_all_domains(0)
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.name().ok())
+        .chain(
+            conn.list_all_networks(0)
+                .unwrap()
+                .iter()
+                .filter_map(|n| n.name().ok()),
+        )
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    out.extend(
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix)),
+    );
+    out
+}
+
+#[test]
+fn sigint_during_the_boot_tears_everything_down() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (pid, status) = boot_child_and_signal(&conn, "-INT");
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "the child re-raises SIGINT: {status:?}"
+    );
+    assert_eq!(left_by(&conn, pid), Vec::<String>::new());
+}
+
+#[test]
+fn sigkill_leftovers_are_swept_by_the_next_run() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (pid, status) = boot_child_and_signal(&conn, "-KILL");
+    assert_eq!(status.signal(), Some(9));
+    // AUTODESTROY takes the domain with the connection (libvirtd notices the closed socket
+    // a moment later); the network and the serial file remain.
+    let mut left = left_by(&conn, pid);
+    for _ in 0..100 {
+        if left.iter().all(|n| !n.ends_with("-virtio")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = left_by(&conn, pid);
+    }
+    assert!(
+        left.iter().all(|n| !n.ends_with("-virtio")),
+        "domain survived its connection: {left:?}"
+    );
+    boot::sweep(&conn);
+    assert_eq!(left_by(&conn, pid), Vec::<String>::new());
+}
+
+#[test]
+fn unreachable_libvirt_fails_with_how_to_start_it() {
+    let opts = Options {
+        connect: "qemu+unix:///system?socket=/nonexistent/virthost-test.sock".into(),
+        nics: vec!["virtio".into(), "e1000".into()],
+        ..Options::default()
+    };
+    let results = libvirt::run(&opts);
+    let c = results.iter().find(|r| r.id == "libvirt.connect").unwrap();
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    assert!(c.hint.as_deref().unwrap().contains("libvirtd -d"), "{c:?}");
+    let boot = boot::run(&opts, &mut |_| {});
+    assert_eq!(
+        boot.iter()
+            .map(|r| (r.id.as_str(), r.status))
+            .collect::<Vec<_>>(),
+        [
+            ("boot.ipxe.virtio", Status::Fail),
+            ("boot.ipxe.e1000", Status::Fail)
+        ]
+    );
+    let skipped = boot::run(
+        &Options {
+            skip_boot: true,
+            ..opts
+        },
+        &mut |_| {},
+    );
+    assert!(skipped.is_empty());
+}

@@ -1,0 +1,60 @@
+//! What `validate` asks of the shared user database (`bootstrap::accounts`, read from
+//! `/etc/passwd` and `/etc/group`, never NSS) beyond what it offers.
+
+use bootstrap::accounts::{Accounts, User};
+
+pub trait AccountsExt {
+    fn user_by_uid(&self, uid: u32) -> Option<&User>;
+    /// The gids a user's processes run with: the primary group and every group listing it.
+    fn gids_of(&self, user: &User) -> Vec<u32>;
+    /// The name of a uid, or the number.
+    fn uid_name(&self, uid: u32) -> String;
+    /// The name of a gid, or the number.
+    fn gid_name(&self, gid: u32) -> String;
+}
+
+impl AccountsExt for Accounts {
+    fn user_by_uid(&self, uid: u32) -> Option<&User> {
+        self.users.iter().find(|u| u.uid == uid)
+    }
+
+    fn gids_of(&self, user: &User) -> Vec<u32> {
+        let mut gids = vec![user.gid];
+        for g in &self.groups {
+            if g.members.iter().any(|m| m == &user.name) && !gids.contains(&g.gid) {
+                gids.push(g.gid);
+            }
+        }
+        gids
+    }
+
+    fn uid_name(&self, uid: u32) -> String {
+        self.user_by_uid(uid)
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| uid.to_string())
+    }
+
+    fn gid_name(&self, gid: u32) -> String {
+        self.group_by_gid(gid)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| gid.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supplementary_groups_and_names() {
+        let a = Accounts::parse(
+            "root:x:0:0:root:/root:/bin/bash\nlibvirt-qemu:x:64055:107:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\n",
+            "root:x:0:\nkvm:x:107:\nlibvirt:x:106:stack,libvirt-qemu\n",
+        );
+        let q = a.user("libvirt-qemu").unwrap();
+        assert_eq!(a.gids_of(q), vec![107, 106]);
+        assert_eq!(a.gid_name(107), "kvm");
+        assert_eq!(a.uid_name(64055), "libvirt-qemu");
+        assert_eq!(a.uid_name(4242), "4242");
+    }
+}

@@ -1,0 +1,507 @@
+//! Hardware virtualization: the CPU extension, the KVM modules, `/dev/kvm` and whether it
+//! really works, whether the user QEMU runs as can open it, nested virtualization, and the
+//! `/dev/vhost-net` and `/dev/net/tun` devices.
+//!
+//! Ids: `kvm.extension`, `kvm.module`, `kvm.device`, `kvm.usable`, `kvm.access`,
+//! `kvm.nested`, `dev.vhost-net`, `dev.tun`. `--allow-emulation` turns the FAILs of the
+//! first four (no hardware virtualization) into WARNs: such a host runs guests under TCG
+//! (`<domain type='qemu'>`).
+
+use bootstrap::desired::{KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
+use bootstrap::facts::KvmModules;
+use bootstrap::os::Family;
+
+use super::Host;
+use crate::accounts::AccountsExt;
+use crate::check::{CheckResult, Status};
+use crate::options::Options;
+use crate::probe::{FileKind, KvmAnswer};
+
+/// `KVM_GET_API_VERSION` of every stable KVM since Linux 2.6.22.
+pub const KVM_API_VERSION: i32 = 12;
+
+const EMULATION_HINT: &str = "guests would run under TCG emulation (10-50x slower)";
+
+pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    let ext = host.cpu.virt;
+    let hw = |r: CheckResult| soften(r, opts.allow_emulation);
+
+    // The CPU extension.
+    out.push(hw(match ext {
+        Some(e) => CheckResult::pass("kvm.extension", format!("{} in /proc/cpuinfo", e.label())),
+        None => CheckResult::fail(
+            "kvm.extension",
+            "no vmx or svm flag in /proc/cpuinfo: no hardware virtualization",
+            format!("enable VT-x/AMD-V in the firmware setup, or on a VM enable nested virtualization on its host; {EMULATION_HINT}"),
+        ),
+    }));
+
+    // The modules.
+    // The shared reader of /sys/module (bootstrap::facts), as bootstrap sees the modules.
+    let mods = KvmModules::read(host.probe.root(), ext);
+    let kvm_loaded = mods.kvm_loaded;
+    let vendor = mods.vendor_module;
+    out.push(hw(match (kvm_loaded, vendor, mods.vendor_loaded) {
+        (false, _, _) => CheckResult::fail(
+            "kvm.module",
+            "no module: /sys/module/kvm is absent",
+            match vendor {
+                Some(m) => format!("modprobe {m} (and make it load at boot)"),
+                None => format!("the CPU has no vmx/svm, so KVM cannot load; {EMULATION_HINT}"),
+            },
+        ),
+        (true, Some(m), true) => CheckResult::pass("kvm.module", format!("kvm and {m} loaded")),
+        (true, Some(m), _) => CheckResult::fail(
+            "kvm.module",
+            format!("kvm is loaded but {m} is not"),
+            format!(
+                "modprobe {m}; if it fails, check dmesg (virtualization disabled in the firmware?)"
+            ),
+        ),
+        (true, None, _) => {
+            let others: Vec<String> = loaded_kvm_modules(host);
+            CheckResult::fail(
+                "kvm.module",
+                format!(
+                    "kvm is loaded ({}) but the CPU has no vmx/svm for kvm_intel or kvm_amd",
+                    others.join(", ")
+                ),
+                EMULATION_HINT,
+            )
+        }
+    }));
+
+    // The device node.
+    let dev = host.probe.meta("/dev/kvm");
+    out.push(hw(match &dev {
+        Ok(m) if m.kind == FileKind::Char => CheckResult::pass(
+            "kvm.device",
+            format!("/dev/kvm {}:{} {:04o}", host.accounts.uid_name(m.uid), host.accounts.gid_name(m.gid), m.mode),
+        ),
+        Ok(_) => CheckResult::fail("kvm.device", "/dev/kvm is not a character device", "remove it and reload the kvm module"),
+        Err(_) => CheckResult::fail(
+            "kvm.device",
+            "/dev/kvm is absent",
+            if kvm_loaded { "the kvm module is loaded but udev did not create /dev/kvm; check udev (or mknod /dev/kvm c 10 232)".to_string() } else { format!("load the KVM module; {EMULATION_HINT}") },
+        ),
+    }));
+
+    // Does it work?
+    if dev.is_ok() {
+        out.push(hw(usable(host.probe.kvm(), ext.is_some())));
+        out.push(access(host, dev.as_ref().ok().copied()));
+    } else {
+        out.push(hw(CheckResult::fail(
+            "kvm.usable",
+            "no /dev/kvm to ask",
+            EMULATION_HINT,
+        )));
+    }
+
+    out.push(nested(&mods));
+    out.push(device(
+        host,
+        "dev.vhost-net",
+        "/dev/vhost-net",
+        Status::Warn,
+        "modprobe vhost_net: without it virtio networking runs in QEMU's userspace (slower)",
+    ));
+    out.push(device(
+        host,
+        "dev.tun",
+        "/dev/net/tun",
+        Status::Fail,
+        "modprobe tun: libvirt needs tap devices for every VM network interface",
+    ));
+    out
+}
+
+/// Missing hardware virtualization is a FAIL, or a WARN with `--allow-emulation`; the hint
+/// says which.
+fn soften(mut r: CheckResult, allow_emulation: bool) -> CheckResult {
+    if r.status != Status::Fail {
+        return r;
+    }
+    if allow_emulation {
+        r.status = Status::Warn;
+        r.hint = r
+            .hint
+            .map(|h| format!("{h} (accepted with --allow-emulation)"));
+    } else {
+        r.hint = r
+            .hint
+            .map(|h| format!("{h}; pass --allow-emulation if TCG is intended"));
+    }
+    r
+}
+
+fn loaded_kvm_modules(host: &Host) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(host.probe.root().path("/sys/module")) else {
+        return vec!["kvm".into()];
+    };
+    let mut v: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("kvm"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn usable(answer: KvmAnswer, has_extension: bool) -> CheckResult {
+    let id = "kvm.usable";
+    match answer {
+        KvmAnswer::OpenFailed { error } => CheckResult::fail(
+            id,
+            format!("device present but unusable: open /dev/kvm failed: {error}"),
+            "run validate as root, or check that nothing (a container, SELinux) blocks /dev/kvm",
+        ),
+        KvmAnswer::Answered {
+            api_version,
+            create_vm_error,
+        } => {
+            let api = match api_version {
+                Some(v) => v.to_string(),
+                None => "no answer".to_string(),
+            };
+            if api_version != Some(KVM_API_VERSION) {
+                return CheckResult::fail(
+                    id,
+                    format!("device present but unusable: KVM_GET_API_VERSION = {api}, expected {KVM_API_VERSION}"),
+                    "the kvm module is broken or foreign; reload it, check dmesg",
+                );
+            }
+            if let Some(e) = create_vm_error {
+                return CheckResult::fail(
+                    id,
+                    format!("device present but unusable: API {api}, but KVM_CREATE_VM failed: {e}"),
+                    "check dmesg; virtualization may be disabled in the firmware or taken by another hypervisor",
+                );
+            }
+            if !has_extension {
+                return CheckResult::fail(
+                    id,
+                    format!("device present but unusable: /dev/kvm answers (API {api}, KVM_CREATE_VM ok) but the CPU has no vmx/svm, so this is no hardware KVM (a paravirtual one such as PVM); ordinary BIOS guests do not boot under it"),
+                    format!("run domains as type 'qemu' (TCG); {EMULATION_HINT}"),
+                );
+            }
+            CheckResult::pass(id, format!("API {api}, KVM_CREATE_VM ok"))
+        }
+    }
+}
+
+/// `key = "value"` of qemu.conf (the last uncommented setting wins, as libvirt reads it).
+fn conf_value(conf: &str, key: &str) -> Option<String> {
+    conf.lines().rev().find_map(|l| {
+        let rest = l.trim().strip_prefix(key)?;
+        let v = rest.trim_start().strip_prefix('=')?;
+        let v = v.trim().trim_matches('"');
+        (!v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// Who QEMU runs as: `user` (and `group`) in qemu.conf, else the distribution's default.
+/// QEMU also gets the user's supplementary groups (libvirt calls initgroups for it).
+fn qemu_identity(host: &Host) -> (String, Option<String>, &'static str) {
+    let default = match host.platform.as_ref().map(|p| p.family) {
+        Some(Family::Apt) => ("libvirt-qemu", "Debian's default"),
+        _ => ("qemu", "the RHEL default"),
+    };
+    match host.probe.root().read_optional("/etc/libvirt/qemu.conf") {
+        // Debian keeps qemu.conf 0600: without root the distribution default is assumed.
+        Err(_) => (
+            default.0.into(),
+            None,
+            "assumed: /etc/libvirt/qemu.conf is unreadable, run validate as root",
+        ),
+        Ok(conf) => {
+            let conf = conf.unwrap_or_default();
+            let group = conf_value(&conf, "group");
+            match conf_value(&conf, "user") {
+                Some(u) => (u, group, "user in /etc/libvirt/qemu.conf"),
+                None => (default.0.into(), group, default.1),
+            }
+        }
+    }
+}
+
+fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
+    let id = "kvm.access";
+    let Some(m) = dev else {
+        return CheckResult::fail(id, "no /dev/kvm", "load the KVM module");
+    };
+    let (name, group, source) = qemu_identity(host);
+    let a = &host.accounts;
+    let fix = format!(
+        "make /dev/kvm root:{KVM_GROUP} 0660 (bootstrap installs {KVM_UDEV_RULE_PATH}) and put {name} in group {KVM_GROUP}; \
+         otherwise libvirt finds KVM 'not available now' and re-probes QEMU on every call (minutes per domain start)"
+    );
+    let user = match name.parse::<u32>() {
+        Ok(uid) => a.user_by_uid(uid),
+        Err(_) => a.user(name.trim_start_matches('+')),
+    };
+    let Some(user) = user else {
+        return CheckResult::fail(
+            id,
+            format!("QEMU's user {name} ({source}) is not in /etc/passwd"),
+            "install the hypervisor packages (they create it) or fix qemu.conf",
+        );
+    };
+    let mut gids = a.gids_of(user);
+    // qemu.conf `group` (a name or `+gid`) replaces the primary group.
+    if let Some(g) = &group {
+        let gid = match g.trim_start_matches('+').parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => a.group(g).map(|g| g.gid),
+        };
+        gids.extend(gid);
+    }
+    let via = if user.uid == 0 {
+        Some("it is root".to_string())
+    } else if m.uid == user.uid && m.mode & 0o600 == 0o600 {
+        Some("it owns it".to_string())
+    } else if gids.contains(&m.gid) && m.mode & 0o060 == 0o060 {
+        Some(format!("group {}", a.gid_name(m.gid)))
+    } else if m.mode & 0o006 == 0o006 {
+        Some("mode is world read-write".to_string())
+    } else {
+        None
+    };
+    let owner = format!("{}:{} {:04o}", a.uid_name(m.uid), a.gid_name(m.gid), m.mode);
+    match via {
+        Some(v) => CheckResult::pass(
+            id,
+            format!("QEMU runs as {name} ({source}); /dev/kvm {owner}: read-write via {v}"),
+        ),
+        None => CheckResult::fail(
+            id,
+            format!("QEMU runs as {name} ({source}) and cannot open /dev/kvm {owner}"),
+            fix,
+        ),
+    }
+}
+
+fn nested(mods: &KvmModules) -> CheckResult {
+    let id = "kvm.nested";
+    let Some(module) = mods.vendor_module else {
+        return CheckResult::warn(
+            id,
+            "not applicable: no hardware virtualization, so no nested virtualization either",
+            "VMs on this host cannot run KVM guests of their own",
+        );
+    };
+    let hint = format!("bootstrap writes {NESTED_CONF_PATH} (options {module} nested=1); then reload {module} with no VM running");
+    match mods.nested {
+        Some(true) => CheckResult::pass(id, format!("{module} nested=1")),
+        Some(false) => CheckResult::warn(
+            id,
+            format!("{module} nested=0: VMs cannot run KVM guests"),
+            hint,
+        ),
+        None => CheckResult::warn(
+            id,
+            format!("/sys/module/{module}/parameters/nested is absent ({module} not loaded?)"),
+            hint,
+        ),
+    }
+}
+
+fn device(host: &Host, id: &str, path: &str, missing: Status, hint: &str) -> CheckResult {
+    match host.probe.meta(path) {
+        Ok(m) if m.kind == FileKind::Char => CheckResult::pass(id, format!("{path} present")),
+        Ok(_) => CheckResult::fail(id, format!("{path} is not a character device"), hint),
+        Err(_) if missing == Status::Warn => {
+            CheckResult::warn(id, format!("{path} is absent"), hint)
+        }
+        Err(_) => CheckResult::fail(id, format!("{path} is absent"), hint),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Host;
+    use crate::probe::testing::TestHost;
+
+    const VMX: &str = "processor : 0\nvendor_id : GenuineIntel\nflags : fpu vmx ept\n";
+    const NONE: &str = "processor : 0\nvendor_id : AuthenticAMD\nflags : fpu hypervisor\n";
+    const OK: KvmAnswer = KvmAnswer::Answered {
+        api_version: Some(12),
+        create_vm_error: None,
+    };
+
+    fn base(cpuinfo: &str) -> TestHost {
+        TestHost::new()
+            .file("/etc/os-release", "ID=debian\nVERSION_ID=12\n")
+            .file("/proc/cpuinfo", cpuinfo)
+            .file(
+                "/etc/passwd",
+                "root:x:0:0::/root:/bin/bash\nlibvirt-qemu:x:64055:64055::/var/lib/libvirt:/usr/sbin/nologin\n",
+            )
+            .file("/etc/group", "kvm:x:107:libvirt-qemu\nlibvirt-qemu:x:64055:\n")
+    }
+
+    fn ready(cpuinfo: &str) -> TestHost {
+        base(cpuinfo)
+            .dir("/sys/module/kvm")
+            .file("/sys/module/kvm_intel/parameters/nested", "Y\n")
+            .meta("/dev/kvm", 0, 107, 0o660, FileKind::Char)
+            .meta("/dev/vhost-net", 0, 0, 0o600, FileKind::Char)
+            .meta("/dev/net/tun", 0, 0, 0o666, FileKind::Char)
+            .kvm(OK)
+    }
+
+    fn results(t: &TestHost, allow_emulation: bool) -> Vec<CheckResult> {
+        let probe = t.probe();
+        let host = Host::load(&probe);
+        let opts = Options {
+            allow_emulation,
+            ..Options::default()
+        };
+        run(&opts, &host)
+    }
+
+    fn get<'a>(r: &'a [CheckResult], id: &str) -> &'a CheckResult {
+        r.iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+    }
+
+    #[test]
+    fn a_ready_intel_host_passes() {
+        let r = results(&ready(VMX), false);
+        assert!(r.iter().all(|c| c.status == Status::Pass), "{r:#?}");
+    }
+
+    #[test]
+    fn tells_no_flags_no_module_and_unusable_device_apart() {
+        // No flags, no module, no device.
+        let r = results(&base(NONE), false);
+        assert!(get(&r, "kvm.extension").detail.contains("no vmx or svm"));
+        assert!(get(&r, "kvm.module").detail.contains("no module"));
+        assert!(get(&r, "kvm.device").detail.contains("absent"));
+        assert_eq!(get(&r, "kvm.usable").status, Status::Fail);
+        // Flags, but the module is not loaded.
+        let r = results(&base(VMX), false);
+        assert_eq!(get(&r, "kvm.extension").status, Status::Pass);
+        let m = get(&r, "kvm.module");
+        assert_eq!(m.status, Status::Fail);
+        assert!(m.hint.as_ref().unwrap().contains("modprobe kvm_intel"));
+        // The device answers but there are no flags (PVM, this CI machine).
+        let r = results(&ready(NONE).dir("/sys/module/kvm_pvm"), false);
+        let u = get(&r, "kvm.usable");
+        assert_eq!(u.status, Status::Fail);
+        assert!(
+            u.detail.contains("device present but unusable") && u.detail.contains("no vmx/svm")
+        );
+        assert!(get(&r, "kvm.module").detail.contains("kvm_pvm"));
+    }
+
+    #[test]
+    fn each_broken_kvm_answer_fails_with_its_reason() {
+        let cases = [
+            (
+                KvmAnswer::OpenFailed {
+                    error: "Permission denied (os error 13)".into(),
+                },
+                "Permission denied",
+            ),
+            (
+                KvmAnswer::Answered {
+                    api_version: Some(11),
+                    create_vm_error: None,
+                },
+                "= 11, expected 12",
+            ),
+            (
+                KvmAnswer::Answered {
+                    api_version: None,
+                    create_vm_error: None,
+                },
+                "no answer",
+            ),
+            (
+                KvmAnswer::Answered {
+                    api_version: Some(12),
+                    create_vm_error: Some("Device or resource busy".into()),
+                },
+                "KVM_CREATE_VM failed: Device or resource busy",
+            ),
+        ];
+        for (answer, needle) in cases {
+            let r = results(&ready(VMX).kvm(answer), false);
+            let u = get(&r, "kvm.usable");
+            assert_eq!(u.status, Status::Fail, "{needle}");
+            assert!(u.detail.contains(needle), "{}", u.detail);
+        }
+    }
+
+    #[test]
+    fn allow_emulation_softens_only_hardware_checks() {
+        let r = results(
+            &base(NONE).meta("/dev/net/tun", 0, 0, 0o666, FileKind::Char),
+            true,
+        );
+        for id in ["kvm.extension", "kvm.module", "kvm.device", "kvm.usable"] {
+            assert_eq!(get(&r, id).status, Status::Warn, "{id}");
+        }
+        // /dev/net/tun is not about hardware virtualization.
+        let r = results(&base(NONE), true);
+        assert_eq!(get(&r, "dev.tun").status, Status::Fail);
+    }
+
+    #[test]
+    fn access_follows_qemu_conf_user_groups_and_mode() {
+        // Debian default user, in group kvm: PASS.
+        let r = results(&ready(VMX), false);
+        assert!(get(&r, "kvm.access")
+            .detail
+            .contains("libvirt-qemu (Debian's default)"));
+        // root:root 0600: the re-probe trap.
+        let r = results(
+            &ready(VMX).meta("/dev/kvm", 0, 0, 0o600, FileKind::Char),
+            false,
+        );
+        let a = get(&r, "kvm.access");
+        assert_eq!(a.status, Status::Fail);
+        assert!(a.hint.as_ref().unwrap().contains("re-probes"));
+        // qemu.conf says root: fine whatever the mode.
+        let t = ready(VMX)
+            .meta("/dev/kvm", 0, 0, 0o600, FileKind::Char)
+            .file(
+                "/etc/libvirt/qemu.conf",
+                "#user = \"nobody\"\nuser = \"root\"\n",
+            );
+        let r = results(&t, false);
+        assert_eq!(get(&r, "kvm.access").status, Status::Pass);
+        // qemu.conf names a user that does not exist.
+        let t = ready(VMX).file("/etc/libvirt/qemu.conf", "user = \"ghost\"\n");
+        assert!(get(&results(&t, false), "kvm.access")
+            .detail
+            .contains("ghost"));
+        // qemu.conf `group` gives QEMU that group too.
+        let groups = "kvm:x:107:\nlibvirt-qemu:x:64055:\nvirt:x:500:\n";
+        let t = ready(VMX)
+            .meta("/dev/kvm", 0, 500, 0o660, FileKind::Char)
+            .file("/etc/group", groups);
+        assert_eq!(get(&results(&t, false), "kvm.access").status, Status::Fail);
+        let t = t.file(
+            "/etc/libvirt/qemu.conf",
+            "#group = \"root\"\ngroup = \"virt\"\n",
+        );
+        assert_eq!(get(&results(&t, false), "kvm.access").status, Status::Pass);
+    }
+
+    #[test]
+    fn nested_and_devices() {
+        let t = ready(VMX).file("/sys/module/kvm_intel/parameters/nested", "N\n");
+        let r = results(&t, false);
+        assert_eq!(get(&r, "kvm.nested").status, Status::Warn);
+        let t = ready(VMX).file("/sys/module/kvm_intel/parameters/nested", "1\n");
+        assert_eq!(get(&results(&t, false), "kvm.nested").status, Status::Pass);
+        let r = results(&base(VMX), false);
+        assert_eq!(get(&r, "dev.vhost-net").status, Status::Warn);
+        assert_eq!(get(&r, "dev.tun").status, Status::Fail);
+    }
+}

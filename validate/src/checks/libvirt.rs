@@ -1,0 +1,514 @@
+//! libvirt: reachable at `--connect`, its and the hypervisor's version, the default storage
+//! pool, the domain type it can run (kvm or qemu), and whether polkit really lets the stack
+//! user manage `qemu:///system` (connect as that user's uid and list domains).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use virt::connect::Connect;
+
+use crate::boot::xmlscan;
+use crate::check::{timed, CheckResult};
+use crate::options::Options;
+
+/// The URI the stack (and polkit's rule) is about.
+pub const SYSTEM_URI: &str = "qemu:///system";
+/// Where images go when there is no default storage pool.
+pub const DEFAULT_IMAGE_DIR: &str = "/var/lib/libvirt/images";
+
+const START_HINT: &str = "start libvirt: `systemctl enable --now libvirtd` (modular daemons: \
+     `systemctl enable --now virtqemud.socket virtnetworkd.socket virtstoraged.socket`); \
+     without systemd: `virtlogd -d && libvirtd -d`; check --connect";
+
+/// The libvirt checks: `libvirt.connect`, `libvirt.pool`, `libvirt.domain_type`,
+/// `libvirt.polkit`.
+pub fn run(opts: &Options) -> Vec<CheckResult> {
+    virt::error::clear_error_callback();
+    let uri = uri_of(opts);
+    let mut out = Vec::new();
+    let mut conn = None;
+    out.extend(timed(|| {
+        let (r, c) = connect_check(uri);
+        conn = c;
+        vec![r]
+    }));
+    if let Some(conn) = &conn {
+        out.extend(timed(|| vec![pool_check(conn)]));
+        out.extend(timed(|| vec![domain_type_check(conn)]));
+    }
+    out.extend(timed(|| {
+        vec![polkit_check(SYSTEM_URI, &opts.user, Path::new("/"))]
+    }));
+    out
+}
+
+fn uri_of(opts: &Options) -> &str {
+    if opts.connect.is_empty() {
+        SYSTEM_URI
+    } else {
+        &opts.connect
+    }
+}
+
+/// `1009000` -> `9.9.0`.
+pub fn version_string(v: u32) -> String {
+    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
+}
+
+fn connect_check(uri: &str) -> (CheckResult, Option<Connect>) {
+    let conn = match Connect::open(Some(uri)) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                CheckResult::fail(
+                    "libvirt.connect",
+                    format!("cannot connect to {uri}: {}", e.message()),
+                    START_HINT,
+                ),
+                None,
+            )
+        }
+    };
+    let lib = conn
+        .lib_version()
+        .map(version_string)
+        .unwrap_or_else(|_| "?".into());
+    let driver = conn.driver_type().unwrap_or_else(|_| "hypervisor".into());
+    let hyp = conn
+        .hyp_version()
+        .map(version_string)
+        .unwrap_or_else(|_| "?".into());
+    (
+        CheckResult::pass(
+            "libvirt.connect",
+            format!("{uri}: libvirt {lib}, {driver} {hyp}"),
+        ),
+        Some(conn),
+    )
+}
+
+/// The target path of the storage pool `default`, when it exists.
+pub fn default_pool_path(conn: &Connect) -> Option<PathBuf> {
+    let pool = conn.lookup_storage_pool_by_name("default").ok()?;
+    let xml = pool.xml_desc(0).ok()?;
+    let target = xmlscan::sections(&xml, "target").into_iter().next()?;
+    xmlscan::texts(target, "path").first().map(PathBuf::from)
+}
+
+/// Where VM images go: the default pool's path, else [`DEFAULT_IMAGE_DIR`]. For the
+/// capacity check.
+pub fn image_dir(opts: &Options) -> PathBuf {
+    virt::error::clear_error_callback();
+    Connect::open(Some(uri_of(opts)))
+        .ok()
+        .and_then(|c| default_pool_path(&c))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_IMAGE_DIR))
+}
+
+fn pool_check(conn: &Connect) -> CheckResult {
+    const ID: &str = "libvirt.pool";
+    let define = format!(
+        "`virsh pool-define-as default dir --target {DEFAULT_IMAGE_DIR} && virsh pool-build default \
+         && virsh pool-start default && virsh pool-autostart default`"
+    );
+    let pool = match conn.lookup_storage_pool_by_name("default") {
+        Ok(p) => p,
+        Err(_) => {
+            return CheckResult::warn(
+                ID,
+                format!("no storage pool 'default'; images would go to {DEFAULT_IMAGE_DIR}"),
+                format!("define it: {define}"),
+            )
+        }
+    };
+    let path = default_pool_path(conn)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "?".into());
+    match pool.is_active() {
+        Ok(true) => CheckResult::pass(ID, format!("pool 'default' active at {path}")),
+        _ => CheckResult::warn(
+            ID,
+            format!("pool 'default' ({path}) is not active"),
+            "`virsh pool-start default && virsh pool-autostart default`",
+        ),
+    }
+}
+
+/// Describing domain types takes milliseconds; seconds mean libvirt re-probes QEMU.
+const SLOW_CAPABILITIES: Duration = Duration::from_secs(5);
+
+/// The libvirt domain type test domains use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainType {
+    Kvm,
+    Qemu,
+}
+
+impl DomainType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomainType::Kvm => "kvm",
+            DomainType::Qemu => "qemu",
+        }
+    }
+}
+
+/// What libvirt offers for the host's architecture, and what really works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainTypes {
+    pub arch: String,
+    /// libvirt lists `kvm` for the architecture and its domain capabilities answer.
+    pub kvm_offered: bool,
+    /// libvirt lists `qemu` (TCG).
+    pub qemu_offered: bool,
+    /// `/proc/cpuinfo` shows VT-x or AMD-V: without it `/dev/kvm` is no hardware
+    /// virtualization (ENVIRONMENT.md: a paravirtual KVM where BIOS guests never boot).
+    pub hw_virt: bool,
+}
+
+impl DomainTypes {
+    /// kvm where it really works, else qemu; `None` when nothing can run.
+    pub fn best(&self) -> Option<DomainType> {
+        if self.kvm_offered && self.hw_virt {
+            Some(DomainType::Kvm)
+        } else if self.qemu_offered {
+            Some(DomainType::Qemu)
+        } else {
+            None
+        }
+    }
+}
+
+/// The domain types offered in a capabilities document for `arch` (hvm guests).
+pub fn offered_types(caps: &str, arch: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for guest in xmlscan::sections(caps, "guest") {
+        if !xmlscan::texts(guest, "os_type").contains(&"hvm") {
+            continue;
+        }
+        let arch_ok = xmlscan::tags(guest, "arch")
+            .iter()
+            .any(|t| xmlscan::attr(t, "name") == Some(arch));
+        if !arch_ok {
+            continue;
+        }
+        for t in xmlscan::tags(guest, "domain") {
+            if let Some(ty) = xmlscan::attr(t, "type") {
+                if !out.iter().any(|o| o == ty) {
+                    out.push(ty.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Asks libvirt which domain types it can run here (capabilities, then domain capabilities
+/// for kvm) and reads the CPU flags.
+pub fn domain_types(conn: &Connect) -> Result<DomainTypes, virt::error::Error> {
+    let arch = std::env::consts::ARCH.to_string();
+    let caps = conn.capabilities()?;
+    let offered = offered_types(&caps, &arch);
+    let kvm_offered = offered.iter().any(|t| t == "kvm")
+        && conn
+            .domain_capabilities(None, Some(&arch), None, Some("kvm"), 0)
+            .is_ok();
+    let hw_virt = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| bootstrap::cpu::CpuInfo::parse(&t).virt.is_some())
+        .unwrap_or(false);
+    Ok(DomainTypes {
+        qemu_offered: offered.iter().any(|t| t == "qemu"),
+        arch,
+        kvm_offered,
+        hw_virt,
+    })
+}
+
+fn domain_type_check(conn: &Connect) -> CheckResult {
+    const ID: &str = "libvirt.domain_type";
+    let asked = Instant::now();
+    let types = match domain_types(conn) {
+        Ok(t) => t,
+        Err(e) => {
+            return CheckResult::fail(
+                ID,
+                format!("cannot read libvirt capabilities: {}", e.message()),
+                "check that QEMU is installed and libvirtd can run it (`virsh capabilities`)",
+            )
+        }
+    };
+    let took = asked.elapsed();
+    if took > SLOW_CAPABILITIES {
+        // ENVIRONMENT.md: /dev/kvm the QEMU user cannot open makes libvirt re-probe QEMU
+        // on every call ("KVM was enabled when probing, but it is not available now").
+        return CheckResult::warn(
+            ID,
+            format!(
+                "{}: libvirt took {:.1} s to describe its domain types: it re-probes QEMU on \
+                 every call",
+                types.arch,
+                took.as_secs_f64()
+            ),
+            "make /dev/kvm usable by the user QEMU runs as (`chgrp kvm /dev/kvm && chmod 0660 \
+             /dev/kvm`, as the udev rule does), then restart libvirtd",
+        );
+    }
+    let emulate_hint = "VMs run emulated (TCG), several times slower: enable VT-x/AMD-V \
+         (firmware setting, or nested virtualization on the parent hypervisor) and load kvm_intel \
+         or kvm_amd; for CI-only hosts this is expected";
+    match types.best() {
+        Some(DomainType::Kvm) => {
+            CheckResult::pass(ID, format!("{}: kvm (hardware virtualization)", types.arch))
+        }
+        Some(DomainType::Qemu) if types.kvm_offered => CheckResult::warn(
+            ID,
+            format!(
+                "{}: qemu (TCG); libvirt offers kvm but the CPU shows no VT-x/AMD-V flag, so \
+                 /dev/kvm is no hardware virtualization",
+                types.arch
+            ),
+            emulate_hint,
+        ),
+        Some(DomainType::Qemu) => CheckResult::warn(
+            ID,
+            format!("{}: qemu (TCG) only; kvm unavailable", types.arch),
+            emulate_hint,
+        ),
+        None => CheckResult::fail(
+            ID,
+            format!("{}: libvirt can run no hvm domain type", types.arch),
+            "install QEMU for this architecture (qemu-system-x86 / qemu-kvm) and restart libvirtd",
+        ),
+    }
+}
+
+/// A user as `/etc/passwd` and `/etc/group` describe it (read directly, never through NSS:
+/// NSS lookups crash in a static glibc binary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    /// Supplementary groups: the primary group and every group that lists the user.
+    pub groups: Vec<u32>,
+}
+
+/// Looks `name` up in `<root>/etc/passwd` and `<root>/etc/group` (parsed by
+/// `bootstrap::accounts`, the same reading `bootstrap` does).
+pub fn lookup_account(root: &Path, name: &str) -> Option<Account> {
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
+    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    let accounts = bootstrap::accounts::Accounts::parse(&passwd, &group);
+    let user = accounts.user(name)?;
+    let mut groups = vec![user.gid];
+    for g in &accounts.groups {
+        if g.members.iter().any(|m| m == name) && !groups.contains(&g.gid) {
+            groups.push(g.gid);
+        }
+    }
+    Some(Account {
+        name: user.name.clone(),
+        uid: user.uid,
+        gid: user.gid,
+        home: user.home.clone(),
+        groups,
+    })
+}
+
+fn polkit_hint(user: &str) -> String {
+    use bootstrap::desired::{LIBVIRT_MANAGE_ACTION, POLKIT_PKLA_PATH, POLKIT_RULE_PATH};
+    format!(
+        "polkit must grant {LIBVIRT_MANAGE_ACTION} to '{user}': run `bootstrap --user {user}`, which \
+         writes the polkit rule {POLKIT_RULE_PATH} (polkit < 0.106: {POLKIT_PKLA_PATH}); or add \
+         '{user}' to the group that the distribution's libvirt rule trusts (`libvirt`)"
+    )
+}
+
+/// `libvirt.polkit`: a child process takes `user`'s uid, gids and groups, connects to
+/// `uri` and lists domains. PASS only when that works. `root` is where `etc/passwd` is read.
+pub fn polkit_check(uri: &str, user: &str, root: &Path) -> CheckResult {
+    const ID: &str = "libvirt.polkit";
+    let Some(account) = lookup_account(root, user) else {
+        return CheckResult::fail(
+            ID,
+            format!("user '{user}' does not exist, so it cannot manage libvirt"),
+            format!("create it and its polkit rule: `bootstrap --user {user}`"),
+        );
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 && euid != account.uid {
+        return CheckResult::warn(
+            ID,
+            format!("not checked: acting as '{user}' needs root"),
+            "run validate as root",
+        );
+    }
+    match list_domains_as(uri, &account, Duration::from_secs(20)) {
+        Ok(n) => CheckResult::pass(
+            ID,
+            format!(
+                "'{user}' (uid {}) manages {uri}: listed {n} domain(s)",
+                account.uid
+            ),
+        ),
+        Err(msg) => {
+            let auth = [
+                "polkit",
+                "authentication",
+                "access denied",
+                "not authorized",
+                "Authorization",
+            ]
+            .iter()
+            .any(|k| msg.contains(k));
+            let hint = if auth {
+                polkit_hint(user)
+            } else {
+                format!("{START_HINT}; then: {}", polkit_hint(user))
+            };
+            CheckResult::fail(
+                ID,
+                format!("'{user}' (uid {}) cannot manage {uri}: {msg}", account.uid),
+                hint,
+            )
+        }
+    }
+}
+
+/// Forks; the child drops to `account` and lists the domains at `uri`. Returns the number
+/// of domains or the child's error.
+fn list_domains_as(uri: &str, account: &Account, timeout: Duration) -> Result<usize, String> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::{fork, ForkResult, Gid, Uid};
+
+    let (rd, wr) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the child only drops privileges, talks to libvirt and leaves with _exit,
+    // running no destructor of the parent's state.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(rd);
+            let result = (|| -> Result<usize, String> {
+                let groups: Vec<Gid> = account.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+                if nix::unistd::geteuid().is_root() {
+                    nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+                    nix::unistd::setgid(Gid::from_raw(account.gid))
+                        .map_err(|e| format!("setgid: {e}"))?;
+                    nix::unistd::setuid(Uid::from_raw(account.uid))
+                        .map_err(|e| format!("setuid: {e}"))?;
+                }
+                if account.uid != 0 && nix::unistd::geteuid().is_root() {
+                    return Err("still root after setuid".into());
+                }
+                std::env::set_var("HOME", &account.home);
+                std::env::remove_var("XDG_RUNTIME_DIR");
+                std::env::remove_var("XDG_CONFIG_HOME");
+                std::env::remove_var("XDG_CACHE_HOME");
+                virt::error::clear_error_callback();
+                let conn = Connect::open(Some(uri)).map_err(|e| e.message().to_string())?;
+                let n = conn
+                    .list_all_domains(0)
+                    .map_err(|e| e.message().to_string())?
+                    .len();
+                // Leaked on purpose: _exit below; the daemon sees the socket close.
+                std::mem::forget(conn);
+                Ok(n)
+            })();
+            let msg = match result {
+                Ok(n) => format!("OK {n}"),
+                Err(e) => format!("ERR {e}"),
+            };
+            let _ = nix::unistd::write(&wr, msg.as_bytes());
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { nix::libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let start = Instant::now();
+            loop {
+                match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) => {}
+                    Ok(_) => break,
+                    Err(e) => return Err(format!("waitpid: {e}")),
+                }
+                if start.elapsed() > timeout {
+                    let _ = kill(child, Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(format!(
+                        "no answer within {} s (libvirtd or polkitd hanging?)",
+                        timeout.as_secs()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let mut msg = String::new();
+            let mut f = std::fs::File::from(rd);
+            let _ = f.read_to_string(&mut msg);
+            if let Some(n) = msg.strip_prefix("OK ") {
+                Ok(n.trim().parse().unwrap_or(0))
+            } else if let Some(e) = msg.strip_prefix("ERR ") {
+                Err(e.trim().to_string())
+            } else {
+                Err("the probe process died without an answer".into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(version_string(9_000_000), "9.0.0");
+        assert_eq!(version_string(10_000_002), "10.0.2");
+    }
+
+    #[test]
+    fn offered_types_per_arch() {
+        let caps = "<capabilities><guest><os_type>hvm</os_type><arch name='i686'>\
+            <domain type='qemu'/></arch></guest><guest><os_type>hvm</os_type>\
+            <arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest>\
+            </capabilities>";
+        assert_eq!(offered_types(caps, "x86_64"), ["qemu", "kvm"]);
+        assert_eq!(offered_types(caps, "aarch64"), Vec::<String>::new());
+        let t = DomainTypes {
+            arch: "x86_64".into(),
+            kvm_offered: true,
+            qemu_offered: true,
+            hw_virt: false,
+        };
+        assert_eq!(t.best(), Some(DomainType::Qemu));
+        assert_eq!(
+            DomainTypes {
+                hw_virt: true,
+                ..t.clone()
+            }
+            .best(),
+            Some(DomainType::Kvm)
+        );
+    }
+
+    #[test]
+    fn accounts_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nstack:x:1001:1001::/home/stack:/bin/bash\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nlibvirt:x:120:alice,stack\nkvm:x:104:\nstack:x:1001:\n",
+        )
+        .unwrap();
+        let a = lookup_account(dir.path(), "stack").unwrap();
+        assert_eq!((a.uid, a.gid, a.home.as_str()), (1001, 1001, "/home/stack"));
+        assert_eq!(a.groups, [1001, 120]);
+        assert!(lookup_account(dir.path(), "nobody").is_none());
+    }
+}

@@ -1,0 +1,390 @@
+//! The os, cpu, capacity, packages, user and ssh checks on throwaway hosts (the kvm checks
+//! test themselves in kvm.rs; whole fixture hosts are snapshotted in tests/fixtures.rs).
+
+use super::*;
+use crate::check::{CheckResult, Status};
+use crate::options::{parse_nodes, Options};
+use crate::probe::testing::TestHost;
+use crate::probe::FileKind;
+
+const DEBIAN: &str = "ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
+const GIB_KB: u64 = 1 << 20;
+
+fn get<'a>(r: &'a [CheckResult], id: &str) -> &'a CheckResult {
+    r.iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no {id} in {r:#?}"))
+}
+
+fn with_host<T>(t: &TestHost, f: impl FnOnce(&Host) -> T) -> T {
+    let probe = t.probe();
+    let host = Host::load(&probe);
+    f(&host)
+}
+
+#[test]
+fn os_support_levels() {
+    let cases = [
+        (
+            "ID=rhel\nVERSION_ID=7.3\nPRETTY_NAME=RHEL",
+            Status::Pass,
+            "tested",
+        ),
+        (DEBIAN, Status::Pass, "expected to work"),
+        (
+            "ID=arch\nPRETTY_NAME=Arch",
+            Status::Warn,
+            "unknown to virthost",
+        ),
+    ];
+    for (text, status, needle) in cases {
+        let t = TestHost::new().file("/etc/os-release", text);
+        let r = with_host(&t, os::run);
+        assert_eq!(r[0].status, status, "{text}");
+        assert!(r[0].detail.contains(needle), "{}", r[0].detail);
+    }
+    // Unknown OS with a dpkg database: best effort through apt.
+    let t = TestHost::new()
+        .file(
+            "/etc/os-release",
+            "ID=devuan\nVERSION_ID=5\nPRETTY_NAME=Devuan",
+        )
+        .file("/var/lib/dpkg/status", "");
+    let r = with_host(&t, os::run);
+    assert_eq!(r[0].status, Status::Warn);
+    assert!(r[0].detail.contains("best effort"), "{}", r[0].detail);
+}
+
+#[test]
+fn fewer_than_four_threads_warn() {
+    let cpu = |n: usize| {
+        (0..n)
+            .map(|i| format!("processor : {i}\nmodel name : Test CPU\ncpu MHz : 3000.0\n"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (n, status) in [
+        (2, Status::Warn),
+        (3, Status::Warn),
+        (4, Status::Pass),
+        (0, Status::Fail),
+    ] {
+        let t = TestHost::new().file("/proc/cpuinfo", &cpu(n));
+        let r = with_host(&t, cpu::run);
+        assert_eq!(r[0].status, status, "{n} threads");
+        if n > 0 {
+            assert!(
+                r[0].detail.contains("Test CPU @ 3.00 GHz"),
+                "{}",
+                r[0].detail
+            );
+        }
+    }
+}
+
+fn capacity_host(mem_avail_gib: u64, free_gb: u64) -> TestHost {
+    TestHost::new()
+        .file("/etc/os-release", DEBIAN)
+        .file(
+            "/proc/cpuinfo",
+            "processor : 0\nprocessor : 1\nprocessor : 2\nprocessor : 3\n",
+        )
+        .file(
+            "/proc/meminfo",
+            &format!(
+                "MemTotal: {} kB\nMemFree: 1 kB\nMemAvailable: {} kB\n",
+                64 * GIB_KB,
+                mem_avail_gib * GIB_KB
+            ),
+        )
+        .file("/proc/mounts", "/dev/vda / ext4 rw 0 0\n")
+        .dir("/var/lib")
+        .space("/", free_gb * 1_000_000_000, 1_000_000_000_000)
+}
+
+fn capacity(t: &TestHost, nodes: &str, overcommit: bool, pool: Option<&str>) -> Vec<CheckResult> {
+    let opts = Options {
+        nodes: if nodes.is_empty() {
+            Vec::new()
+        } else {
+            parse_nodes(nodes).unwrap()
+        },
+        overcommit,
+        ..Options::default()
+    };
+    with_host(t, |h| capacity::run(&opts, h, pool.map(String::from)))
+}
+
+#[test]
+fn memory_band_and_overcommit() {
+    // Default: the spec's minimum VM, 8 GiB.
+    let cases = [
+        (8, "", false, Status::Pass),
+        (7, "", false, Status::Warn), // 8 <= 7 * 1.2
+        (6, "", false, Status::Fail), // 8 > 6 * 1.2
+        (6, "", true, Status::Warn),
+        (40, "compute:4", false, Status::Pass), // 32 GiB
+        (30, "compute:4", false, Status::Warn),
+        (20, "compute:4", false, Status::Fail),
+    ];
+    for (avail, nodes, over, status) in cases {
+        let r = capacity(&capacity_host(avail, 1000), nodes, over, None);
+        let m = get(&r, "capacity.memory");
+        assert_eq!(
+            m.status, status,
+            "{avail} GiB available, nodes '{nodes}', overcommit {over}"
+        );
+        assert!(m.detail.contains("page cache counts as free"));
+    }
+}
+
+#[test]
+fn disk_counts_every_disk_and_says_images_are_thin() {
+    // 3 ceph nodes: 3 * (46 + 5 * 47) = 843 GB.
+    let r = capacity(&capacity_host(64, 900), "ceph:3", false, None);
+    let d = get(&r, "capacity.disk");
+    assert_eq!(d.status, Status::Pass);
+    assert!(
+        d.detail.contains("843 GB") && d.detail.contains("thin-provisioned"),
+        "{}",
+        d.detail
+    );
+    // Images dir absent: its nearest existing parent is measured.
+    assert!(
+        d.detail
+            .contains("free on /var/lib for /var/lib/libvirt/images"),
+        "{}",
+        d.detail
+    );
+    let r = capacity(&capacity_host(64, 800), "ceph:3", false, None);
+    assert_eq!(get(&r, "capacity.disk").status, Status::Warn);
+    let r = capacity(&capacity_host(64, 500), "ceph:3", false, None);
+    assert_eq!(get(&r, "capacity.disk").status, Status::Fail);
+    let r = capacity(&capacity_host(64, 500), "ceph:3", true, None);
+    assert_eq!(get(&r, "capacity.disk").status, Status::Warn);
+}
+
+#[test]
+fn disk_and_filesystem_follow_the_pool_path() {
+    let t = capacity_host(64, 10)
+        .file(
+            "/proc/mounts",
+            "/dev/vda / ext4 rw 0 0\n/dev/vdb /data xfs rw 0 0\n",
+        )
+        .dir("/data/pool")
+        .space("/data", 5_000_000_000_000, 6_000_000_000_000)
+        .command(
+            "xfs_info /data",
+            "naming   =version 2   bsize=4096   ascii-ci=0, ftype=1\n",
+            true,
+        );
+    let r = capacity(&t, "", false, Some("/data/pool"));
+    assert_eq!(get(&r, "capacity.disk").status, Status::Pass);
+    assert!(get(&r, "capacity.disk")
+        .detail
+        .contains("the default pool's path /data/pool"));
+    let f = get(&r, "capacity.filesystem");
+    assert_eq!(f.status, Status::Pass);
+    assert!(f.detail.contains("xfs with ftype=1"));
+    // xfs_info missing: WARN, not a guess.
+    let t = capacity_host(64, 10)
+        .file("/proc/mounts", "/dev/vdb / xfs rw 0 0\n")
+        .dir("/var/lib/libvirt/images");
+    let r = capacity(&t, "", false, None);
+    assert_eq!(get(&r, "capacity.filesystem").status, Status::Warn);
+}
+
+#[test]
+fn vcpus_warn_when_one_vm_is_wider_than_the_host() {
+    let r = capacity(&capacity_host(64, 1000), "undercloud:1", false, None);
+    assert_eq!(get(&r, "capacity.vcpus").status, Status::Warn);
+    let r = capacity(&capacity_host(64, 1000), "compute:3", false, None);
+    let v = get(&r, "capacity.vcpus");
+    assert_eq!(v.status, Status::Pass);
+    assert!(v.detail.contains("overcommitted 3.0:1"), "{}", v.detail);
+}
+
+/// `dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n'` output, as
+/// `bootstrap::pkg::FixturePackageDb` reads it from `/pkg/installed.txt`.
+fn dpkg(pkgs: &[(&str, &str)]) -> String {
+    let mut s: String = pkgs
+        .iter()
+        .map(|(n, v)| format!("{n}\t{v}\tii \n"))
+        .collect();
+    s.push_str("removed\t1.0\trc \n");
+    s
+}
+
+#[test]
+fn packages_on_apt_with_versions_build_date_and_roms() {
+    let all = [
+        ("libvirt-daemon-system", "9.0.0"),
+        ("libvirt-clients", "9.0.0"),
+        ("qemu-system-x86", "1:7.2"),
+        ("qemu-utils", "1:7.2"),
+        ("libguestfs-tools", "1:1.48"),
+        ("libguestfs-xfs", "1:1.48"),
+        ("virtinst", "1:4.1"),
+        ("wget", "1.21"),
+        ("ipxe-qemu", "1.0.0+git-20131111.c3d1e78-2ubuntu1"),
+        ("dnsmasq-base", "2.90"),
+        ("polkitd", "122-3"),
+    ];
+    let t = TestHost::new()
+        .file("/etc/os-release", DEBIAN)
+        .file("/pkg/installed.txt", &dpkg(&all[1..]))
+        .file("/usr/share/qemu/pxe-virtio.rom", "");
+    let opts = Options {
+        nics: vec!["virtio".into(), "rtl8139".into()],
+        ..Options::default()
+    };
+    let r = with_host(&t, |h| packages::run(&opts, h));
+    let missing = get(&r, "package.libvirt-daemon-system");
+    assert_eq!(missing.status, Status::Fail);
+    assert!(missing
+        .hint
+        .as_ref()
+        .unwrap()
+        .contains("apt-get install libvirt-daemon-system"));
+    assert_eq!(get(&r, "package.wget").detail, "wget 1.21");
+    let b = get(&r, "ipxe.build");
+    assert_eq!(b.status, Status::Fail);
+    assert!(b.detail.contains("built 2013-11-11"), "{}", b.detail);
+    assert_eq!(
+        get(&r, "ipxe.rom.virtio").detail,
+        "/usr/share/qemu/pxe-virtio.rom"
+    );
+    assert_eq!(get(&r, "ipxe.rom.rtl8139").status, Status::Fail);
+    // A version without a date: WARN.
+    let mut undated = all;
+    undated[8] = ("ipxe-qemu", "1.0.0-1");
+    let t = TestHost::new()
+        .file("/etc/os-release", DEBIAN)
+        .file("/pkg/installed.txt", &dpkg(&undated));
+    let r = with_host(&t, |h| packages::run(&Options::default(), h));
+    assert_eq!(get(&r, "ipxe.build").status, Status::Warn);
+}
+
+#[test]
+fn packages_on_rpm_and_without_a_package_manager() {
+    // rpm output with epochs, one package missing.
+    let t = TestHost::new()
+        .file("/etc/os-release", "ID=rhel\nVERSION_ID=9.4\n")
+        .file(
+            "/pkg/installed.txt",
+            "libvirt\t(none):10.0.0-6.el9\nqemu-kvm\t17:8.2.0-11.el9\n",
+        );
+    let r = with_host(&t, |h| packages::run(&Options::default(), h));
+    assert_eq!(get(&r, "package.libvirt").detail, "libvirt 10.0.0-6.el9");
+    assert_eq!(
+        get(&r, "package.qemu-kvm").detail,
+        "qemu-kvm 17:8.2.0-11.el9"
+    );
+    let v = get(&r, "package.virt-install");
+    assert_eq!(v.status, Status::Fail);
+    assert!(v
+        .hint
+        .as_ref()
+        .unwrap()
+        .contains("dnf install virt-install"));
+    // No OS and no package database: one FAIL, not a list of guesses.
+    let t = TestHost::new().file("/etc/os-release", "ID=plan9\n");
+    let r = with_host(&t, |h| packages::run(&Options::default(), h));
+    assert_eq!(r.len(), 1);
+    assert_eq!(get(&r, "package.query").status, Status::Fail);
+}
+
+fn users() -> TestHost {
+    TestHost::new()
+        .file("/etc/os-release", DEBIAN)
+        .file(
+            "/etc/passwd",
+            "root:x:0:0::/root:/bin/bash\nstack:x:1000:1000::/home/stack:/bin/bash\nops:x:1001:1001::/home/ops:/usr/sbin/nologin\n",
+        )
+        .file("/etc/group", "root:x:0:\nstack:x:1000:\n")
+        .meta("/home/stack", 1000, 1000, 0o700, FileKind::Dir)
+        .meta("/home/ops", 1001, 1001, 0o700, FileKind::Dir)
+}
+
+#[test]
+fn user_exists_with_home_and_shell() {
+    let run_for = |t: &TestHost, name: &str| {
+        let opts = Options {
+            user: name.into(),
+            ..Options::default()
+        };
+        with_host(t, |h| user::run(&opts, h)).remove(0)
+    };
+    assert_eq!(run_for(&users(), "stack").status, Status::Pass);
+    let r = run_for(&users(), "nobody");
+    assert!(r.status == Status::Fail && r.hint.unwrap().contains("bootstrap --user nobody"));
+    assert!(run_for(&users(), "ops").detail.contains("no login shell"));
+    let t = users().meta("/home/stack", 1000, 1000, 0o700, FileKind::File);
+    assert!(run_for(&t, "stack")
+        .detail
+        .contains("home directory does not exist"));
+}
+
+fn key(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../fixtures/validate/keys/{name}.pub"))
+}
+
+#[test]
+fn ssh_keys_and_modes() {
+    let infrared = std::fs::read_to_string(key("infrared")).unwrap();
+    let t = users()
+        .file("/proc/77/comm", "sshd\n")
+        .file("/proc/1/comm", "init\n")
+        .file(
+            "/root/.ssh/authorized_keys",
+            &format!("# keys\nno-pty {infrared}"),
+        )
+        .meta("/root/.ssh", 0, 0, 0o700, FileKind::Dir)
+        .meta("/root/.ssh/authorized_keys", 0, 0, 0o600, FileKind::File)
+        .file("/home/stack/.ssh/authorized_keys", &infrared)
+        .meta("/home/stack/.ssh", 1000, 1000, 0o750, FileKind::Dir)
+        .meta(
+            "/home/stack/.ssh/authorized_keys",
+            0,
+            0,
+            0o620,
+            FileKind::File,
+        );
+    let opts = Options {
+        root_keys: vec![key("infrared")],
+        stack_keys: vec![key("undercloud"), key("infrared")],
+        ..Options::default()
+    };
+    let r = with_host(&t, |h| ssh::run(&opts, h));
+    assert_eq!(get(&r, "ssh.sshd").detail, "sshd running (pid 77)");
+    assert_eq!(get(&r, "ssh.keys.root").status, Status::Pass);
+    assert_eq!(get(&r, "ssh.perms.root").status, Status::Pass);
+    let k = get(&r, "ssh.keys.stack");
+    assert_eq!(k.status, Status::Fail);
+    assert!(
+        k.detail.contains("lacks 1 of 2") && k.detail.contains("undercloud@fixture"),
+        "{}",
+        k.detail
+    );
+    let p = get(&r, "ssh.perms.stack");
+    assert_eq!(p.status, Status::Fail);
+    assert!(
+        p.detail.contains("0750 is not 0700") && p.detail.contains("0620 is group/world-writable"),
+        "{}",
+        p.detail
+    );
+    // No keys asked for, no ~/.ssh: nothing to check but the modes, which are fine.
+    let r = with_host(&users(), |h| ssh::run(&Options::default(), h));
+    assert_eq!(get(&r, "ssh.sshd").status, Status::Fail);
+    assert!(r.iter().all(|c| !c.id.starts_with("ssh.keys")));
+    assert_eq!(get(&r, "ssh.perms.stack").status, Status::Pass);
+    // Keys for a user that does not exist.
+    let opts = Options {
+        user: "ghost".into(),
+        stack_keys: vec![key("undercloud")],
+        ..Options::default()
+    };
+    let r = with_host(&users(), |h| ssh::run(&opts, h));
+    assert!(get(&r, "ssh.keys.ghost").detail.contains("no user ghost"));
+}

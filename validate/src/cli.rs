@@ -1,0 +1,134 @@
+//! The command line: argv to [`Options`]. Every usage error (clap's, a bad `--nodes`, an
+//! unreadable or invalid key file, an unknown NIC model) exits 2 with a message.
+
+use std::path::PathBuf;
+
+use bootstrap::desired::{DEFAULT_USER, NIC_ROMS};
+use clap::Parser;
+
+use crate::options::{parse_nodes, NodeGroup, Options, ReportFormat, DEFAULT_CONNECT, NODES_HELP};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "validate",
+    version,
+    about = "Proves this host is ready to run libvirt VMs as iPXE-booted virtual bare metal",
+    long_about = "Proves this host is ready to run libvirt VMs as iPXE-booted virtual bare metal.\n\n\
+        Checks the OS, CPU, hardware virtualization, capacity for the planned VMs, packages and \
+        iPXE ROMs, libvirt, the stack user, SSH access, and boots a throwaway test domain over \
+        iPXE. Exit status: 0 nothing FAILed, 1 something FAILed, 2 usage error."
+)]
+pub struct Cli {
+    /// Output format: human (aligned lines) or json (docs/validate-report.md).
+    #[arg(long, value_name = "FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    report: String,
+    /// libvirt URI to check and to boot the test domain on.
+    #[arg(long, value_name = "URI", default_value = DEFAULT_CONNECT)]
+    connect: String,
+    #[arg(long, value_name = "SPEC", help = NODES_HELP, value_parser = parse_nodes_arg)]
+    nodes: Option<Nodes>,
+    /// Memory or disk beyond what is free WARNs instead of FAILs (default: FAIL when the need
+    /// is more than 20% above what is available, WARN within 20%).
+    #[arg(long)]
+    overcommit: bool,
+    /// Missing hardware virtualization (no vmx/svm, no KVM) WARNs instead of FAILs: guests
+    /// run under TCG emulation.
+    #[arg(long)]
+    allow_emulation: bool,
+    /// Skip the iPXE boot proof.
+    #[arg(long)]
+    skip_boot: bool,
+    /// NIC models whose iPXE ROMs must be present and that the boot proof boots.
+    #[arg(long = "nic", value_name = "MODELS", value_delimiter = ',', default_value = "virtio", value_parser = parse_nic)]
+    nics: Vec<String>,
+    /// The user that manages libvirt VMs.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_USER)]
+    user: String,
+    /// Public key file whose keys root's authorized_keys must hold (repeatable).
+    #[arg(long = "root-key", value_name = "FILE", value_parser = key_file)]
+    root_keys: Vec<PathBuf>,
+    /// Public key file whose keys the user's authorized_keys must hold (repeatable).
+    #[arg(long = "stack-key", value_name = "FILE", value_parser = key_file)]
+    stack_keys: Vec<PathBuf>,
+    /// For tests: read a captured host (fixtures/validate/CASE) instead of this one; only the
+    /// host checks run (no libvirt, no boot proof).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub fixture: Option<PathBuf>,
+}
+
+/// A parsed `--nodes` (a newtype: clap gives `Vec` fields a meaning of their own).
+#[derive(Debug, Clone)]
+struct Nodes(Vec<NodeGroup>);
+
+fn parse_nodes_arg(s: &str) -> Result<Nodes, String> {
+    parse_nodes(s).map(Nodes)
+}
+
+fn parse_nic(s: &str) -> Result<String, String> {
+    let known: Vec<&str> = NIC_ROMS.iter().map(|(m, _)| *m).collect();
+    if known.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "unknown NIC model '{s}' (known: {})",
+            known.join(", ")
+        ))
+    }
+}
+
+fn key_file(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    bootstrap::sshkey::read_key_file(&p).map_err(|e| format!("{e:#}"))?;
+    Ok(p)
+}
+
+impl Cli {
+    pub fn options(&self) -> Options {
+        Options {
+            connect: self.connect.clone(),
+            nodes: self.nodes.clone().map(|n| n.0).unwrap_or_default(),
+            overcommit: self.overcommit,
+            allow_emulation: self.allow_emulation,
+            skip_boot: self.skip_boot,
+            nics: self.nics.clone(),
+            user: self.user.clone(),
+            root_keys: self.root_keys.clone(),
+            stack_keys: self.stack_keys.clone(),
+            report: self.report.parse().unwrap_or(ReportFormat::Human),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn argv_to_options() {
+        let cli = Cli::try_parse_from([
+            "validate",
+            "--nodes",
+            "undercloud:1,compute:2",
+            "--nic",
+            "virtio,e1000",
+            "--report",
+            "json",
+            "--allow-emulation",
+        ])
+        .unwrap();
+        let o = cli.options();
+        assert_eq!(o.nodes.len(), 2);
+        assert_eq!(o.nics, vec!["virtio", "e1000"]);
+        assert_eq!(o.report, ReportFormat::Json);
+        assert!(o.allow_emulation && !o.overcommit);
+        let d = Cli::try_parse_from(["validate"]).unwrap().options();
+        assert_eq!(d, Options::default());
+        assert!(Cli::try_parse_from(["validate", "--nic", "ne2k"]).is_err());
+    }
+}

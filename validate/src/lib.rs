@@ -1,0 +1,12 @@
+//! `validate`: proves a host is ready to run libvirt VMs as iPXE-booted virtual bare metal,
+//! checking it against the one shared model in `bootstrap::desired`.
+
+pub mod accounts;
+pub mod boot;
+pub mod check;
+pub mod checks;
+pub mod cli;
+pub mod options;
+pub mod probe;
+pub mod report;
+pub mod run;
