@@ -99,8 +99,9 @@ pub struct Vm {
     pub qemu_log: PathBuf,
 }
 
-/// Creates a qcow2 overlay on `base` (absolute path, format probed).
-pub fn overlay(base: &Path, overlay: &Path) -> Result<()> {
+/// Creates a qcow2 overlay on `base` (absolute path, format probed), optionally with a larger
+/// virtual size than the base.
+pub fn overlay(base: &Path, overlay: &Path, size: Option<&str>) -> Result<()> {
     let base = fs::canonicalize(base).with_context(|| format!("{}", base.display()))?;
     let info = Command::new("qemu-img")
         .args(["info", "--output=json"])
@@ -112,6 +113,7 @@ pub fn overlay(base: &Path, overlay: &Path) -> Result<()> {
         .args(["create", "-q", "-f", "qcow2", "-F", &fmt, "-b"])
         .arg(&base)
         .arg(overlay)
+        .args(size)
         .run_output()?;
     Ok(())
 }
@@ -126,7 +128,7 @@ pub fn start(b: &Boot) -> Result<Vm> {
         Accel::Tcg => c.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
     };
     c.args([
-        "-smp", "2", "-m", "6G", "-display", "none", "-vga", "none", "-monitor", "none",
+        "-smp", "2", "-m", "10G", "-display", "none", "-vga", "none", "-monitor", "none",
     ])
     .arg("-serial")
     .arg(format!("file:{}", serial.display()))
