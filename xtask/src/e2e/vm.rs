@@ -127,6 +127,8 @@ pub fn start(b: &Boot) -> Result<Vm> {
         Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
         Accel::Tcg => c.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
     };
+    // 10 GiB: validate's capacity check wants 8 GiB free for one spec-minimum VM; QEMU only
+    // allocates what the guest touches.
     c.args([
         "-smp", "2", "-m", "10G", "-display", "none", "-vga", "none", "-monitor", "none",
     ])
