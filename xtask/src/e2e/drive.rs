@@ -1,5 +1,6 @@
-//! Driving the machine under test as a user would: scp the binaries, run `bootstrap` twice
-//! (the second run must change nothing), run `validate`, then as `stack` define, start, list,
+//! Driving the machine under test as a user would: scp the binaries; in the VM, start
+//! `bootstrap` and SIGKILL it in the middle of its package install; run it again (it must
+//! finish the job) and a last time (it must change nothing); run `validate`, then as `stack` define, start, list,
 //! destroy and undefine a domain through `virsh -c qemu:///system`.
 
 use super::ssh::Remote;
@@ -20,6 +21,9 @@ pub struct Input {
     pub root_pub: Option<PathBuf>,
     pub stack_pub: PathBuf,
     pub run_dir: PathBuf,
+    /// SIGKILL a first bootstrap run in the middle of its package install (the VM only:
+    /// never on a user's real host).
+    pub interrupt: bool,
 }
 
 /// What the summary reports.
@@ -35,6 +39,8 @@ pub struct Outcome {
     /// "check: detail" of each WARN.
     pub warns: Vec<String>,
     pub domain_type: String,
+    /// What the SIGKILLed run had done when it was killed.
+    pub killed: Option<String>,
 }
 
 fn sudo(r: &Remote) -> &'static str {
@@ -64,6 +70,13 @@ pub fn drive(inp: &Input, ph: &mut Phases, out: &mut Outcome) -> Result<()> {
         "{s}./bootstrap{root_key} --stack-key {} --report json",
         file_name(&inp.stack_pub)
     );
+    if inp.interrupt {
+        let killed = ph.time("bootstrap killed mid-install", || {
+            kill_mid_install(a, &bootstrap_cmd)
+        })?;
+        super::say(&format!("  {killed}"));
+        out.killed = Some(killed);
+    }
     let r1 = ph.time("bootstrap run 1", || {
         run_bootstrap(a, &bootstrap_cmd, inp, 1)
     })?;
@@ -98,6 +111,38 @@ pub fn drive(inp: &Input, ph: &mut Phases, out: &mut Outcome) -> Result<()> {
     ph.time("validate", || run_validate(a, &validate_cmd, inp, out))?;
     ph.time("stack: virsh domain", || virsh_as_stack(&inp.stack, out))?;
     Ok(())
+}
+
+/// Starts bootstrap in a session of its own, waits until the package manager has unpacked
+/// some packages, then SIGKILLs the whole session (bootstrap, apt-get, dpkg) at once, as a
+/// power cut or an operator's `kill -9` would. Returns what it interrupted; the runs after it
+/// must converge (issue 2: killed at any moment, the next run finishes the job).
+fn kill_mid_install(a: &Remote, bootstrap_cmd: &str) -> Result<String> {
+    let log = bootstrap::pkg::LOG_PATH;
+    let script = format!(
+        r#"set -u
+count() {{ c=$(grep -c '^Unpacking' {log} 2>/dev/null); echo "${{c:-0}}"; }}
+base=$(count)
+setsid {bootstrap_cmd} >/dev/null 2>&1 </dev/null &
+pid=$!
+n=$base
+for _ in $(seq 2400); do
+  n=$(count)
+  [ "$n" -ge $((base + 30)) ] && break
+  kill -0 "$pid" 2>/dev/null || {{ echo "bootstrap finished before it could be interrupted (nothing to install)"; exit 0; }}
+  sleep 0.25
+done
+kill -KILL -- "-$pid"
+sleep 1
+echo "SIGKILLed bootstrap, apt-get and dpkg after $((n - base)) package(s) unpacked; dpkg --audit lists $(dpkg --audit 2>/dev/null | grep -c .) line(s)"
+"#
+    );
+    let res = a.capture(&script)?;
+    let said = String::from_utf8_lossy(&res.stdout).trim().to_string();
+    if !res.status.success() {
+        bail!("could not interrupt bootstrap mid-install: {said}");
+    }
+    Ok(said)
 }
 
 fn file_name(p: &Path) -> String {

@@ -203,6 +203,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             root_pub: None,
             stack_pub,
             run_dir: run_dir.into(),
+            interrupt: false,
         };
         return drive::drive(&input, ph, &mut s.outcome);
     }
@@ -288,6 +289,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         root_pub: Some(root_pub),
         stack_pub,
         run_dir: run_dir.into(),
+        interrupt: true,
     };
     let driven = drive::drive(&input, ph, &mut s.outcome);
 
@@ -366,6 +368,9 @@ fn print_summary(s: &Summary) {
     }
     o.push_str(&format!("  {:<28} {:>7.1} s\n", "total", s.total_secs));
     let out = &s.outcome;
+    if let Some(k) = &out.killed {
+        o.push_str(&format!("bootstrap run 0: {k}\n"));
+    }
     if let Some(n) = out.run1_changed_steps {
         o.push_str(&format!("bootstrap run 1: {n} step(s) changed\n"));
         for c in &out.run1_changes {
