@@ -41,6 +41,8 @@ pub struct Outcome {
     pub domain_type: String,
     /// What the SIGKILLed run had done when it was killed.
     pub killed: Option<String>,
+    /// The boot proof's FAIL of a first validate run that was repeated.
+    pub boot_flake: Option<String>,
 }
 
 fn sudo(r: &Remote) -> &'static str {
@@ -205,13 +207,57 @@ fn parse_report(stdout: &[u8], what: &str, path: &Path) -> Result<Value> {
         .with_context(|| format!("{what}'s report {} is not JSON", path.display()))
 }
 
+/// Runs validate, keeps its JSON report, requires no FAIL. A run whose only FAILs are the
+/// iPXE boot proof is repeated once: the nested boot proof in this VM has failed
+/// intermittently (iPXE got its DHCP lease but fetched no script; see docs/e2e.md). The first
+/// attempt's report is kept as `validate-1.json` and the flake is printed in the summary, so it
+/// is never hidden; a second failure fails the run.
 fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result<()> {
+    let first = validate_once(a, cmd, inp, "validate.json")?;
+    let only_boot = !first.fails.is_empty() && first.fails.iter().all(|f| f.starts_with("boot."));
+    let verdict = if only_boot {
+        fs::rename(
+            inp.run_dir.join("validate.json"),
+            inp.run_dir.join("validate-1.json"),
+        )?;
+        let flake = first.fails.join("; ");
+        super::say(&format!(
+            "  boot proof FAILED, running validate once more: {flake}"
+        ));
+        out.boot_flake = Some(flake);
+        validate_once(a, cmd, inp, "validate.json")?
+    } else {
+        first
+    };
+    out.warns = verdict.warns;
+    out.validate_summary = Some(verdict.summary);
+    if !verdict.fails.is_empty() || !verdict.exited_ok {
+        bail!(
+            "validate exited {} with {} FAIL(s) (report {}):\n  {}",
+            verdict.status,
+            verdict.fails.len(),
+            inp.run_dir.join("validate.json").display(),
+            verdict.fails.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+struct Verdict {
+    fails: Vec<String>,
+    warns: Vec<String>,
+    summary: Value,
+    exited_ok: bool,
+    status: std::process::ExitStatus,
+}
+
+fn validate_once(a: &Remote, cmd: &str, inp: &Input, file: &str) -> Result<Verdict> {
     super::say(&format!("{}: {cmd}", a.dest()));
     let res = a.capture(cmd)?;
-    let path = inp.run_dir.join("validate.json");
+    let path = inp.run_dir.join(file);
     fs::write(&path, &res.stdout)?;
     let report = parse_report(&res.stdout, "validate", &path)?;
-    let mut fails = Vec::new();
+    let (mut fails, mut warns) = (Vec::new(), Vec::new());
     for c in report["checks"].as_array().cloned().unwrap_or_default() {
         let line = format!(
             "{}: {}{}",
@@ -224,22 +270,18 @@ fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result
                 .unwrap_or_default()
         );
         match c["status"].as_str() {
-            Some("WARN") => out.warns.push(line),
+            Some("WARN") => warns.push(line),
             Some("FAIL") => fails.push(line),
             _ => {}
         }
     }
-    out.validate_summary = Some(report["summary"].clone());
-    if !fails.is_empty() || !res.status.success() {
-        bail!(
-            "validate exited {} with {} FAIL(s) (report {}):\n  {}",
-            res.status,
-            fails.len(),
-            path.display(),
-            fails.join("\n  ")
-        );
-    }
-    Ok(())
+    Ok(Verdict {
+        fails,
+        warns,
+        summary: report["summary"].clone(),
+        exited_ok: res.status.success(),
+        status: res.status,
+    })
 }
 
 const DOMAIN: &str = "virthost-e2e-probe";

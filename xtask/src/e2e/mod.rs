@@ -380,6 +380,11 @@ fn print_summary(s: &Summary) {
     if let Some(n) = out.run2_changed_steps {
         o.push_str(&format!("bootstrap run 2: {n} step(s) changed\n"));
     }
+    if let Some(f) = &out.boot_flake {
+        o.push_str(&format!(
+            "validate: the boot proof FAILED on the first attempt (repeated once; report validate-1.json): {f}\n"
+        ));
+    }
     if let Some(v) = &out.validate_summary {
         o.push_str(&format!(
             "validate{}: {} PASS, {} WARN, {} FAIL\n",
