@@ -11,6 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use crate::cmd::CommandExt;
 use bootstrap::desired::{self, PolkitBackend};
 use bootstrap::hostroot::HostRoot;
 use bootstrap::os::{OsRelease, Platform};
@@ -219,17 +221,9 @@ fn playbook(pubkey: &str) -> Result<String> {
     ))
 }
 
+/// Runs quietly; a failure carries the command line and its stderr.
 fn run_ok(cmd: &mut Command) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    cmd.run_output().map(|_| ())
 }
 
 fn time_runs(n: usize, mut make: impl FnMut() -> Command) -> Result<Vec<Duration>> {

@@ -26,7 +26,8 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo() -> Command {
+/// The cargo that runs this xtask.
+pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -35,42 +36,14 @@ pub fn run() -> Result<Dist> {
     let dist_dir = root.join("target/dist");
     std::fs::create_dir_all(&dist_dir)?;
 
-    let status = cargo()
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "bootstrap",
-            "--bin",
-            "bootstrap",
-            "--target",
-            TARGET,
-        ])
-        .env(
-            "RUSTFLAGS",
-            "-C target-feature=+crt-static -C relocation-model=pie",
-        )
-        .status()
-        .context("running cargo build for bootstrap")?;
-    if !status.success() {
-        bail!("cargo build of the static bootstrap failed ({status})");
-    }
-    let status = cargo()
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "validate",
-            "--bin",
-            "validate",
-        ])
-        .status()
-        .context("running cargo build for validate")?;
-    if !status.success() {
-        bail!("cargo build of validate failed ({status})");
-    }
+    // RUSTFLAGS with an explicit --target apply to the target only, not to build scripts
+    // and proc macros (ENVIRONMENT.md: without --target those fail to build).
+    build(
+        "bootstrap",
+        &["--target", TARGET],
+        Some("-C target-feature=+crt-static -C relocation-model=pie"),
+    )?;
+    build("validate", &[], None)?;
 
     let bootstrap = dist_dir.join("bootstrap");
     let validate = dist_dir.join("validate");
@@ -111,6 +84,24 @@ pub fn run() -> Result<Dist> {
         bootstrap,
         validate,
     })
+}
+
+/// `cargo build --release` of one binary of the workspace.
+fn build(bin: &str, extra: &[&str], rustflags: Option<&str>) -> Result<()> {
+    let mut c = cargo();
+    c.current_dir(workspace_root())
+        .args(["build", "--release", "--package", bin, "--bin", bin])
+        .args(extra);
+    if let Some(flags) = rustflags {
+        c.env("RUSTFLAGS", flags);
+    }
+    let status = c
+        .status()
+        .with_context(|| format!("running cargo build for {bin}"))?;
+    if !status.success() {
+        bail!("cargo build of {bin} failed ({status})");
+    }
+    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {

@@ -35,7 +35,7 @@ pub fn run(args: &Args) -> Result<()> {
             bail!("{} failed ({status})", path.display());
         }
     }
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = crate::dist::cargo()
         .current_dir(&root)
         .args(["test", "--workspace"])
         .args(&args.cargo_args)
