@@ -243,19 +243,26 @@ mod tests {
     #[test]
     fn a_panicking_step_fails_alone() {
         let v = Cell::new(0);
-        let steps: Vec<Box<dyn Step + '_>> = vec![
-            Box::new(Panics),
-            Box::new(Counter {
-                id: "c",
-                value: &v,
-                want: 1,
-                apply_adds: 1,
-                deps: &[],
-            }),
-        ];
+        let steps: Vec<Box<dyn Step + '_>> = vec![Box::new(Panics), counter("c", &v, 1, 1, &[])];
         let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &Quiet, |_| {});
         assert_eq!(statuses(&out), [Status::Failed, Status::Changed]);
         assert!(out[0].detail.contains("boom"), "{}", out[0].detail);
+    }
+
+    fn counter<'a>(
+        id: &'static str,
+        value: &'a Cell<u32>,
+        want: u32,
+        apply_adds: u32,
+        deps: &'static [&'static str],
+    ) -> Box<dyn Step + 'a> {
+        Box::new(Counter {
+            id,
+            value,
+            want,
+            apply_adds,
+            deps,
+        })
     }
 
     fn statuses(o: &[Outcome]) -> Vec<Status> {
@@ -265,13 +272,7 @@ mod tests {
     #[test]
     fn applies_verifies_and_is_idempotent() {
         let v = Cell::new(0);
-        let steps: Vec<Box<dyn Step + '_>> = vec![Box::new(Counter {
-            id: "a",
-            value: &v,
-            want: 1,
-            apply_adds: 1,
-            deps: &[],
-        })];
+        let steps: Vec<Box<dyn Step + '_>> = vec![counter("a", &v, 1, 1, &[])];
         let root = HostRoot::at("/nonexistent");
         let first = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
         assert_eq!(statuses(&first), [Status::Changed]);
@@ -283,13 +284,7 @@ mod tests {
     #[test]
     fn check_mode_changes_nothing() {
         let v = Cell::new(0);
-        let steps: Vec<Box<dyn Step + '_>> = vec![Box::new(Counter {
-            id: "a",
-            value: &v,
-            want: 1,
-            apply_adds: 1,
-            deps: &[],
-        })];
+        let steps: Vec<Box<dyn Step + '_>> = vec![counter("a", &v, 1, 1, &[])];
         let out = run(&steps, &HostRoot::at("/x"), Mode::Check, &Quiet, |_| {});
         assert_eq!(statuses(&out), [Status::Changed]);
         assert_eq!(v.get(), 0);
@@ -299,34 +294,10 @@ mod tests {
     fn a_failure_skips_dependents_only_and_unverified_changes_fail() {
         let (a, b, c, d) = (Cell::new(0), Cell::new(0), Cell::new(0), Cell::new(0));
         let steps: Vec<Box<dyn Step + '_>> = vec![
-            Box::new(Counter {
-                id: "a",
-                value: &a,
-                want: 1,
-                apply_adds: 0,
-                deps: &[],
-            }),
-            Box::new(Counter {
-                id: "b",
-                value: &b,
-                want: 1,
-                apply_adds: 1,
-                deps: &["a"],
-            }),
-            Box::new(Counter {
-                id: "c",
-                value: &c,
-                want: 1,
-                apply_adds: 1,
-                deps: &[],
-            }),
-            Box::new(Counter {
-                id: "d",
-                value: &d,
-                want: 5,
-                apply_adds: 1,
-                deps: &[],
-            }),
+            counter("a", &a, 1, 0, &[]),
+            counter("b", &b, 1, 1, &["a"]),
+            counter("c", &c, 1, 1, &[]),
+            counter("d", &d, 5, 1, &[]),
         ];
         let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &Quiet, |_| {});
         assert_eq!(
