@@ -302,12 +302,7 @@ pub fn lookup_account(root: &Path, name: &str) -> Option<Account> {
     let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
     let accounts = bootstrap::accounts::Accounts::parse(&passwd, &group);
     let user = accounts.user(name)?;
-    let mut groups = vec![user.gid];
-    for g in &accounts.groups {
-        if g.members.iter().any(|m| m == name) && !groups.contains(&g.gid) {
-            groups.push(g.gid);
-        }
-    }
+    let groups = crate::accounts::AccountsExt::gids_of(&accounts, user);
     Some(Account {
         name: user.name.clone(),
         uid: user.uid,
