@@ -5,6 +5,9 @@
 //!
 //! The boot proofs run one at a time (a lock): the host has two cores and TCG boots
 //! compete for them, and each test then asserts that nothing it created is left.
+//!
+//! SIGINT and SIGKILL during the proof are tested on the `validate` binary itself, in
+//! `validate/tests/boot_signals.rs` (only there does cargo build it for the tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -300,126 +303,6 @@ fn polkit_check_fails_without_the_rule_and_passes_with_it() {
     assert_eq!(r.status, Status::Fail);
     assert!(r.detail.contains("does not exist"), "{r:?}");
     drop(user);
-}
-
-/// Not a test of its own: the body of the child process that the signal tests start (this
-/// test binary, re-run with `VIRTHOST_BOOT_CHILD=1`). It runs a boot proof and gets killed.
-#[test]
-fn signal_child_boot() {
-    if std::env::var("VIRTHOST_BOOT_CHILD").as_deref() != Ok("1") {
-        return;
-    }
-    let _ = boot::prove(&proof(&["virtio"]), &mut |m| eprintln!("child: {m}"));
-    // Only reached when the signal came too late; the parent then fails.
-    eprintln!("child: proof finished");
-}
-
-/// Starts [`signal_child_boot`] in a child process, waits until its test domain exists,
-/// sends `signal`, and returns the child's pid and exit status.
-fn boot_child_and_signal(conn: &Connect, signal: &str) -> (u32, std::process::ExitStatus) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "signal_child_boot",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("VIRTHOST_BOOT_CHILD", "1")
-        .spawn()
-        .expect("spawn the child");
-    let pid = child.id();
-    let prefix = format!("{PREFIX}{pid}-");
-    let mut seen = false;
-    for _ in 0..600 {
-        seen = conn
-            .list_all_domains(0)
-            .unwrap()
-            .iter()
-            .filter_map(|d| d.name().ok())
-            .any(|n| n.starts_with(&prefix));
-        if seen {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if !seen {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the child's test domain never appeared");
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let st = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let status = child.wait().unwrap();
-    (pid, status)
-}
-
-fn left_by(conn: &Connect, pid: u32) -> Vec<String> {
-    let prefix = format!("{PREFIX}{pid}-");
-    let mut out: Vec<String> = conn
-        .list_all_domains(0)
-        .unwrap()
-        .iter()
-        .filter_map(|d| d.name().ok())
-        .chain(
-            conn.list_all_networks(0)
-                .unwrap()
-                .iter()
-                .filter_map(|n| n.name().ok()),
-        )
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    out.extend(
-        std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&prefix)),
-    );
-    out
-}
-
-#[test]
-fn sigint_during_the_boot_tears_everything_down() {
-    use std::os::unix::process::ExitStatusExt;
-    let Some(conn) = real_libvirt() else { return };
-    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (pid, status) = boot_child_and_signal(&conn, "-INT");
-    assert_eq!(
-        status.signal(),
-        Some(2),
-        "the child re-raises SIGINT: {status:?}"
-    );
-    assert_eq!(left_by(&conn, pid), Vec::<String>::new());
-}
-
-#[test]
-fn sigkill_leftovers_are_swept_by_the_next_run() {
-    use std::os::unix::process::ExitStatusExt;
-    let Some(conn) = real_libvirt() else { return };
-    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (pid, status) = boot_child_and_signal(&conn, "-KILL");
-    assert_eq!(status.signal(), Some(9));
-    // AUTODESTROY takes the domain with the connection (libvirtd notices the closed socket
-    // a moment later); the network and the serial file remain.
-    let mut left = left_by(&conn, pid);
-    for _ in 0..100 {
-        if left.iter().all(|n| !n.ends_with("-virtio")) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        left = left_by(&conn, pid);
-    }
-    assert!(
-        left.iter().all(|n| !n.ends_with("-virtio")),
-        "domain survived its connection: {left:?}"
-    );
-    boot::sweep(&conn);
-    assert_eq!(left_by(&conn, pid), Vec::<String>::new());
 }
 
 #[test]
