@@ -1,6 +1,6 @@
 //! SSH and SCP to the machine under test: the VM on a forwarded loopback port, or a real host.
 
-use crate::cmd::CommandExt;
+use crate::cmd::{CommandExt, Watch};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -84,43 +84,18 @@ impl Remote {
         c
     }
 
-    /// Runs a script with stdout captured and stderr shown; returns the output whatever the
-    /// exit status (the caller judges it). Says every minute that it is still waiting.
-    pub fn capture(&self, script: &str) -> Result<Output> {
-        let mut c = self.ssh(script);
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = c
-            .spawn()
-            .with_context(|| format!("running `{script}` on {}", self.dest()))?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
-        });
-        let start = Instant::now();
-        let mut next_note = Duration::from_secs(60);
-        let status = loop {
-            if let Some(st) = child.try_wait()? {
-                break st;
-            }
-            if start.elapsed() >= next_note {
-                super::say(&format!("  still running ({} s)", next_note.as_secs()));
-                next_note += Duration::from_secs(60);
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        let stdout = reader.join().expect("reader thread")?;
-        Ok(Output {
-            status,
-            stdout,
-            stderr: Vec::new(),
-        })
+    /// Runs a script with stdout and stderr captured (stderr also shown as it arrives), for at
+    /// most `limit`; returns the output whatever the exit status (the caller judges it). Says
+    /// every minute that it is still waiting. At the deadline ssh is killed and the error names
+    /// the command, the deadline and the time it ran.
+    pub fn capture(&self, script: &str, limit: Duration) -> Result<Output> {
+        self.ssh(script)
+            .output_within(limit, Watch::Live)
+            .with_context(|| format!("running a command on {}", self.dest()))
     }
 
-    /// Copies local files into the login's home directory.
-    pub fn upload(&self, files: &[&Path]) -> Result<()> {
+    /// Copies local files into the login's home directory, taking at most `limit`.
+    pub fn upload(&self, files: &[&Path], limit: Duration) -> Result<()> {
         for f in files {
             anyhow::ensure!(f.is_file(), "{} does not exist", f.display());
         }
@@ -130,7 +105,8 @@ impl Remote {
             c.args(["-P", &p.to_string()]);
         }
         c.args(files).arg(format!("{}:", self.dest()));
-        c.stdin(Stdio::null()).run_output()?;
+        c.run_output_within(limit)
+            .with_context(|| format!("copying files to {}", self.dest()))?;
         Ok(())
     }
 
