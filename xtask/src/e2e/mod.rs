@@ -11,6 +11,7 @@ pub mod ssh;
 pub mod tools;
 pub mod vm;
 
+use crate::cmd::{CommandExt, Watch};
 use anyhow::{bail, Context, Result};
 use ssh::{HostKeys, Remote};
 use std::fs;
@@ -22,6 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const RUN_DISK: &str = "64G";
 /// Deadline of the online `resize2fs` to RUN_DISK (measured 3 s; see docs/e2e.md, "Deadlines").
 const GROW_FS: Duration = minutes(2);
+/// Deadline of the `systemctl poweroff` ssh (its connection usually just drops); QEMU then
+/// gets 60 s to exit before it is killed.
+const POWEROFF: Duration = Duration::from_secs(30);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -315,8 +319,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
     let _ = ph.time("shutdown", || {
         let _ = admin
             .ssh("systemctl poweroff")
-            .stdin(std::process::Stdio::null())
-            .output();
+            .output_within(POWEROFF, Watch::Quiet);
         if !vm.wait_exit(Duration::from_secs(60))? {
             vm.kill();
             bail!("the guest did not power off within 60 s; QEMU killed");

@@ -1,10 +1,14 @@
 //! SSH and SCP to the machine under test: the VM on a forwarded loopback port, or a real host.
 
-use crate::cmd::{CommandExt, Watch};
+use crate::cmd::{CommandExt, Timeout, Watch};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// Deadline of one `ssh true` attempt while waiting for the machine to answer (docs/e2e.md,
+/// "Deadlines"); a refused connection returns at once.
+const PROBE_ATTEMPT: Duration = Duration::from_secs(30);
 
 /// How host keys are checked.
 #[derive(Clone, Debug)]
@@ -111,25 +115,28 @@ impl Remote {
     }
 
     /// Waits until `ssh true` succeeds; `alive` is polled between attempts and may fail the
-    /// wait (e.g. QEMU exited).
+    /// wait (e.g. QEMU exited). Each attempt has a deadline of its own: ConnectTimeout bounds
+    /// the connect and the handshake, PROBE_ATTEMPT a login that hangs after it.
     pub fn wait(&self, timeout: Duration, mut alive: impl FnMut() -> Result<()>) -> Result<()> {
         let start = Instant::now();
         let mut last_note = start;
         loop {
             alive()?;
-            let mut c = self.ssh("true");
-            c.arg("-o").arg("ConnectTimeout=5");
-            let out = c.stdin(Stdio::null()).output()?;
-            if out.status.success() {
-                return Ok(());
-            }
+            let why = match self.ssh("true").output_within(PROBE_ATTEMPT, Watch::Quiet) {
+                Ok(out) if out.status.success() => return Ok(()),
+                Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                Err(e) if e.is::<Timeout>() => format!(
+                    "`ssh true` hung for {} s and was killed",
+                    PROBE_ATTEMPT.as_secs()
+                ),
+                Err(e) => return Err(e),
+            };
             if start.elapsed() > timeout {
                 anyhow::bail!(
-                    "no SSH on {} port {:?} after {} s: {}",
+                    "no SSH on {} port {:?} after {} s: {why}",
                     self.dest(),
                     self.port,
                     timeout.as_secs(),
-                    String::from_utf8_lossy(&out.stderr).trim()
                 );
             }
             if last_note.elapsed() > Duration::from_secs(20) {
