@@ -196,6 +196,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             port: None,
             identity: None,
             host_keys: HostKeys::UserConfig,
+            serial_log: None,
         };
         ph.time("ssh to host", || {
             admin.wait(Duration::from_secs(30), || Ok(()))
@@ -245,13 +246,6 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             )
         }
     };
-    let admin = Remote {
-        user: "root".into(),
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        identity: args.image.is_none().then(|| root_key.clone()),
-        host_keys,
-    };
     let mut vm = vm::start(&vm::Boot {
         disk: overlay,
         kernel: boot,
@@ -260,6 +254,14 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         port,
         keep: args.keep,
     })?;
+    let admin = Remote {
+        user: "root".into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        identity: args.image.is_none().then(|| root_key.clone()),
+        host_keys,
+        serial_log: Some(vm.serial.clone()),
+    };
     say(&format!(
         "QEMU pid {}, SSH on 127.0.0.1:{port}, serial {}",
         vm.pid().unwrap_or(0),

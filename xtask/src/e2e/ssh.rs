@@ -30,6 +30,8 @@ pub struct Remote {
     /// Private key to use (and only it); None uses the user's ssh config and agent.
     pub identity: Option<PathBuf>,
     pub host_keys: HostKeys,
+    /// The VM's serial console log, named when a command times out (None: a real host).
+    pub serial_log: Option<PathBuf>,
 }
 
 impl Remote {
@@ -95,7 +97,7 @@ impl Remote {
     pub fn capture(&self, script: &str, limit: Duration) -> Result<Output> {
         self.ssh(script)
             .output_within(limit, Watch::Live)
-            .with_context(|| format!("running a command on {}", self.dest()))
+            .map_err(|e| self.explain("running a command on", e))
     }
 
     /// Copies local files into the login's home directory, taking at most `limit`.
@@ -110,8 +112,22 @@ impl Remote {
         }
         c.args(files).arg(format!("{}:", self.dest()));
         c.run_output_within(limit)
-            .with_context(|| format!("copying files to {}", self.dest()))?;
+            .map_err(|e| self.explain("copying files to", e))?;
         Ok(())
+    }
+
+    /// Says what failed where; a timeout also points at the VM's serial console, where a hung
+    /// guest leaves its traces (hung tasks, OOM kills, panics).
+    fn explain(&self, what: &str, e: anyhow::Error) -> anyhow::Error {
+        let hint = match (&self.serial_log, e.is::<Timeout>()) {
+            (Some(log), true) => format!(
+                " timed out (the VM's serial console log is {})",
+                log.display()
+            ),
+            (None, true) => " timed out".into(),
+            (_, false) => String::new(),
+        };
+        e.context(format!("{what} {}{hint}", self.dest()))
     }
 
     /// Waits until `ssh true` succeeds; `alive` is polled between attempts and may fail the
@@ -187,6 +203,7 @@ mod tests {
             port: Some(2222),
             identity: Some("/k".into()),
             host_keys: HostKeys::Pinned("/kh".into()),
+            serial_log: None,
         };
         let a = args(&r.ssh("true"));
         for want in [
@@ -200,5 +217,36 @@ mod tests {
         assert_eq!(tail, ["true", "--", "root@127.0.0.1", "2222"]);
         let stack = r.as_user("stack", None);
         assert!(!args(&stack.ssh("x")).iter().any(|x| x == "-i"));
+    }
+
+    #[test]
+    fn a_hung_remote_command_times_out_naming_the_serial_log() {
+        // A loopback listener that never accepts: the TCP handshake completes in the kernel,
+        // the SSH banner never comes, so ssh hangs until the deadline kills it.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let r = Remote {
+            user: "root".into(),
+            host: "127.0.0.1".into(),
+            port: Some(silent.local_addr().unwrap().port()),
+            identity: None,
+            host_keys: HostKeys::Pinned("/nonexistent/known_hosts".into()),
+            serial_log: Some("/run/e2e/serial.log".into()),
+        };
+        let start = Instant::now();
+        let err = r
+            .capture("sleep 1000", Duration::from_millis(300))
+            .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(err.is::<Timeout>());
+        let msg = format!("{err:#}");
+        for want in [
+            "running a command on root@127.0.0.1 timed out (the VM's serial console log is \
+             /run/e2e/serial.log)",
+            "-- 'sleep 1000'` did not finish within its deadline of 0.3 s",
+        ] {
+            assert!(msg.contains(want), "{want:?} not in {msg}");
+        }
+        let t = err.downcast_ref::<Timeout>().unwrap();
+        assert!(!Path::new(&format!("/proc/{}", t.pid)).exists());
     }
 }
