@@ -4,11 +4,34 @@
 //! destroy and undefine a domain through `virsh -c qemu:///system`.
 
 use super::ssh::Remote;
-use super::Phases;
+use super::{minutes, Phases};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+// Deadlines of the remote commands (docs/e2e.md, "Deadlines"). Each is at least twice the
+// slowest run measured under TCG on the CI machine kind, most far more: a deadline is there to
+// end a hung guest command with a clear error instead of at CI's job limit, not to time a
+// healthy one.
+
+/// `scp` of a static binary (and the keys): measured 2-8 s.
+const UPLOAD: Duration = minutes(2);
+/// Start bootstrap, wait for 30 unpacked packages, SIGKILL it: measured 57-152 s. The script's
+/// own wait gives up after 600 s.
+const KILL_MID_INSTALL: Duration = minutes(15);
+/// A bootstrap run: run 1 (the offline install of the whole package set) measured 454-758 s.
+/// Run 2 takes 3 s when run 1 converged, but gets the same deadline: if it has to do run 1's
+/// work, the error should be "it changed N steps", not a timeout.
+const BOOTSTRAP: Duration = minutes(30);
+/// A one-line probe of the guest (`grep /proc/cpuinfo`): well under a second.
+const PROBE: Duration = minutes(1);
+/// One validate run, nested iPXE boot proof included: measured 41-52 s. Its own waits give up
+/// after 60 s (boot proof) and 20 s (domain list as the user).
+const VALIDATE: Duration = minutes(5);
+/// The stack user's virsh define/start/list/destroy/undefine: measured 15.5-31 s.
+const VIRSH: Duration = minutes(5);
 
 pub struct Input {
     /// Root, or a user who may `sudo -n`.
@@ -61,7 +84,7 @@ pub fn drive(inp: &Input, ph: &mut Phases, out: &mut Outcome) -> Result<()> {
         if let Some(r) = &inp.root_pub {
             files.push(r);
         }
-        a.upload(&files)
+        a.upload(&files, UPLOAD)
     })?;
     let root_key = inp
         .root_pub
@@ -96,9 +119,9 @@ pub fn drive(inp: &Input, ph: &mut Phases, out: &mut Outcome) -> Result<()> {
         );
     }
 
-    ph.time("copy validate", || a.upload(&[&inp.validate]))?;
+    ph.time("copy validate", || a.upload(&[&inp.validate], UPLOAD))?;
     out.allow_emulation = !a
-        .capture("grep -Eqw 'vmx|svm' /proc/cpuinfo")?
+        .capture("grep -Eqw 'vmx|svm' /proc/cpuinfo", PROBE)?
         .status
         .success();
     let validate_cmd = format!(
@@ -139,7 +162,7 @@ sleep 1
 echo "SIGKILLed bootstrap, apt-get and dpkg after $((n - base)) package(s) unpacked; dpkg --audit lists $(dpkg --audit 2>/dev/null | grep -c .) line(s)"
 "#
     );
-    let res = a.capture(&script)?;
+    let res = a.capture(&script, KILL_MID_INSTALL)?;
     let said = String::from_utf8_lossy(&res.stdout).trim().to_string();
     if !res.status.success() {
         bail!("could not interrupt bootstrap mid-install: {said}");
@@ -155,7 +178,7 @@ fn file_name(p: &Path) -> String {
 /// and "step: change" lines.
 fn run_bootstrap(a: &Remote, cmd: &str, inp: &Input, n: u32) -> Result<(u64, Vec<String>)> {
     super::say(&format!("{}: {cmd}", a.dest()));
-    let res = a.capture(cmd)?;
+    let res = a.capture(cmd, BOOTSTRAP)?;
     let path = inp.run_dir.join(format!("bootstrap-{n}.json"));
     fs::write(&path, &res.stdout)?;
     let report = parse_report(&res.stdout, "bootstrap", &path)?;
@@ -253,7 +276,7 @@ struct Verdict {
 
 fn validate_once(a: &Remote, cmd: &str, inp: &Input, file: &str) -> Result<Verdict> {
     super::say(&format!("{}: {cmd}", a.dest()));
-    let res = a.capture(cmd)?;
+    let res = a.capture(cmd, VALIDATE)?;
     let path = inp.run_dir.join(file);
     fs::write(&path, &res.stdout)?;
     let report = parse_report(&res.stdout, "validate", &path)?;
@@ -322,7 +345,7 @@ echo "virsh as $(id -un): ok"
         "{}: virsh define/start/list/destroy/undefine",
         stack.dest()
     ));
-    let res = stack.capture(&script)?;
+    let res = stack.capture(&script, VIRSH)?;
     let text = String::from_utf8_lossy(&res.stdout);
     for l in text.lines() {
         super::say(&format!("  {l}"));

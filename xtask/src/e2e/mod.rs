@@ -11,6 +11,7 @@ pub mod ssh;
 pub mod tools;
 pub mod vm;
 
+use crate::cmd::{CommandExt, Watch};
 use anyhow::{bail, Context, Result};
 use ssh::{HostKeys, Remote};
 use std::fs;
@@ -20,6 +21,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The per-run disk: the image's 16G ext4 is grown to this at boot (`resize2fs`), so that
 /// validate's capacity check (40 GB for one spec-minimum VM) passes. Thin: costs nothing.
 const RUN_DISK: &str = "64G";
+/// Deadline of the online `resize2fs` to RUN_DISK (measured 3 s; see docs/e2e.md, "Deadlines").
+const GROW_FS: Duration = minutes(2);
+/// Deadline of the `systemctl poweroff` ssh (its connection usually just drops); QEMU then
+/// gets 60 s to exit before it is killed.
+const POWEROFF: Duration = Duration::from_secs(30);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -190,6 +196,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             port: None,
             identity: None,
             host_keys: HostKeys::UserConfig,
+            serial_log: None,
         };
         ph.time("ssh to host", || {
             admin.wait(Duration::from_secs(30), || Ok(()))
@@ -239,13 +246,6 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             )
         }
     };
-    let admin = Remote {
-        user: "root".into(),
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        identity: args.image.is_none().then(|| root_key.clone()),
-        host_keys,
-    };
     let mut vm = vm::start(&vm::Boot {
         disk: overlay,
         kernel: boot,
@@ -254,6 +254,14 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         port,
         keep: args.keep,
     })?;
+    let admin = Remote {
+        user: "root".into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        identity: args.image.is_none().then(|| root_key.clone()),
+        host_keys,
+        serial_log: Some(vm.serial.clone()),
+    };
     say(&format!(
         "QEMU pid {}, SSH on 127.0.0.1:{port}, serial {}",
         vm.pid().unwrap_or(0),
@@ -271,7 +279,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
     })?;
     if args.image.is_none() {
         ph.time("grow root fs", || {
-            let out = admin.capture("resize2fs /dev/vda >&2")?;
+            let out = admin.capture("resize2fs /dev/vda >&2", GROW_FS)?;
             anyhow::ensure!(
                 out.status.success(),
                 "resize2fs /dev/vda failed: {}",
@@ -313,8 +321,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
     let _ = ph.time("shutdown", || {
         let _ = admin
             .ssh("systemctl poweroff")
-            .stdin(std::process::Stdio::null())
-            .output();
+            .output_within(POWEROFF, Watch::Quiet);
         if !vm.wait_exit(Duration::from_secs(60))? {
             vm.kill();
             bail!("the guest did not power off within 60 s; QEMU killed");
@@ -449,6 +456,11 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// A deadline of `n` minutes.
+pub const fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
 }
 
 /// Progress output, on stderr.

@@ -1,10 +1,14 @@
 //! SSH and SCP to the machine under test: the VM on a forwarded loopback port, or a real host.
 
-use crate::cmd::CommandExt;
+use crate::cmd::{CommandExt, Timeout, Watch};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// Deadline of one `ssh true` attempt while waiting for the machine to answer (docs/e2e.md,
+/// "Deadlines"); a refused connection returns at once.
+const PROBE_ATTEMPT: Duration = Duration::from_secs(30);
 
 /// How host keys are checked.
 #[derive(Clone, Debug)]
@@ -26,6 +30,8 @@ pub struct Remote {
     /// Private key to use (and only it); None uses the user's ssh config and agent.
     pub identity: Option<PathBuf>,
     pub host_keys: HostKeys,
+    /// The VM's serial console log, named when a command times out (None: a real host).
+    pub serial_log: Option<PathBuf>,
 }
 
 impl Remote {
@@ -84,43 +90,18 @@ impl Remote {
         c
     }
 
-    /// Runs a script with stdout captured and stderr shown; returns the output whatever the
-    /// exit status (the caller judges it). Says every minute that it is still waiting.
-    pub fn capture(&self, script: &str) -> Result<Output> {
-        let mut c = self.ssh(script);
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = c
-            .spawn()
-            .with_context(|| format!("running `{script}` on {}", self.dest()))?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
-        });
-        let start = Instant::now();
-        let mut next_note = Duration::from_secs(60);
-        let status = loop {
-            if let Some(st) = child.try_wait()? {
-                break st;
-            }
-            if start.elapsed() >= next_note {
-                super::say(&format!("  still running ({} s)", next_note.as_secs()));
-                next_note += Duration::from_secs(60);
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        let stdout = reader.join().expect("reader thread")?;
-        Ok(Output {
-            status,
-            stdout,
-            stderr: Vec::new(),
-        })
+    /// Runs a script with stdout and stderr captured (stderr also shown as it arrives), for at
+    /// most `limit`; returns the output whatever the exit status (the caller judges it). Says
+    /// every minute that it is still waiting. At the deadline ssh is killed and the error names
+    /// the command, the deadline and the time it ran.
+    pub fn capture(&self, script: &str, limit: Duration) -> Result<Output> {
+        self.ssh(script)
+            .output_within(limit, Watch::Live)
+            .map_err(|e| self.explain("running a command on", e))
     }
 
-    /// Copies local files into the login's home directory.
-    pub fn upload(&self, files: &[&Path]) -> Result<()> {
+    /// Copies local files into the login's home directory, taking at most `limit`.
+    pub fn upload(&self, files: &[&Path], limit: Duration) -> Result<()> {
         for f in files {
             anyhow::ensure!(f.is_file(), "{} does not exist", f.display());
         }
@@ -130,30 +111,48 @@ impl Remote {
             c.args(["-P", &p.to_string()]);
         }
         c.args(files).arg(format!("{}:", self.dest()));
-        c.stdin(Stdio::null()).run_output()?;
+        c.run_output_within(limit)
+            .map_err(|e| self.explain("copying files to", e))?;
         Ok(())
     }
 
+    /// Says what failed where; a timeout also points at the VM's serial console, where a hung
+    /// guest leaves its traces (hung tasks, OOM kills, panics).
+    fn explain(&self, what: &str, e: anyhow::Error) -> anyhow::Error {
+        let hint = match (&self.serial_log, e.is::<Timeout>()) {
+            (Some(log), true) => format!(
+                " timed out (the VM's serial console log is {})",
+                log.display()
+            ),
+            (None, true) => " timed out".into(),
+            (_, false) => String::new(),
+        };
+        e.context(format!("{what} {}{hint}", self.dest()))
+    }
+
     /// Waits until `ssh true` succeeds; `alive` is polled between attempts and may fail the
-    /// wait (e.g. QEMU exited).
+    /// wait (e.g. QEMU exited). Each attempt has a deadline of its own: ConnectTimeout bounds
+    /// the connect and the handshake, PROBE_ATTEMPT a login that hangs after it.
     pub fn wait(&self, timeout: Duration, mut alive: impl FnMut() -> Result<()>) -> Result<()> {
         let start = Instant::now();
         let mut last_note = start;
         loop {
             alive()?;
-            let mut c = self.ssh("true");
-            c.arg("-o").arg("ConnectTimeout=5");
-            let out = c.stdin(Stdio::null()).output()?;
-            if out.status.success() {
-                return Ok(());
-            }
+            let why = match self.ssh("true").output_within(PROBE_ATTEMPT, Watch::Quiet) {
+                Ok(out) if out.status.success() => return Ok(()),
+                Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                Err(e) if e.is::<Timeout>() => format!(
+                    "`ssh true` hung for {} s and was killed",
+                    PROBE_ATTEMPT.as_secs()
+                ),
+                Err(e) => return Err(e),
+            };
             if start.elapsed() > timeout {
                 anyhow::bail!(
-                    "no SSH on {} port {:?} after {} s: {}",
+                    "no SSH on {} port {:?} after {} s: {why}",
                     self.dest(),
                     self.port,
                     timeout.as_secs(),
-                    String::from_utf8_lossy(&out.stderr).trim()
                 );
             }
             if last_note.elapsed() > Duration::from_secs(20) {
@@ -204,6 +203,7 @@ mod tests {
             port: Some(2222),
             identity: Some("/k".into()),
             host_keys: HostKeys::Pinned("/kh".into()),
+            serial_log: None,
         };
         let a = args(&r.ssh("true"));
         for want in [
@@ -217,5 +217,36 @@ mod tests {
         assert_eq!(tail, ["true", "--", "root@127.0.0.1", "2222"]);
         let stack = r.as_user("stack", None);
         assert!(!args(&stack.ssh("x")).iter().any(|x| x == "-i"));
+    }
+
+    #[test]
+    fn a_hung_remote_command_times_out_naming_the_serial_log() {
+        // A loopback listener that never accepts: the TCP handshake completes in the kernel,
+        // the SSH banner never comes, so ssh hangs until the deadline kills it.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let r = Remote {
+            user: "root".into(),
+            host: "127.0.0.1".into(),
+            port: Some(silent.local_addr().unwrap().port()),
+            identity: None,
+            host_keys: HostKeys::Pinned("/nonexistent/known_hosts".into()),
+            serial_log: Some("/run/e2e/serial.log".into()),
+        };
+        let start = Instant::now();
+        let err = r
+            .capture("sleep 1000", Duration::from_millis(300))
+            .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(err.is::<Timeout>());
+        let msg = format!("{err:#}");
+        for want in [
+            "running a command on root@127.0.0.1 timed out (the VM's serial console log is \
+             /run/e2e/serial.log)",
+            "-- 'sleep 1000'` did not finish within its deadline of 0.3 s",
+        ] {
+            assert!(msg.contains(want), "{want:?} not in {msg}");
+        }
+        let t = err.downcast_ref::<Timeout>().unwrap();
+        assert!(!Path::new(&format!("/proc/{}", t.pid)).exists());
     }
 }
