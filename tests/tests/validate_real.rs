@@ -6,8 +6,9 @@
 //! The boot proofs run one at a time (a lock): the host has two cores and TCG boots
 //! compete for them, and each test then asserts that nothing it created is left.
 //!
-//! SIGINT and SIGKILL during the proof are tested on the `validate` binary itself, in
-//! `validate/tests/boot_signals.rs` (only there does cargo build it for the tests).
+//! The `validate` binary itself (a whole run with the proof; SIGINT and SIGKILL during it)
+//! is tested in `validate/tests/real_binary.rs` and `boot_signals.rs` (only there does cargo
+//! build it for the tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
