@@ -6,8 +6,9 @@
 //! The boot proofs run one at a time (a lock): the host has two cores and TCG boots
 //! compete for them, and each test then asserts that nothing it created is left.
 //!
-//! SIGINT and SIGKILL during the proof are tested on the `validate` binary itself, in
-//! `validate/tests/boot_signals.rs` (only there does cargo build it for the tests).
+//! The `validate` binary itself (a whole run with the proof; SIGINT and SIGKILL during it)
+//! is tested in `validate/tests/real_binary.rs` and `boot_signals.rs` (only there does cargo
+//! build it for the tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -276,12 +277,56 @@ fn polkit_check_fails_without_the_rule_and_passes_with_it() {
         name: name.clone(),
     };
 
+    // No rule: libvirtd asks polkit, which has no agent to ask the user, and refuses. The
+    // detail carries libvirt's own error; the hint is the polkit one alone (an
+    // authentication failure says nothing about starting libvirtd).
     let r = libvirt::polkit_check(SYSTEM_URI, &name, Path::new("/"));
     eprintln!("without rule: {r:?}");
     assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert!(
+        r.detail.starts_with(&format!("'{name}' (uid ")),
+        "the detail names the user: {r:?}"
+    );
+    assert!(
+        r.detail.contains(&format!("cannot manage {SYSTEM_URI}: ")),
+        "{r:?}"
+    );
+    assert!(
+        r.detail.contains(
+            "authentication unavailable: no polkit agent available to authenticate action \
+             'org.libvirt.unix.manage'"
+        ),
+        "libvirt's polkit error in the detail: {r:?}"
+    );
     let hint = r.hint.as_deref().unwrap();
     assert!(
-        hint.contains("/etc/polkit-1/rules.d/50-virthost-libvirt.rules") && hint.contains(&name),
+        hint.starts_with("polkit must grant org.libvirt.unix.manage to ")
+            && hint.contains("/etc/polkit-1/rules.d/50-virthost-libvirt.rules")
+            && hint.contains(&format!("`bootstrap --user {name}`")),
+        "{r:?}"
+    );
+    assert!(
+        !hint.contains("start libvirt") && !hint.contains("libvirtd -d"),
+        "an authentication failure is not a daemon that is down: {r:?}"
+    );
+
+    // The same user against a socket that does not exist: not an authentication failure,
+    // so the hint starts with starting libvirt, then the polkit rule.
+    let down = "qemu+unix:///system?socket=/nonexistent/virthost-test.sock";
+    let r = libvirt::polkit_check(down, &name, Path::new("/"));
+    eprintln!("daemon unreachable: {r:?}");
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert!(
+        r.detail.contains("/nonexistent/virthost-test.sock")
+            && !r.detail.contains("polkit")
+            && !r.detail.contains("authentication"),
+        "libvirt's socket error in the detail: {r:?}"
+    );
+    let hint = r.hint.as_deref().unwrap();
+    assert!(
+        hint.starts_with("start libvirt")
+            && hint.contains("libvirtd -d")
+            && hint.contains("/etc/polkit-1/rules.d/50-virthost-libvirt.rules"),
         "{r:?}"
     );
 

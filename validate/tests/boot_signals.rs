@@ -7,42 +7,21 @@
 //! tests, because only a package's own integration tests get its binary built by cargo
 //! (`CARGO_BIN_EXE_validate`); a dependency's binary is never built for another package.
 //!
-//! Both tests boot a domain: they run one at a time (a lock), as the boot proofs in
-//! `tests/tests/validate_real.rs` do (cargo runs test binaries one after another).
+//! Both tests boot a domain: they run one at a time (`common::boot_lock`), as the boot
+//! proofs in `tests/tests/validate_real.rs` do (cargo runs test binaries one after another).
+
+mod common;
 
 use std::io::{Read, Seek};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::{boot_lock, left_by, real_libvirt};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use validate::boot::{self, PREFIX};
 use validate::checks::libvirt::SYSTEM_URI;
 use virt::connect::Connect;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// The real daemon, or `None` (skip) when it is absent and not required.
-fn real_libvirt() -> Option<Connect> {
-    virt::error::clear_error_callback();
-    let required = std::env::var("VIRTHOST_REQUIRE_REAL").as_deref() == Ok("1");
-    let root = nix::unistd::geteuid().is_root();
-    match (root, Connect::open(Some(SYSTEM_URI))) {
-        (true, Ok(c)) => Some(c),
-        (root, res) => {
-            let why = match res {
-                Err(e) => format!("libvirtd unreachable at {SYSTEM_URI}: {e}"),
-                Ok(_) => format!("not root (root: {root})"),
-            };
-            if required {
-                panic!("VIRTHOST_REQUIRE_REAL=1 but {why}; run `bash xtask/host/start-services.sh` as root");
-            }
-            eprintln!("skipping: {why}");
-            None
-        }
-    }
-}
 
 /// A running `validate` (full run, one NIC, as root against [`SYSTEM_URI`]); its stdout and
 /// stderr go to a temporary file, shown when something goes wrong.
@@ -127,37 +106,11 @@ fn start_validate_and_signal(conn: &Connect, signal: Signal) -> (u32, ExitStatus
     (pid, status)
 }
 
-/// Names of the domains, networks and serial files that process `pid` created.
-fn left_by(conn: &Connect, pid: u32) -> Vec<String> {
-    let prefix = format!("{PREFIX}{pid}-");
-    let mut out: Vec<String> = conn
-        .list_all_domains(0)
-        .unwrap()
-        .iter()
-        .filter_map(|d| d.name().ok())
-        .chain(
-            conn.list_all_networks(0)
-                .unwrap()
-                .iter()
-                .filter_map(|n| n.name().ok()),
-        )
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    out.extend(
-        std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&prefix)),
-    );
-    out
-}
-
 #[test]
 fn sigint_during_the_boot_tears_everything_down() {
     use std::os::unix::process::ExitStatusExt;
     let Some(conn) = real_libvirt() else { return };
-    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _l = boot_lock();
     let (pid, status) = start_validate_and_signal(&conn, Signal::SIGINT);
     assert_eq!(
         status.signal(),
@@ -171,7 +124,7 @@ fn sigint_during_the_boot_tears_everything_down() {
 fn sigkill_leftovers_are_swept_by_the_next_run() {
     use std::os::unix::process::ExitStatusExt;
     let Some(conn) = real_libvirt() else { return };
-    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _l = boot_lock();
     let (pid, status) = start_validate_and_signal(&conn, Signal::SIGKILL);
     assert_eq!(status.signal(), Some(Signal::SIGKILL as i32), "{status:?}");
     // AUTODESTROY takes the domain with the connection (libvirtd notices the closed socket

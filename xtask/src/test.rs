@@ -2,13 +2,25 @@
 //! tests need (`xtask/host/install-deps.sh`), starts the services they talk to
 //! (`xtask/host/start-services.sh`: D-Bus, polkitd, virtlogd, libvirtd in a network
 //! namespace), then runs the whole workspace's tests with `VIRTHOST_REQUIRE_REAL=1`, so a
-//! real-system test whose daemon is missing fails instead of skipping.
+//! real-system test whose daemon is missing fails instead of skipping. When they pass, it
+//! checks that the suite left no boot-proof domain, network or serial file behind.
 
+use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::cmd::CommandExt;
 use crate::dist::workspace_root;
+
+/// The name prefix of everything `validate`'s boot proof creates (`validate::boot::PREFIX`;
+/// xtask does not link `validate`, which links libvirt).
+const PREFIX: &str = "virthost-validate-";
+/// The daemon the real-system tests use.
+const URI: &str = "qemu:///system";
+/// libvirtd destroys an auto-destroy domain a moment after its client's connection closes.
+const SETTLE: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,5 +58,116 @@ pub fn run(args: &Args) -> Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
+    let left = leftovers_settled()?;
+    if !left.is_empty() {
+        bail!(
+            "the tests passed but left {} boot-proof object(s) behind (a test or `validate` \
+             does not clean up):\n  {}",
+            left.len(),
+            left.join("\n  ")
+        );
+    }
+    println!("xtask test: no {PREFIX}* domain, network or serial file left");
     Ok(())
+}
+
+/// [`leftovers`], asked again for up to [`SETTLE`] while any remain.
+fn leftovers_settled() -> Result<Vec<String>> {
+    let start = Instant::now();
+    loop {
+        let left = leftovers(
+            &virsh_names("list")?,
+            &virsh_names("net-list")?,
+            &temp_files()?,
+        );
+        if left.is_empty() || start.elapsed() > SETTLE {
+            return Ok(left);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `virsh -c qemu:///system <list> --all --name`: one name a line.
+fn virsh_names(list: &str) -> Result<String> {
+    let out = Command::new("virsh")
+        .args(["-c", URI, list, "--all", "--name"])
+        .run_output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The file names in `$TMPDIR` (where the boot proof puts its serial files).
+fn temp_files() -> Result<Vec<String>> {
+    let dir = std::env::temp_dir();
+    let entries = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    Ok(entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect())
+}
+
+/// The boot-proof domains and networks among the names `virsh` listed, and the serial files
+/// among `files` (names in `$TMPDIR`), each described with its owner's pid.
+fn leftovers(domains: &str, networks: &str, files: &[String]) -> Vec<String> {
+    let ours = |n: &&str| n.starts_with(PREFIX);
+    let mut out = Vec::new();
+    for n in domains.lines().map(str::trim).filter(ours) {
+        out.push(format!("domain {n}{}", owner(n)));
+    }
+    for n in networks.lines().map(str::trim).filter(ours) {
+        out.push(format!("network {n}{}", owner(n)));
+    }
+    let tmp = std::env::temp_dir();
+    for n in files.iter().map(String::as_str).filter(ours) {
+        if n.ends_with(".serial") {
+            out.push(format!("file {}{}", tmp.join(n).display(), owner(n)));
+        }
+    }
+    out
+}
+
+/// ` (pid N, gone)` or ` (pid N, still running)` for `virthost-validate-<N>-...`: a running
+/// owner is a `validate` outside the suite (or one a test failed to stop).
+fn owner(name: &str) -> String {
+    let pid = name
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
+            format!(" (pid {pid}, still running)")
+        }
+        Some(pid) => format!(" (pid {pid}, gone)"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_are_the_boot_proofs_objects_only() {
+        let me = std::process::id();
+        let domains = format!("vm1\n{PREFIX}999999999-1a2b3c4d-virtio\n\n");
+        let networks = format!("default\n{PREFIX}{me}-1a2b3c4d-0\nvirthost-e2e\n");
+        let files = vec![
+            format!("{PREFIX}999999999-1a2b3c4d-e1000.serial"),
+            format!("{PREFIX}999999999-1a2b3c4d-e1000.log"),
+            "other.serial".to_string(),
+        ];
+        let tmp = std::env::temp_dir();
+        assert_eq!(
+            leftovers(&domains, &networks, &files),
+            [
+                format!("domain {PREFIX}999999999-1a2b3c4d-virtio (pid 999999999, gone)"),
+                format!("network {PREFIX}{me}-1a2b3c4d-0 (pid {me}, still running)"),
+                format!(
+                    "file {} (pid 999999999, gone)",
+                    tmp.join(format!("{PREFIX}999999999-1a2b3c4d-e1000.serial"))
+                        .display()
+                ),
+            ]
+        );
+        assert!(leftovers("default\n\n", "\n", &[]).is_empty());
+    }
 }
