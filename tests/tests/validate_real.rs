@@ -175,6 +175,67 @@ fn nic_without_option_rom_fails_saying_ipxe_never_started() {
     assert_nothing_left(&conn);
 }
 
+/// A 512-byte PCI option ROM for a virtio-net NIC (1af4:1000) whose init spins forever with
+/// interrupts off, after SeaBIOS printed its banner: a domain that hangs the way the nested
+/// domains in the e2e VM did (silent console, vCPU busy).
+fn spinning_option_rom() -> Vec<u8> {
+    let mut rom = vec![0u8; 512];
+    rom[0] = 0x55;
+    rom[1] = 0xAA;
+    rom[2] = 1; // size in 512-byte blocks
+    rom[3] = 0xEB; // init entry: jmp short to 0x40
+    rom[4] = 0x40 - 5;
+    rom[0x18] = 0x20; // offset of the PCI data structure
+    let pcir: [u8; 24] = [
+        b'P', b'C', b'I', b'R', 0xF4, 0x1A, 0x00, 0x10, // vendor 1af4, device 1000
+        0, 0, 24, 0, 0, // VPD, length 24, revision 0
+        0x00, 0x00, 0x02, // class code: Ethernet controller
+        1, 0, 0, 0,    // image length (blocks), code revision
+        0,    // code type: x86
+        0x80, // last image
+        0, 0,
+    ];
+    rom[0x20..0x38].copy_from_slice(&pcir);
+    // cli; jmp $
+    rom[0x40..0x43].copy_from_slice(&[0xFA, 0xEB, 0xFE]);
+    let sum = rom.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    rom[511] = 0u8.wrapping_sub(sum);
+    rom
+}
+
+#[test]
+fn a_domain_that_spins_silently_is_reported_hung_before_the_timeout() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let rom = dir.path().join("spin-virtio.rom");
+    std::fs::write(&rom, spinning_option_rom()).unwrap();
+    // QEMU runs as libvirt-qemu: the ROM and its directory must be readable to it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&rom, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut p = proof(&["virtio"]);
+    p.rom = Rom::File(rom);
+    p.timeout = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    let r = &run_proof(&p)[0];
+    let took = started.elapsed();
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert!(r.detail.starts_with("the test domain hung"), "{r:?}");
+    assert!(r.detail.contains("no console output for"), "{r:?}");
+    assert!(
+        r.detail.contains("SeaBIOS"),
+        "the console tail is shown: {r:?}"
+    );
+    assert!(
+        r.hint.as_deref().unwrap().contains("not a network problem"),
+        "{r:?}"
+    );
+    // It stops once the stall is clear instead of waiting for the 60 s timeout.
+    assert!(took < p.timeout, "took {took:?}: {r:?}");
+    assert_nothing_left(&conn);
+}
+
 #[test]
 fn leftovers_of_a_killed_run_are_swept() {
     let Some(conn) = real_libvirt() else { return };

@@ -10,6 +10,7 @@
 pub mod http;
 pub mod net;
 pub mod serial;
+pub mod stall;
 pub mod xmlscan;
 
 use std::path::{Path, PathBuf};
@@ -557,6 +558,8 @@ impl Run {
         let mut text = String::new();
         let deadline = t0 + p.timeout;
         let mut gave_up_at = None;
+        let mut cpu = stall::CpuSamples::default();
+        let mut hung = None;
         loop {
             let now = Instant::now();
             for ev in server.drain() {
@@ -592,6 +595,19 @@ impl Run {
             }
             if let Some(d) = &self.domain {
                 if !d.is_active().unwrap_or(true) {
+                    break;
+                }
+                if cpu.due(now) {
+                    if let Ok(info) = d.info() {
+                        cpu.push(now, info.cpu_time);
+                    }
+                }
+            }
+            // Only once the firmware printed: a domain silent from the start is "no firmware
+            // output" (TCG on a loaded host can take a while to print anything).
+            if let Some(last) = prog.last_output {
+                hung = stall::stalled(last, now, &cpu);
+                if hung.is_some() {
                     break;
                 }
             }
@@ -635,6 +651,13 @@ impl Run {
                 format!("after {:.0} s", t0.elapsed().as_secs_f64())
             } else if prog.gave_up.is_some() {
                 format!("gave up after {:.0} s", t0.elapsed().as_secs_f64())
+            } else if let Some(h) = hung {
+                format!(
+                    "no console output for {:.0} s while it used {:.0}% of a CPU, stopped after {:.0} s",
+                    h.silent_s,
+                    h.busy * 100.0,
+                    t0.elapsed().as_secs_f64()
+                )
             } else if domain_alive == Some(false) {
                 format!(
                     "the domain stopped after {:.0} s",
@@ -647,6 +670,15 @@ impl Run {
                 (
                     format!("interrupted by {sig}"),
                     "run validate again".to_string(),
+                )
+            } else if hung.is_some() {
+                (
+                    "the test domain hung".to_string(),
+                    stall::hint(
+                        std::fs::read_to_string("/sys/module/kvm_amd/parameters/nrips")
+                            .ok()
+                            .and_then(|v| stall::amd_nrips(&v)),
+                    ),
                 )
             } else if prog.firmware.is_none() {
                 (

@@ -17,11 +17,18 @@ pub struct Progress {
     pub version: Option<String>,
     /// iPXE or the BIOS gave up (`Nothing to boot`, `No bootable device`, ...).
     pub gave_up: Option<Instant>,
+    /// When the console last grew.
+    pub last_output: Option<Instant>,
+    seen_len: usize,
 }
 
 impl Progress {
     /// Updates the milestones from the whole console text so far, seen at `now`.
     pub fn update(&mut self, text: &str, now: Instant) {
+        if text.len() != self.seen_len {
+            self.seen_len = text.len();
+            self.last_output = Some(now);
+        }
         if self.firmware.is_none() && !text.trim().is_empty() {
             self.firmware = Some(now);
         }

@@ -1,0 +1,204 @@
+//! Telling a hung test domain from a slow one.
+//!
+//! A slow boot still prints: iPXE writes a dot a second while it waits for DHCP, and an
+//! idle iPXE halts its vCPU between polls. A hung one goes silent on its console while its
+//! vCPU keeps running flat out. That is what the nested boot proof in the e2e VM did once
+//! in about twenty boots (docs/e2e.md): the firmware spun in its serial-output loop, in the
+//! middle of a line, with the vCPU thread at 100 %.
+
+use std::time::{Duration, Instant};
+
+/// Console silence after which a busy domain counts as hung.
+pub const SILENCE: Duration = Duration::from_secs(15);
+
+/// Share of one CPU the domain must have used during the silence to count as hung. A
+/// spinning TCG vCPU got 0.7 of a CPU on a loaded 2-core host here; an iPXE waiting for
+/// the network halts between polls.
+pub const BUSY: f64 = 0.5;
+
+/// How often the domain's CPU time is sampled.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// The domain's CPU time (virDomainGetInfo's `cpuTime`, all its threads) over time.
+#[derive(Debug, Default)]
+pub struct CpuSamples {
+    samples: Vec<(Instant, u64)>,
+}
+
+impl CpuSamples {
+    /// Whether a new sample is due at `now`.
+    pub fn due(&self, now: Instant) -> bool {
+        self.samples
+            .last()
+            .is_none_or(|(at, _)| now.saturating_duration_since(*at) >= SAMPLE_EVERY)
+    }
+
+    /// Records the domain's total CPU time `cpu_ns` seen at `at`.
+    pub fn push(&mut self, at: Instant, cpu_ns: u64) {
+        self.samples.push((at, cpu_ns));
+    }
+
+    /// Share of one CPU used from the first sample at or after `since` to the last sample,
+    /// and the seconds that covers; `None` with fewer than two samples in that window.
+    pub fn busy_since(&self, since: Instant) -> Option<(f64, f64)> {
+        let first = self.samples.iter().find(|(at, _)| *at >= since)?;
+        let last = self.samples.last()?;
+        let wall = last.0.saturating_duration_since(first.0).as_secs_f64();
+        if wall <= 0.0 {
+            return None;
+        }
+        let cpu = last.1.saturating_sub(first.1) as f64 / 1e9;
+        Some((cpu / wall, wall))
+    }
+}
+
+/// A domain that stopped printing while it kept its vCPU busy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    /// Seconds since the console last changed.
+    pub silent_s: f64,
+    /// Share of one CPU the domain used while silent.
+    pub busy: f64,
+}
+
+/// Whether the domain hangs at `now`: its console has not changed since `last_output`
+/// for at least [`SILENCE`], and over (almost all of) that time it used at least
+/// [`BUSY`] of a CPU.
+pub fn stalled(last_output: Instant, now: Instant, cpu: &CpuSamples) -> Option<Stall> {
+    let silent = now.saturating_duration_since(last_output);
+    if silent < SILENCE {
+        return None;
+    }
+    let (busy, covered) = cpu.busy_since(last_output)?;
+    // The samples must span most of the silence, not one second of it.
+    if covered < SILENCE.as_secs_f64() - 2.0 * SAMPLE_EVERY.as_secs_f64() || busy < BUSY {
+        return None;
+    }
+    Some(Stall {
+        silent_s: silent.as_secs_f64(),
+        busy,
+    })
+}
+
+/// What `kvm_amd` says about NRIP-save, when it is loaded: `Some(false)` for `nrips=0`.
+/// Without NRIP-save (a CPU that QEMU's TCG emulates, for one) KVM decodes every
+/// intercepted instruction itself to step over it; the e2e VM's nested domains hung there.
+pub fn amd_nrips(sysfs_param: &str) -> Option<bool> {
+    match sysfs_param.trim() {
+        "1" | "Y" | "y" => Some(true),
+        "0" | "N" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// The hint for a hung test domain; `nrips` is [`amd_nrips`] of this host.
+pub fn hint(nrips: Option<bool>) -> String {
+    let base = "the test domain's vCPU kept running while it printed nothing: the hypervisor \
+                did not run this VM correctly (not a network problem)";
+    match nrips {
+        Some(false) => format!(
+            "{base}. kvm_amd runs with nrips=0 (this CPU has no NRIP-save, as in a VM whose \
+             hypervisor is QEMU TCG): nested domains hung like this in about 1 of 20 boots \
+             there; run validate again, and deploy onto hosts with hardware virtualization"
+        ),
+        _ => format!(
+            "{base}. Run validate again; if it recurs, check the KVM module's messages (`dmesg`) \
+             and, on a nested host, the outer hypervisor"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(t0: Instant, per_s: &[(u64, f64)]) -> CpuSamples {
+        let mut c = CpuSamples::default();
+        for (s, cpu) in per_s {
+            c.push(t0 + Duration::from_secs(*s), (*cpu * 1e9) as u64);
+        }
+        c
+    }
+
+    #[test]
+    fn silent_and_busy_is_a_stall() {
+        let t0 = Instant::now();
+        // Output last changed at 10 s; one CPU-second per second since.
+        let c = samples(t0, &(0..=30).map(|s| (s, s as f64)).collect::<Vec<_>>());
+        let s = stalled(
+            t0 + Duration::from_secs(10),
+            t0 + Duration::from_secs(30),
+            &c,
+        )
+        .expect("stall");
+        assert!((s.silent_s - 20.0).abs() < 1e-9);
+        assert!((s.busy - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn silent_but_idle_is_only_slow() {
+        let t0 = Instant::now();
+        // 0.2 CPU-seconds per second: a halted firmware waiting for a timer.
+        let c = samples(
+            t0,
+            &(0..=30).map(|s| (s, s as f64 * 0.2)).collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            stalled(
+                t0 + Duration::from_secs(10),
+                t0 + Duration::from_secs(30),
+                &c
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn busy_but_not_silent_long_enough_is_no_stall() {
+        let t0 = Instant::now();
+        let c = samples(t0, &(0..=30).map(|s| (s, s as f64)).collect::<Vec<_>>());
+        assert_eq!(
+            stalled(
+                t0 + Duration::from_secs(20),
+                t0 + Duration::from_secs(30),
+                &c
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn too_few_samples_in_the_silence_decide_nothing() {
+        let t0 = Instant::now();
+        // Sampling stopped at 12 s (e.g. libvirt did not answer): 2 s of data is not enough.
+        let c = samples(t0, &[(0, 0.0), (10, 10.0), (11, 11.0), (12, 12.0)]);
+        assert_eq!(
+            stalled(
+                t0 + Duration::from_secs(10),
+                t0 + Duration::from_secs(30),
+                &c
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn samples_are_due_once_a_second() {
+        let t0 = Instant::now();
+        let mut c = CpuSamples::default();
+        assert!(c.due(t0));
+        c.push(t0, 0);
+        assert!(!c.due(t0 + Duration::from_millis(500)));
+        assert!(c.due(t0 + Duration::from_millis(1000)));
+    }
+
+    #[test]
+    fn nrips_parameter() {
+        assert_eq!(amd_nrips("0\n"), Some(false));
+        assert_eq!(amd_nrips("1\n"), Some(true));
+        assert_eq!(amd_nrips("Y"), Some(true));
+        assert_eq!(amd_nrips(""), None);
+        assert!(hint(Some(false)).contains("nrips=0"));
+        assert!(!hint(None).contains("nrips=0"));
+    }
+}
