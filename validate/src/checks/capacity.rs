@@ -34,8 +34,18 @@ pub fn planned(opts: &Options) -> Vec<NodeGroup> {
     }
 }
 
+/// `per_vm * count`, summed over the groups; saturating, so a plan bigger than `u64` counts
+/// as `u64::MAX` (more than any host has) instead of wrapping around to a small need.
+/// `--nodes` bounds every size ([`crate::options::MAX_COUNT`] and friends), but `Options`
+/// can be built by hand.
+pub fn total(groups: &[NodeGroup], per_vm: impl Fn(&NodeSize) -> u64) -> u64 {
+    groups.iter().fold(0u64, |sum, g| {
+        sum.saturating_add(per_vm(&g.size).saturating_mul(u64::from(g.count)))
+    })
+}
+
 fn describe(groups: &[NodeGroup]) -> String {
-    let vms: u32 = groups.iter().map(|g| g.count).sum();
+    let vms = total(groups, |_| 1);
     let list: Vec<String> = groups
         .iter()
         .map(|g| format!("{}x{}", g.count, g.name))
@@ -67,10 +77,16 @@ fn result(id: &str, status: Status, detail: String, hint: String) -> CheckResult
 }
 
 fn gib(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        return "more than 16 EiB".into();
+    }
     format!("{:.1} GiB", bytes as f64 / GIB as f64)
 }
 
 fn gb(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        return "more than 18 EB".into();
+    }
     format!("{:.0} GB", bytes as f64 / GB as f64)
 }
 
@@ -88,10 +104,7 @@ pub fn run(opts: &Options, host: &Host, images_dir: Option<String>) -> Vec<Check
 
 fn vcpus(host: &Host, groups: &[NodeGroup], what: &str) -> CheckResult {
     let id = "capacity.vcpus";
-    let total: u64 = groups
-        .iter()
-        .map(|g| g.count as u64 * g.size.vcpus as u64)
-        .sum();
+    let total = total(groups, |s| u64::from(s.vcpus));
     let widest = groups.iter().map(|g| g.size.vcpus).max().unwrap_or(0);
     let threads = host.cpu.threads as u64;
     let detail = format!("{total} vCPUs for {what} on {threads} host threads");
@@ -137,10 +150,7 @@ pub fn meminfo(text: &str) -> Option<(u64, u64)> {
 
 fn memory(opts: &Options, host: &Host, groups: &[NodeGroup], what: &str) -> CheckResult {
     let id = "capacity.memory";
-    let need: u64 = groups
-        .iter()
-        .map(|g| g.count as u64 * g.size.memory_gib * GIB)
-        .sum();
+    let need = total(groups, |s| s.memory_gib.saturating_mul(GIB));
     let Some((total, avail)) = host.read("/proc/meminfo").as_deref().and_then(meminfo) else {
         return CheckResult::fail(id, "cannot read /proc/meminfo", "is /proc mounted?");
     };
@@ -194,10 +204,7 @@ fn disk(
     pool: Option<String>,
 ) -> CheckResult {
     let id = "capacity.disk";
-    let need: u64 = groups
-        .iter()
-        .map(|g| g.count as u64 * g.size.total_disk_gb() * GB)
-        .sum();
+    let need = total(groups, |s| s.total_disk_gb().saturating_mul(GB));
     let (at, source) = images_dir(host, pool);
     let space = match host.probe.space(&at) {
         Ok(s) => s,
@@ -301,6 +308,30 @@ mod tests {
         assert_eq!(judge(119, 100, false), Status::Warn);
         assert_eq!(judge(121, 100, false), Status::Fail);
         assert_eq!(judge(500, 100, true), Status::Warn);
+    }
+
+    #[test]
+    fn sums_saturate_instead_of_wrapping() {
+        let group = |count, memory_gib| NodeGroup {
+            name: "edge".into(),
+            count,
+            size: NodeSize::new(1, memory_gib, 1),
+        };
+        // 2^34 GiB = 2^64 bytes: wrapping multiplication made this a need of 0 (or, with
+        // 2^34 + 1 GiB, of 1 GiB).
+        let huge = [group(1, 1 << 34)];
+        assert_eq!(total(&huge, |s| s.memory_gib.saturating_mul(GIB)), u64::MAX);
+        let huge = [group(1, (1 << 34) + 1)];
+        assert_eq!(total(&huge, |s| s.memory_gib.saturating_mul(GIB)), u64::MAX);
+        // The largest groups --nodes accepts, many times: the sum saturates too.
+        let max = group(10_000, 64 * 1024);
+        let many = vec![max; 40];
+        assert_eq!(total(&many, |s| s.memory_gib.saturating_mul(GIB)), u64::MAX);
+        assert_eq!(total(&many, |_| 1), 400_000);
+        assert_eq!(
+            total(&[group(3, 8), group(2, 4)], |s| s.memory_gib),
+            3 * 8 + 2 * 4
+        );
     }
 
     #[test]
