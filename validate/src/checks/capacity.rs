@@ -128,14 +128,22 @@ fn vcpus(host: &Host, groups: &[NodeGroup], what: &str) -> CheckResult {
 }
 
 /// `(MemTotal, MemAvailable)` in bytes; older kernels without MemAvailable: free + cache.
+/// Line by line: a line it cannot read (a field a future kernel formats differently) is
+/// skipped, not the whole file; `None` only when `MemTotal` itself is missing or unreadable.
 pub fn meminfo(text: &str) -> Option<(u64, u64)> {
     let mut fields = std::collections::BTreeMap::new();
     for line in text.lines() {
         let Some((k, v)) = line.split_once(':') else {
             continue;
         };
-        let kb: u64 = v.split_whitespace().next().and_then(|n| n.parse().ok())?;
-        fields.insert(k.trim(), kb * 1024);
+        let Some(kb) = v
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        fields.insert(k.trim(), kb.saturating_mul(1024));
     }
     let total = *fields.get("MemTotal")?;
     let avail = match fields.get("MemAvailable") {
@@ -340,6 +348,38 @@ mod tests {
         assert_eq!(meminfo(m), Some((24683656 * 1024, 20000000 * 1024)));
         let old = "MemTotal: 100 kB\nMemFree: 10 kB\nBuffers: 5 kB\nCached: 20 kB\n";
         assert_eq!(meminfo(old), Some((102400, 35 * 1024)));
+    }
+
+    #[test]
+    fn meminfo_skips_lines_it_cannot_parse() {
+        // One odd line (no number, a negative, a word, too big for u64) once made the whole
+        // file unreadable: "cannot read /proc/meminfo".
+        let m = "MemTotal:       24683656 kB
+MemFree:         1000000 kB
+                 HugePages_Odd:   n/a
+Weird: -5 kB
+Empty:
+not a field line
+                 Huge: 99999999999999999999999 kB
+MemAvailable:   20000000 kB
+";
+        assert_eq!(meminfo(m), Some((24683656 * 1024, 20000000 * 1024)));
+        // Without MemAvailable: the readable parts of free + buffers + cache.
+        let old = "MemTotal: 100 kB
+MemFree: 10 kB
+Buffers: ? kB
+Cached: 20 kB
+";
+        assert_eq!(meminfo(old), Some((102400, 30 * 1024)));
+        // MemTotal itself unreadable: None (the check FAILs).
+        assert_eq!(
+            meminfo(
+                "MemTotal: lots
+MemAvailable: 5 kB
+"
+            ),
+            None
+        );
     }
 
     #[test]
