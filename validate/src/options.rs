@@ -100,9 +100,12 @@ impl NodeSize {
         }
     }
 
-    /// All disks of one VM, GB.
+    /// All disks of one VM, GB (saturating: a size built by hand past [`MAX_DISK_GB`] per
+    /// disk cannot wrap around).
     pub fn total_disk_gb(&self) -> u64 {
-        self.disk_gb + self.extra_disks_gb.iter().sum::<u64>()
+        self.extra_disks_gb
+            .iter()
+            .fold(self.disk_gb, |sum, d| sum.saturating_add(*d))
     }
 
     /// infrared's default size of a node role, if it has one.
@@ -156,12 +159,25 @@ pub struct NodeGroup {
     pub size: NodeSize,
 }
 
+/// Most VMs of one group `--nodes` accepts.
+pub const MAX_COUNT: u64 = 10_000;
+/// Most vCPUs of one VM (QEMU's x86 limit).
+pub const MAX_VCPUS: u64 = 4096;
+/// Most memory of one VM, GiB (64 TiB).
+pub const MAX_MEMORY_GIB: u64 = 64 * 1024;
+/// Largest disk of one VM, GB (1 PB).
+pub const MAX_DISK_GB: u64 = 1_000_000;
+/// Most data disks of one VM.
+pub const MAX_DATA_DISKS: usize = 64;
+
 /// The `--nodes` syntax, for `--help` and error messages.
 pub const NODES_HELP: &str = "Planned VMs: comma-separated NAME:COUNT[:VCPUS/MEM_GIB/DISK_GB[+DATA_GB...]]. \
 Known roles use infrared's default sizes: undercloud 8/24/100, controller 8/32/64, compute 4/8/65, \
 ceph 2/6/46+47+47+47+47+47, networker 2/6/40, ironic 4/4/40, aio 8/16/64. \
 Any name with an explicit size is accepted (e.g. `undercloud:1,controller:3,compute:2,edge:2:4/16/80+100`); \
 a known role with a size overrides the default. \
+Limits: COUNT 1-10000 (a count of 0 is an error: leave the role out), up to 4096 vCPUs, 64 TiB (65536 GiB) \
+of memory, 1 PB (1000000 GB) per disk and 64 data disks per VM. \
 Default: one VM of the spec's minimum size, 2 vCPU/8 GiB/40 GB.";
 
 /// Parses a `--nodes` value ([`NODES_HELP`]).
@@ -183,7 +199,7 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeGroup>, String> {
                 "--nodes: '{item}': the name must be letters, digits, '-' or '_'"
             ));
         }
-        let count: u32 = match parts.next() {
+        let count: u64 = match parts.next() {
             Some(c) => c
                 .trim()
                 .parse()
@@ -194,6 +210,20 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeGroup>, String> {
                 ))
             }
         };
+        // A zero used to drop the group silently; `compute:0` alone then fell back to the
+        // spec-minimum VM, checking something the engineer never asked for.
+        if count == 0 {
+            return Err(format!(
+                "--nodes: '{item}': a count of 0 plans no '{name}' VM; leave the role out \
+                 (without --nodes, the spec's minimum VM is checked)"
+            ));
+        }
+        if count > MAX_COUNT {
+            return Err(format!(
+                "--nodes: '{item}': the count {count} is more than {MAX_COUNT} VMs"
+            ));
+        }
+        let count = u32::try_from(count).expect("bounded by MAX_COUNT");
         let size = match parts.next() {
             Some(s) => parse_size(s.trim()).map_err(|e| format!("--nodes: '{item}': {e}"))?,
             None => NodeSize::infrared_default(name).ok_or_else(|| {
@@ -204,9 +234,6 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeGroup>, String> {
                 )
             })?,
         };
-        if count == 0 {
-            continue;
-        }
         groups.push(NodeGroup {
             name: name.to_string(),
             count,
@@ -227,14 +254,54 @@ fn parse_size(s: &str) -> Result<NodeSize, String> {
             _ => Err(format!("{what} '{v}' is not a positive whole number")),
         }
     };
-    let vcpus = num("vCPU count", vcpus)?;
-    let vcpus = u32::try_from(vcpus).map_err(|_| format!("vCPU count {vcpus} is too large"))?;
-    let memory_gib = num("memory (GiB)", mem)?;
+    // `unit`: what follows the number ("", " GiB"); `also`: the rest of the message.
+    let at_most = |what: &str, n: u64, max: u64, unit: &str, also: &str| -> Result<u64, String> {
+        if n > max {
+            Err(format!("{what} {n}{unit} is more than {max}{unit}{also}"))
+        } else {
+            Ok(n)
+        }
+    };
+    let vcpus = at_most(
+        "vCPU count",
+        num("vCPU count", vcpus)?,
+        MAX_VCPUS,
+        "",
+        " per VM",
+    )?;
+    let vcpus = u32::try_from(vcpus).expect("bounded by MAX_VCPUS");
+    let memory_gib = at_most(
+        "memory",
+        num("memory (GiB)", mem)?,
+        MAX_MEMORY_GIB,
+        " GiB",
+        " (64 TiB) per VM",
+    )?;
     let mut disk_iter = disks.split('+');
-    let disk_gb = num("disk (GB)", disk_iter.next().unwrap_or_default())?;
+    let disk_gb = at_most(
+        "disk",
+        num("disk (GB)", disk_iter.next().unwrap_or_default())?,
+        MAX_DISK_GB,
+        " GB",
+        " (1 PB) per disk",
+    )?;
     let extra_disks_gb = disk_iter
-        .map(|d| num("data disk (GB)", d))
+        .map(|d| {
+            at_most(
+                "data disk",
+                num("data disk (GB)", d)?,
+                MAX_DISK_GB,
+                " GB",
+                " (1 PB) per disk",
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
+    if extra_disks_gb.len() > MAX_DATA_DISKS {
+        return Err(format!(
+            "{} data disks are more than {MAX_DATA_DISKS} per VM",
+            extra_disks_gb.len()
+        ));
+    }
     Ok(NodeSize {
         vcpus,
         memory_gib,
@@ -266,7 +333,22 @@ mod tests {
         assert_eq!(g[0].size.extra_disks_gb, vec![100, 200]);
         assert_eq!(g[0].size.to_string(), "4 vCPU/16 GiB/80 GB + 100+200 GB");
         assert_eq!(g[1].size, NodeSize::new(2, 4, 20));
-        assert!(parse_nodes("compute:0").unwrap().is_empty());
+    }
+
+    #[test]
+    fn accepts_sizes_up_to_the_limits() {
+        let spec =
+            format!("edge:{MAX_COUNT}:{MAX_VCPUS}/{MAX_MEMORY_GIB}/{MAX_DISK_GB}+{MAX_DISK_GB}");
+        let g = parse_nodes(&spec).unwrap();
+        assert_eq!(g[0].count as u64, MAX_COUNT);
+        assert_eq!(g[0].size.total_disk_gb(), 2 * MAX_DISK_GB);
+        let many = format!("edge:1:1/1/1{}", "+1".repeat(MAX_DATA_DISKS + 1));
+        assert!(parse_nodes(&many).unwrap_err().contains("data disks"));
+        let most = format!("edge:1:1/1/1{}", "+1".repeat(MAX_DATA_DISKS));
+        assert_eq!(
+            parse_nodes(&most).unwrap()[0].size.extra_disks_gb.len(),
+            MAX_DATA_DISKS
+        );
     }
 
     #[test]
@@ -280,6 +362,21 @@ mod tests {
             ("compute:1,,", "empty entry"),
             ("c d:1", "name must be"),
             ("", "empty entry"),
+            // A zero count is refused, alone or next to other roles.
+            ("compute:0", "count of 0"),
+            ("controller:3,compute:0", "leave the role out"),
+            ("compute:10001", "more than 10000 VMs"),
+            ("compute:99999999999999999999", "not a whole number"),
+            // 17179869185 GiB * 2^30 wraps u64 to 1 GiB: refused before any arithmetic.
+            (
+                "edge:1:1/17179869185/1",
+                "memory 17179869185 GiB is more than 65536 GiB (64 TiB)",
+            ),
+            ("edge:1:1/65537/1", "more than 65536 GiB"),
+            ("edge:1:4097/8/40", "more than 4096"),
+            ("edge:1:1/1/1000001", "1 PB"),
+            ("edge:1:1/1/1+18446744073709551615", "data disk"),
+            ("edge:1:1/1/1+18446744073709551616", "positive whole number"),
         ] {
             let e = parse_nodes(spec).unwrap_err();
             assert!(e.contains(needle), "{spec}: {e}");

@@ -73,11 +73,8 @@ fn default_pool_path(opts: &Options) -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
-/// `<path>` of the persistent default pool (`/etc/libvirt/storage/default.xml`).
+/// `<target><path>` of the persistent default pool (`/etc/libvirt/storage/default.xml`).
 pub fn persistent_pool_path(host: &Host) -> Option<String> {
     let xml = host.read("/etc/libvirt/storage/default.xml")?;
-    let start = xml.find("<path>")? + "<path>".len();
-    let end = start + xml[start..].find("</path>")?;
-    let p = xml[start..end].trim();
-    (!p.is_empty()).then(|| p.to_string())
+    checks::libvirt::pool_target_path(&xml).map(|p| p.display().to_string())
 }

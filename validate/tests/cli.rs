@@ -87,6 +87,60 @@ fn usage_errors_exit_2_with_a_message() {
 }
 
 #[test]
+fn nodes_too_big_or_zero_are_usage_errors_not_panics() {
+    for (nodes, needle) in [
+        // 17179869185 GiB * 2^30 overflowed: a panic (exit 101) in debug builds, a 1 GiB need
+        // that PASSed in release builds.
+        (
+            "edge:1:1/17179869185/1",
+            "more than 65536 GiB (64 TiB) per VM",
+        ),
+        (
+            "edge:1:1/8/1000001",
+            "disk 1000001 GB is more than 1000000 GB (1 PB) per disk",
+        ),
+        ("edge:1:1/8/40+1000001", "data disk 1000001 GB"),
+        ("compute:10001", "more than 10000 VMs"),
+        // A zero count used to drop the group and check the spec-minimum VM instead.
+        ("compute:0", "a count of 0"),
+        ("controller:1,compute:0", "leave the role out"),
+    ] {
+        on("rhel74-ready")
+            .args(["--nodes", nodes])
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains(needle))
+            .stderr(predicate::str::contains("panicked").not());
+    }
+}
+
+#[test]
+fn the_largest_plan_nodes_accepts_fails_capacity_without_overflow() {
+    // Every limit at once, 30 times: the sums saturate, the plan FAILs (exit 1).
+    let group = "edge:10000:4096/65536/1000000+1000000";
+    let nodes = vec![group; 30].join(",");
+    let out = on("rhel74-ready")
+        .args(["--report", "json", "--nodes", &nodes])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("panicked").not());
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let status = |id: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("capacity.memory"), "FAIL");
+    assert_eq!(status("capacity.disk"), "FAIL");
+    assert_eq!(status("capacity.vcpus"), "WARN");
+}
+
+#[test]
 fn help_documents_the_nodes_syntax_and_overcommit() {
     validate()
         .arg("--help")

@@ -112,6 +112,11 @@ pub fn check_id(nic: &str) -> String {
 
 /// Runs the boot proof.
 pub fn prove(p: &Proof, progress: &mut dyn FnMut(&str)) -> Vec<NicBoot> {
+    prove_with(p, progress, kernel_random)
+}
+
+/// [`prove`] with its source of random bytes (tests: one that fails).
+fn prove_with(p: &Proof, progress: &mut dyn FnMut(&str), random: RandomSource) -> Vec<NicBoot> {
     let start = Instant::now();
     let fail_all = |detail: String, hint: &str| -> Vec<NicBoot> {
         p.nics
@@ -123,6 +128,11 @@ pub fn prove(p: &Proof, progress: &mut dyn FnMut(&str)) -> Vec<NicBoot> {
                 timings: Timings::default(),
             })
             .collect()
+    };
+    // Names and the callback token come first: without randomness nothing is created.
+    let name = match run_name(random) {
+        Ok(n) => n,
+        Err(e) => return fail_all(e, RANDOM_HINT),
     };
     virt::error::clear_error_callback();
     progress("boot: connecting to libvirt");
@@ -151,7 +161,7 @@ pub fn prove(p: &Proof, progress: &mut dyn FnMut(&str)) -> Vec<NicBoot> {
         }
     };
     let _signals = SignalGuard::install();
-    let mut run = Run::new(conn);
+    let mut run = Run::new(conn, name, random);
     let out = run.boot_all(p, dtype, progress, start);
     progress("boot: removing the test network");
     run.teardown();
@@ -218,22 +228,78 @@ fn owner_dead(name: &str) -> bool {
 }
 
 /// Every name this module creates: `virthost-validate-<pid>-<random>`.
-fn run_name() -> String {
-    format!("{PREFIX}{}-{}", std::process::id(), random_hex(4))
+fn run_name(random: RandomSource) -> Result<String, String> {
+    Ok(format!(
+        "{PREFIX}{}-{}",
+        std::process::id(),
+        random_hex_from(4, random)?
+    ))
 }
 
 fn serial_dir() -> PathBuf {
     std::env::temp_dir()
 }
 
-/// `n` random bytes from the kernel, as hex.
-pub fn random_hex(n: usize) -> String {
-    use std::io::Read;
-    let mut buf = vec![0u8; n];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut buf);
+/// Fills a buffer with random bytes, entirely or with an error.
+pub type RandomSource = fn(&mut [u8]) -> std::io::Result<()>;
+
+/// What to do when the kernel gives no random bytes.
+const RANDOM_HINT: &str = "the boot proof needs unpredictable names and an unguessable \
+     callback token: check that the kernel's getrandom(2) works or that /dev/urandom exists and \
+     is readable (in a container or chroot, bind-mount /dev)";
+
+/// Random bytes from the kernel: getrandom(2), or `/dev/urandom` on kernels without it
+/// (before 3.17). An error, never a buffer left as it was (all zeros: a predictable token).
+pub fn kernel_random(buf: &mut [u8]) -> std::io::Result<()> {
+    use nix::libc;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // The raw system call, not glibc's wrapper: that needs glibc 2.25 (RHEL 7 has 2.17).
+        // SAFETY: the kernel writes at most `rest.len()` bytes into `rest`.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getrandom,
+                rest.as_mut_ptr(),
+                rest.len(),
+                0 as libc::c_uint,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ENOSYS) => return read_random_file(Path::new("/dev/urandom"), rest),
+                _ => return Err(e),
+            }
+        }
+        filled += n as usize;
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(())
+}
+
+/// Fills `buf` from `path` (`/dev/urandom`): unopenable or short is an error.
+fn read_random_file(path: &Path, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(buf))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// `n` random bytes from the kernel, as hex.
+pub fn random_hex(n: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; n];
+    kernel_random(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `n` bytes of `random` as hex, or the FAIL detail saying why there are none.
+fn random_hex_from(n: usize, random: RandomSource) -> Result<String, String> {
+    let mut buf = vec![0u8; n];
+    random(&mut buf).map_err(|e| {
+        format!("cannot read random bytes from the kernel (getrandom, /dev/urandom): {e}")
+    })?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -289,20 +355,27 @@ impl Drop for SignalGuard {
 struct Run {
     conn: Connect,
     name: String,
+    random: RandomSource,
     network: Option<Network>,
     domain: Option<Domain>,
     files: Vec<PathBuf>,
 }
 
 impl Run {
-    fn new(conn: Connect) -> Run {
+    fn new(conn: Connect, name: String, random: RandomSource) -> Run {
         Run {
             conn,
-            name: run_name(),
+            name,
+            random,
             network: None,
             domain: None,
             files: Vec::new(),
         }
+    }
+
+    /// `n` random bytes as hex, or the FAIL detail.
+    fn hex(&self, n: usize) -> Result<String, String> {
+        random_hex_from(n, self.random)
     }
 
     fn destroy_domain(&mut self) {
@@ -354,13 +427,15 @@ impl Run {
         }
         let netns_pid = libvirt_daemon_pid();
         let netns = netns_pid.and_then(foreign_netns);
-        let token = random_hex(16);
+        let (token, start_at) = match (self.hex(16), self.hex(2)) {
+            (Ok(t), Ok(s)) => (t, u16::from_str_radix(&s, 16).unwrap_or(0) as usize),
+            (Err(e), _) | (_, Err(e)) => return fail_all(e, RANDOM_HINT.into()),
+        };
         let firewalld_zone = net::firewalld_running().then(|| "trusted".to_string());
 
         progress("boot: creating the isolated test network");
         let mut server = None;
         let mut last_err = String::new();
-        let start_at = u16::from_str_radix(&random_hex(2), 16).unwrap_or(0) as usize;
         for attempt in 0..4 {
             let mut used = net::host_routes(netns_pid);
             if let Ok(nets) = self.conn.list_all_networks(0) {
@@ -388,16 +463,14 @@ impl Run {
                 }
             };
             let name = format!("{}-{attempt}", self.name);
+            let ula = match self.hex(5) {
+                Ok(h) => format!("fd{}:{}:{}:{:x}::", &h[..2], &h[2..6], &h[6..], attempt + 1),
+                Err(e) => return fail_all(e, RANDOM_HINT.into()),
+            };
             let spec = net::NetworkSpec {
                 name: name.clone(),
                 subnet,
-                ula: format!(
-                    "fd{}:{}:{}:{:x}::",
-                    random_hex(1),
-                    random_hex(2),
-                    random_hex(2),
-                    attempt + 1
-                ),
+                ula,
                 boot_url: p
                     .offer_boot_file
                     .then(|| format!("http://{gateway}:{}/boot.ipxe", srv.port)),
@@ -489,12 +562,16 @@ impl Run {
         let began = Instant::now();
         let dom_name = format!("{}-{nic}", self.name);
         let serial_path = serial_dir().join(format!("{dom_name}.serial"));
-        let mac = format!(
-            "52:54:00:{}:{}:{}",
-            random_hex(1),
-            random_hex(1),
-            random_hex(1)
-        );
+        let mac = match self.hex(3) {
+            Ok(h) => format!("52:54:00:{}:{}:{}", &h[..2], &h[2..4], &h[4..]),
+            Err(e) => {
+                return NicBoot {
+                    nic: nic.into(),
+                    result: CheckResult::fail(id, e, RANDOM_HINT),
+                    timings: Timings::default(),
+                }
+            }
+        };
         let _ = std::fs::remove_file(&serial_path);
         if let Err(e) = create_readable(&serial_path) {
             return NicBoot {
@@ -882,11 +959,72 @@ mod tests {
 
     #[test]
     fn names_carry_prefix_and_pid() {
-        let n = run_name();
+        let n = run_name(kernel_random).unwrap();
         assert!(n.starts_with(PREFIX));
         assert!(!owner_dead(&n));
         assert!(owner_dead(&format!("{PREFIX}999999999-ab")));
         assert!(!owner_dead("default"));
+    }
+
+    #[test]
+    fn random_hex_is_sized_and_differs() {
+        let a = random_hex(16).unwrap();
+        let b = random_hex(16).unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+        assert_ne!(a, "0".repeat(32));
+        assert_eq!(random_hex(0).unwrap(), "");
+    }
+
+    #[test]
+    fn an_unreadable_or_short_random_file_is_an_error_not_zeros() {
+        let mut buf = [0u8; 4];
+        let e = read_random_file(Path::new("/nonexistent/urandom"), &mut buf).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/urandom"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, [1u8, 2]).unwrap();
+        assert!(read_random_file(&short, &mut buf).is_err());
+        std::fs::write(&short, [1u8, 2, 3, 4]).unwrap();
+        read_random_file(&short, &mut buf).unwrap();
+        assert_eq!(buf, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn the_proof_fails_without_randomness() {
+        fn broken(_: &mut [u8]) -> std::io::Result<()> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "/dev/urandom: No such file or directory",
+            ))
+        }
+        assert!(random_hex_from(16, broken).is_err());
+        let opts = Options {
+            nics: vec!["virtio".into(), "e1000".into()],
+            // Never reached: the proof stops before it connects.
+            connect: "test:///nonexistent".into(),
+            ..Options::default()
+        };
+        let mut said = Vec::new();
+        let out = prove_with(
+            &Proof::from_options(&opts),
+            &mut |m| said.push(m.to_string()),
+            broken,
+        );
+        assert_eq!(out.len(), 2);
+        for b in &out {
+            assert_eq!(b.result.status, crate::check::Status::Fail);
+            assert!(
+                b.result
+                    .detail
+                    .contains("cannot read random bytes from the kernel"),
+                "{}",
+                b.result.detail
+            );
+            assert!(b.result.hint.as_deref().unwrap().contains("/dev/urandom"));
+        }
+        assert!(said.is_empty(), "it went on: {said:?}");
     }
 
     #[test]

@@ -34,8 +34,18 @@ pub fn planned(opts: &Options) -> Vec<NodeGroup> {
     }
 }
 
+/// `per_vm * count`, summed over the groups; saturating, so a plan bigger than `u64` counts
+/// as `u64::MAX` (more than any host has) instead of wrapping around to a small need.
+/// `--nodes` bounds every size ([`crate::options::MAX_COUNT`] and friends), but `Options`
+/// can be built by hand.
+pub fn total(groups: &[NodeGroup], per_vm: impl Fn(&NodeSize) -> u64) -> u64 {
+    groups.iter().fold(0u64, |sum, g| {
+        sum.saturating_add(per_vm(&g.size).saturating_mul(u64::from(g.count)))
+    })
+}
+
 fn describe(groups: &[NodeGroup]) -> String {
-    let vms: u32 = groups.iter().map(|g| g.count).sum();
+    let vms = total(groups, |_| 1);
     let list: Vec<String> = groups
         .iter()
         .map(|g| format!("{}x{}", g.count, g.name))
@@ -67,10 +77,16 @@ fn result(id: &str, status: Status, detail: String, hint: String) -> CheckResult
 }
 
 fn gib(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        return "more than 16 EiB".into();
+    }
     format!("{:.1} GiB", bytes as f64 / GIB as f64)
 }
 
 fn gb(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        return "more than 18 EB".into();
+    }
     format!("{:.0} GB", bytes as f64 / GB as f64)
 }
 
@@ -88,10 +104,7 @@ pub fn run(opts: &Options, host: &Host, images_dir: Option<String>) -> Vec<Check
 
 fn vcpus(host: &Host, groups: &[NodeGroup], what: &str) -> CheckResult {
     let id = "capacity.vcpus";
-    let total: u64 = groups
-        .iter()
-        .map(|g| g.count as u64 * g.size.vcpus as u64)
-        .sum();
+    let total = total(groups, |s| u64::from(s.vcpus));
     let widest = groups.iter().map(|g| g.size.vcpus).max().unwrap_or(0);
     let threads = host.cpu.threads as u64;
     let detail = format!("{total} vCPUs for {what} on {threads} host threads");
@@ -115,14 +128,22 @@ fn vcpus(host: &Host, groups: &[NodeGroup], what: &str) -> CheckResult {
 }
 
 /// `(MemTotal, MemAvailable)` in bytes; older kernels without MemAvailable: free + cache.
+/// Line by line: a line it cannot read (a field a future kernel formats differently) is
+/// skipped, not the whole file; `None` only when `MemTotal` itself is missing or unreadable.
 pub fn meminfo(text: &str) -> Option<(u64, u64)> {
     let mut fields = std::collections::BTreeMap::new();
     for line in text.lines() {
         let Some((k, v)) = line.split_once(':') else {
             continue;
         };
-        let kb: u64 = v.split_whitespace().next().and_then(|n| n.parse().ok())?;
-        fields.insert(k.trim(), kb * 1024);
+        let Some(kb) = v
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        fields.insert(k.trim(), kb.saturating_mul(1024));
     }
     let total = *fields.get("MemTotal")?;
     let avail = match fields.get("MemAvailable") {
@@ -137,10 +158,7 @@ pub fn meminfo(text: &str) -> Option<(u64, u64)> {
 
 fn memory(opts: &Options, host: &Host, groups: &[NodeGroup], what: &str) -> CheckResult {
     let id = "capacity.memory";
-    let need: u64 = groups
-        .iter()
-        .map(|g| g.count as u64 * g.size.memory_gib * GIB)
-        .sum();
+    let need = total(groups, |s| s.memory_gib.saturating_mul(GIB));
     let Some((total, avail)) = host.read("/proc/meminfo").as_deref().and_then(meminfo) else {
         return CheckResult::fail(id, "cannot read /proc/meminfo", "is /proc mounted?");
     };
@@ -194,10 +212,7 @@ fn disk(
     pool: Option<String>,
 ) -> CheckResult {
     let id = "capacity.disk";
-    let need: u64 = groups
-        .iter()
-        .map(|g| g.count as u64 * g.size.total_disk_gb() * GB)
-        .sum();
+    let need = total(groups, |s| s.total_disk_gb().saturating_mul(GB));
     let (at, source) = images_dir(host, pool);
     let space = match host.probe.space(&at) {
         Ok(s) => s,
@@ -304,11 +319,67 @@ mod tests {
     }
 
     #[test]
+    fn sums_saturate_instead_of_wrapping() {
+        let group = |count, memory_gib| NodeGroup {
+            name: "edge".into(),
+            count,
+            size: NodeSize::new(1, memory_gib, 1),
+        };
+        // 2^34 GiB = 2^64 bytes: wrapping multiplication made this a need of 0 (or, with
+        // 2^34 + 1 GiB, of 1 GiB).
+        let huge = [group(1, 1 << 34)];
+        assert_eq!(total(&huge, |s| s.memory_gib.saturating_mul(GIB)), u64::MAX);
+        let huge = [group(1, (1 << 34) + 1)];
+        assert_eq!(total(&huge, |s| s.memory_gib.saturating_mul(GIB)), u64::MAX);
+        // The largest groups --nodes accepts, many times: the sum saturates too.
+        let max = group(10_000, 64 * 1024);
+        let many = vec![max; 40];
+        assert_eq!(total(&many, |s| s.memory_gib.saturating_mul(GIB)), u64::MAX);
+        assert_eq!(total(&many, |_| 1), 400_000);
+        assert_eq!(
+            total(&[group(3, 8), group(2, 4)], |s| s.memory_gib),
+            3 * 8 + 2 * 4
+        );
+    }
+
+    #[test]
     fn meminfo_counts_page_cache_as_free() {
         let m = "MemTotal:       24683656 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\nCached: 5 kB\n";
         assert_eq!(meminfo(m), Some((24683656 * 1024, 20000000 * 1024)));
         let old = "MemTotal: 100 kB\nMemFree: 10 kB\nBuffers: 5 kB\nCached: 20 kB\n";
         assert_eq!(meminfo(old), Some((102400, 35 * 1024)));
+    }
+
+    #[test]
+    fn meminfo_skips_lines_it_cannot_parse() {
+        // One odd line (no number, a negative, a word, too big for u64) once made the whole
+        // file unreadable: "cannot read /proc/meminfo".
+        let m = "MemTotal:       24683656 kB
+MemFree:         1000000 kB
+                 HugePages_Odd:   n/a
+Weird: -5 kB
+Empty:
+not a field line
+                 Huge: 99999999999999999999999 kB
+MemAvailable:   20000000 kB
+";
+        assert_eq!(meminfo(m), Some((24683656 * 1024, 20000000 * 1024)));
+        // Without MemAvailable: the readable parts of free + buffers + cache.
+        let old = "MemTotal: 100 kB
+MemFree: 10 kB
+Buffers: ? kB
+Cached: 20 kB
+";
+        assert_eq!(meminfo(old), Some((102400, 30 * 1024)));
+        // MemTotal itself unreadable: None (the check FAILs).
+        assert_eq!(
+            meminfo(
+                "MemTotal: lots
+MemAvailable: 5 kB
+"
+            ),
+            None
+        );
     }
 
     #[test]

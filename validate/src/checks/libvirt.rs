@@ -1,6 +1,10 @@
 //! libvirt: reachable at `--connect`, its and the hypervisor's version, the default storage
 //! pool, the domain type it can run (kvm or qemu), and whether polkit really lets the stack
 //! user manage `qemu:///system` (connect as that user's uid and list domains).
+//!
+//! What libvirt answers is judged by pure functions over its XML (`offered_types`,
+//! `domain_types_from`, `domain_type_result`, `pool_target_path`, `pool_result`), tested on
+//! documents captured from a real libvirt (`fixtures/validate/libvirt-9.0/`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -91,9 +95,17 @@ fn connect_check(uri: &str) -> (CheckResult, Option<Connect>) {
 /// The target path of the storage pool `default`, when it exists.
 pub fn default_pool_path(conn: &Connect) -> Option<PathBuf> {
     let pool = conn.lookup_storage_pool_by_name("default").ok()?;
-    let xml = pool.xml_desc(0).ok()?;
-    let target = xmlscan::sections(&xml, "target").into_iter().next()?;
-    xmlscan::texts(target, "path").first().map(PathBuf::from)
+    pool_target_path(&pool.xml_desc(0).ok()?)
+}
+
+/// `<target><path>` of a storage pool's XML: the live description (`virsh pool-dumpxml`)
+/// or the persistent definition (`/etc/libvirt/storage/<name>.xml`).
+pub fn pool_target_path(xml: &str) -> Option<PathBuf> {
+    let target = xmlscan::sections(xml, "target").into_iter().next()?;
+    xmlscan::texts(target, "path")
+        .first()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Where VM images go: the default pool's path, else [`DEFAULT_IMAGE_DIR`]. For the
@@ -107,31 +119,41 @@ pub fn image_dir(opts: &Options) -> PathBuf {
 }
 
 fn pool_check(conn: &Connect) -> CheckResult {
-    const ID: &str = "libvirt.pool";
-    let define = format!(
-        "`virsh pool-define-as default dir --target {DEFAULT_IMAGE_DIR} && virsh pool-build default \
-         && virsh pool-start default && virsh pool-autostart default`"
-    );
-    let pool = match conn.lookup_storage_pool_by_name("default") {
-        Ok(p) => p,
-        Err(_) => {
-            return CheckResult::warn(
-                ID,
-                format!("no storage pool 'default'; images would go to {DEFAULT_IMAGE_DIR}"),
-                format!("define it: {define}"),
-            )
+    match conn.lookup_storage_pool_by_name("default") {
+        Ok(pool) => {
+            let xml = pool.xml_desc(0).unwrap_or_default();
+            pool_result(Some((&xml, pool.is_active().unwrap_or(false))))
         }
+        Err(_) => pool_result(None),
+    }
+}
+
+/// `libvirt.pool` from the pool `default`: its XML and whether it is active; `None` when
+/// libvirt has no such pool.
+pub fn pool_result(default: Option<(&str, bool)>) -> CheckResult {
+    const ID: &str = "libvirt.pool";
+    let Some((xml, active)) = default else {
+        let define = format!(
+            "`virsh pool-define-as default dir --target {DEFAULT_IMAGE_DIR} && virsh pool-build default \
+             && virsh pool-start default && virsh pool-autostart default`"
+        );
+        return CheckResult::warn(
+            ID,
+            format!("no storage pool 'default'; images would go to {DEFAULT_IMAGE_DIR}"),
+            format!("define it: {define}"),
+        );
     };
-    let path = default_pool_path(conn)
+    let path = pool_target_path(xml)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "?".into());
-    match pool.is_active() {
-        Ok(true) => CheckResult::pass(ID, format!("pool 'default' active at {path}")),
-        _ => CheckResult::warn(
+    if active {
+        CheckResult::pass(ID, format!("pool 'default' active at {path}"))
+    } else {
+        CheckResult::warn(
             ID,
             format!("pool 'default' ({path}) is not active"),
             "`virsh pool-start default && virsh pool-autostart default`",
-        ),
+        )
     }
 }
 
@@ -207,38 +229,60 @@ pub fn offered_types(caps: &str, arch: &str) -> Vec<String> {
 /// Asks libvirt which domain types it can run here (capabilities, then domain capabilities
 /// for kvm) and reads the CPU flags.
 pub fn domain_types(conn: &Connect) -> Result<DomainTypes, virt::error::Error> {
-    let arch = std::env::consts::ARCH.to_string();
+    let arch = std::env::consts::ARCH;
     let caps = conn.capabilities()?;
-    let offered = offered_types(&caps, &arch);
-    let kvm_offered = offered.iter().any(|t| t == "kvm")
-        && conn
-            .domain_capabilities(None, Some(&arch), None, Some("kvm"), 0)
-            .is_ok();
+    let kvm_domcaps = if offered_types(&caps, arch).iter().any(|t| t == "kvm") {
+        conn.domain_capabilities(None, Some(arch), None, Some("kvm"), 0)
+            .ok()
+    } else {
+        None
+    };
     let hw_virt = std::fs::read_to_string("/proc/cpuinfo")
         .map(|t| bootstrap::cpu::CpuInfo::parse(&t).virt.is_some())
         .unwrap_or(false);
-    Ok(DomainTypes {
-        qemu_offered: offered.iter().any(|t| t == "qemu"),
+    Ok(domain_types_from(
+        &caps,
+        kvm_domcaps.as_deref(),
         arch,
-        kvm_offered,
         hw_virt,
-    })
+    ))
+}
+
+/// [`DomainTypes`] from the capabilities document, the domain capabilities libvirt gave for
+/// `kvm` (`None`: it refused, as it does where KVM cannot run), the architecture and
+/// whether the CPU shows VT-x/AMD-V.
+pub fn domain_types_from(
+    caps: &str,
+    kvm_domcaps: Option<&str>,
+    arch: &str,
+    hw_virt: bool,
+) -> DomainTypes {
+    let offered = offered_types(caps, arch);
+    let kvm_offered = offered.iter().any(|t| t == "kvm")
+        && kvm_domcaps.is_some_and(|d| xmlscan::texts(d, "domain").contains(&"kvm"));
+    DomainTypes {
+        arch: arch.to_string(),
+        kvm_offered,
+        qemu_offered: offered.iter().any(|t| t == "qemu"),
+        hw_virt,
+    }
 }
 
 fn domain_type_check(conn: &Connect) -> CheckResult {
-    const ID: &str = "libvirt.domain_type";
     let asked = Instant::now();
-    let types = match domain_types(conn) {
-        Ok(t) => t,
-        Err(e) => {
-            return CheckResult::fail(
-                ID,
-                format!("cannot read libvirt capabilities: {}", e.message()),
-                "check that QEMU is installed and libvirtd can run it (`virsh capabilities`)",
-            )
-        }
-    };
-    let took = asked.elapsed();
+    match domain_types(conn) {
+        Ok(t) => domain_type_result(&t, asked.elapsed()),
+        Err(e) => CheckResult::fail(
+            "libvirt.domain_type",
+            format!("cannot read libvirt capabilities: {}", e.message()),
+            "check that QEMU is installed and libvirtd can run it (`virsh capabilities`)",
+        ),
+    }
+}
+
+/// `libvirt.domain_type` from what libvirt offers and how long it `took` to say so.
+pub fn domain_type_result(types: &DomainTypes, took: Duration) -> CheckResult {
+    const ID: &str = "libvirt.domain_type";
     if took > SLOW_CAPABILITIES {
         // ENVIRONMENT.md: /dev/kvm the QEMU user cannot open makes libvirt re-probe QEMU
         // on every call ("KVM was enabled when probing, but it is not available now").

@@ -195,6 +195,40 @@ fn disk_and_filesystem_follow_the_pool_path() {
 }
 
 #[test]
+fn a_plan_too_big_for_u64_fails_instead_of_wrapping() {
+    use crate::options::{NodeGroup, NodeSize};
+    // Built by hand, past what --nodes accepts: 2^34 + 1 GiB once wrapped to a 1 GiB need
+    // (and panicked in debug builds); disks likewise.
+    let huge = NodeGroup {
+        name: "edge".into(),
+        count: u32::MAX,
+        size: NodeSize {
+            extra_disks_gb: vec![u64::MAX, 1],
+            ..NodeSize::new(u32::MAX, (1 << 34) + 1, 1)
+        },
+    };
+    let opts = Options {
+        nodes: vec![huge.clone(), huge],
+        ..Options::default()
+    };
+    let r = with_host(&capacity_host(64, 1000), |h| capacity::run(&opts, h, None));
+    let m = get(&r, "capacity.memory");
+    assert_eq!(m.status, Status::Fail);
+    assert!(m.detail.contains("need more than 16 EiB"), "{}", m.detail);
+    let d = get(&r, "capacity.disk");
+    assert_eq!(d.status, Status::Fail);
+    assert!(d.detail.contains("need more than 18 EB"), "{}", d.detail);
+    assert_eq!(get(&r, "capacity.vcpus").status, Status::Warn);
+    // With --overcommit still only a WARN, never a PASS.
+    let opts = Options {
+        overcommit: true,
+        ..opts
+    };
+    let r = with_host(&capacity_host(64, 1000), |h| capacity::run(&opts, h, None));
+    assert_eq!(get(&r, "capacity.memory").status, Status::Warn);
+}
+
+#[test]
 fn vcpus_warn_when_one_vm_is_wider_than_the_host() {
     let r = capacity(&capacity_host(64, 1000), "undercloud:1", false, None);
     assert_eq!(get(&r, "capacity.vcpus").status, Status::Warn);
