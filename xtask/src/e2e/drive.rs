@@ -230,22 +230,23 @@ fn parse_report(stdout: &[u8], what: &str, path: &Path) -> Result<Value> {
         .with_context(|| format!("{what}'s report {} is not JSON", path.display()))
 }
 
-/// Runs validate, keeps its JSON report, requires no FAIL. A run whose only FAILs are the
-/// iPXE boot proof is repeated once: the nested boot proof in this VM has failed
-/// intermittently (iPXE got its DHCP lease but fetched no script; see docs/e2e.md). The first
-/// attempt's report is kept as `validate-1.json` and the flake is printed in the summary, so it
-/// is never hidden; a second failure fails the run.
+/// Runs validate, keeps its JSON report, requires no FAIL. One case is repeated once: every
+/// FAIL is a boot proof whose test domain *hung* (validate's `the test domain hung` stage:
+/// console silent while its vCPU kept running). Nested domains in this VM do that in about
+/// 1 of 20 boots, because the VM's CPU is emulated by TCG, which offers no NRIP-save, so
+/// the guest's kvm_amd runs with `nrips=0` (docs/e2e.md has the evidence). Any other boot
+/// FAIL (no DHCP, no script, no callback, ...) fails the run at once. The first attempt's
+/// report is kept as `validate-1.json` and the hang is printed in the summary.
 fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result<()> {
     let first = validate_once(a, cmd, inp, "validate.json")?;
-    let only_boot = !first.fails.is_empty() && first.fails.iter().all(|f| f.starts_with("boot."));
-    let verdict = if only_boot {
+    let verdict = if only_hung_boots(&first.fails) {
         fs::rename(
             inp.run_dir.join("validate.json"),
             inp.run_dir.join("validate-1.json"),
         )?;
         let flake = first.fails.join("; ");
         super::say(&format!(
-            "  boot proof FAILED, running validate once more: {flake}"
+            "  the nested test domain hung, running validate once more: {flake}"
         ));
         out.boot_flake = Some(flake);
         validate_once(a, cmd, inp, "validate.json")?
@@ -264,6 +265,14 @@ fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result
         );
     }
     Ok(())
+}
+
+/// Whether every FAIL (as `id: detail (hint)`) is a boot proof whose test domain hung.
+fn only_hung_boots(fails: &[String]) -> bool {
+    !fails.is_empty()
+        && fails
+            .iter()
+            .all(|f| f.starts_with("boot.") && f.contains(": the test domain hung ("))
 }
 
 struct Verdict {
@@ -359,4 +368,32 @@ echo "virsh as $(id -un): ok"
         bail!("virsh as {} failed: {}", stack.dest(), res.status);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_hung_boots;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn only_a_hung_test_domain_is_run_again() {
+        let hung = "boot.ipxe.virtio: the test domain hung (no console output for 15 s while it used 97% of a CPU, stopped after 31 s; kvm domain, NIC model virtio, DHCP 11.1 s, script 11.2 s); serial: ... (the test domain's vCPU kept running ...)";
+        assert!(only_hung_boots(&s(&[hung])));
+        assert!(only_hung_boots(&s(&[hung, hung])));
+        assert!(!only_hung_boots(&[]));
+        // The flake seen before the diagnosis existed must now fail the run.
+        assert!(!only_hung_boots(&s(&[
+            "boot.ipxe.virtio: no script fetched (no callback within 60 s; ...)"
+        ])));
+        assert!(!only_hung_boots(&s(&[
+            hung,
+            "ssh.sshd: no sshd process (start sshd)"
+        ])));
+        assert!(!only_hung_boots(&s(&[
+            "kvm.usable: the test domain hung ( not a boot check"
+        ])));
+    }
 }
