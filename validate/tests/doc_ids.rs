@@ -57,7 +57,12 @@ fn emitted() -> BTreeSet<String> {
         ..Options::default()
     };
     let mut ids = BTreeSet::new();
-    for case in ["rhel74-ready", "debian12-pvm", "centos7-old"] {
+    for case in [
+        "rhel74-ready",
+        "ubuntu2404-ready",
+        "debian12-pvm",
+        "centos7-old",
+    ] {
         let probe = FixtureProbe::load(root().join("fixtures/validate").join(case)).unwrap();
         ids.extend(run_host(&opts, &probe).checks.into_iter().map(|c| c.id));
     }

@@ -53,6 +53,24 @@ fn rhel74_ready_passes_everything() {
 }
 
 #[test]
+fn ubuntu2404_ready_with_socket_activated_sshd_passes_everything() {
+    // No sshd process (ssh.socket starts it per connection); systemd listens on port 22.
+    let r = report("ubuntu2404-ready", &with_keys());
+    let sshd = r.checks.iter().find(|c| c.id == "ssh.sshd").unwrap();
+    assert_eq!(
+        sshd.detail,
+        "no sshd process, but port 22 listening (socket-activated?)"
+    );
+    assert_eq!(
+        (r.summary.warn, r.summary.fail),
+        (0, 0),
+        "{}",
+        r.to_human(false)
+    );
+    snapshot!("ubuntu2404-ready", r);
+}
+
+#[test]
 fn debian12_pvm_reports_the_paravirtual_kvm_and_the_reprobe_trap() {
     let r = report("debian12-pvm", &with_keys());
     let status = |id: &str| {
@@ -148,7 +166,12 @@ fn human_output_is_aligned_with_a_summary() {
 #[test]
 fn package_checks_are_exactly_the_shared_desired_set() {
     use bootstrap::os::{OsRelease, Platform};
-    for case in ["rhel74-ready", "debian12-pvm", "centos7-old"] {
+    for case in [
+        "rhel74-ready",
+        "ubuntu2404-ready",
+        "debian12-pvm",
+        "centos7-old",
+    ] {
         let r = report(case, &Options::default());
         let os = std::fs::read_to_string(fixture(case).join("root/etc/os-release")).unwrap();
         let platform = Platform::detect(&OsRelease::parse(&os), None).unwrap();

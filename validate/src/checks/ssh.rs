@@ -1,4 +1,4 @@
-//! SSH access: sshd running; root's and the stack user's `authorized_keys` holding the keys
+//! SSH access: sshd running (or its port listening: socket activation); root's and the stack user's `authorized_keys` holding the keys
 //! given with `--root-key` / `--stack-key`; modes and owners sshd's StrictModes accepts.
 //!
 //! Ids: `ssh.sshd`, `ssh.keys.root`, `ssh.keys.<user>` (when keys were given),
@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use super::Host;
 use bootstrap::accounts::User;
+use bootstrap::hostroot::HostRoot;
 use bootstrap::sshkey::{read_key_file, PublicKey};
 
 use crate::accounts::AccountsExt;
@@ -44,17 +45,137 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     out
 }
 
-/// Whether a process named `sshd` runs (`/proc/<pid>/comm`, the shared reader).
+/// Whether sshd can take a connection: a process named `sshd` runs (`/proc/<pid>/comm`, the
+/// shared reader), or something listens on sshd's port. The second is how a socket-activated
+/// sshd looks (Ubuntu >= 22.10, 24.04 LTS included: `ssh.socket`): systemd holds the listening
+/// socket and starts sshd only when a client connects.
 fn sshd(host: &Host) -> CheckResult {
     let id = "ssh.sshd";
-    match bootstrap::facts::processes(host.probe.root(), |c| c == "sshd").first() {
-        Some(p) => CheckResult::pass(id, format!("sshd running (pid {})", p.pid)),
+    let root = host.probe.root();
+    if let Some(p) = bootstrap::facts::processes(root, |c| c == "sshd").first() {
+        return CheckResult::pass(id, format!("sshd running (pid {})", p.pid));
+    }
+    let ports = sshd_ports(root);
+    let shown = show_ports(&ports);
+    let hint = "install openssh-server and start it: systemctl enable --now sshd (RHEL, Fedora), \
+                ssh (Debian) or ssh.socket (Ubuntu >= 22.10); without systemd, run /usr/sbin/sshd";
+    let Some(listening) = listening_tcp_ports(root) else {
+        return CheckResult::fail(
+            id,
+            "no sshd process, and /proc/net/tcp is unreadable: cannot tell whether something \
+             listens on sshd's port",
+            hint,
+        );
+    };
+    match ports.iter().find(|p| listening.contains(p)) {
+        Some(port) => CheckResult::pass(
+            id,
+            format!("no sshd process, but port {port} listening (socket-activated?)"),
+        ),
         None => CheckResult::fail(
             id,
-            "no sshd process",
-            "install openssh-server and start sshd (systemctl enable --now sshd)",
+            format!("no sshd process, and nothing listens on {shown}"),
+            hint,
         ),
     }
+}
+
+/// `port 22`, `ports 22, 2222`.
+fn show_ports(ports: &[u16]) -> String {
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let word = if ports.len() == 1 { "port" } else { "ports" };
+    format!("{word} {}", list.join(", "))
+}
+
+/// The ports sshd listens on: every `Port` of `/etc/ssh/sshd_config` and
+/// `/etc/ssh/sshd_config.d/*.conf` (where Debian, Ubuntu and Fedora put their drop-ins),
+/// 22 when none is set.
+pub fn sshd_ports(root: &HostRoot) -> Vec<u16> {
+    let mut texts: Vec<String> = root
+        .read_optional("/etc/ssh/sshd_config")
+        .ok()
+        .flatten()
+        .into_iter()
+        .collect();
+    if let Ok(dir) = std::fs::read_dir(root.path("/etc/ssh/sshd_config.d")) {
+        let mut confs: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        confs.sort();
+        texts.extend(confs.iter().filter_map(|p| std::fs::read_to_string(p).ok()));
+    }
+    let mut ports = Vec::new();
+    for t in &texts {
+        for p in config_ports(t) {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+    }
+    if ports.is_empty() {
+        ports.push(22);
+    }
+    ports
+}
+
+/// The `Port` values of one sshd_config text (`Port 2222`, `port=2222`; keywords are
+/// case-insensitive). sshd listens on every one. `Port` is not allowed inside a `Match`
+/// block, so reading stops at the first `Match`.
+pub fn config_ports(text: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let split = line
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(line.len());
+        let (key, rest) = line.split_at(split);
+        if key.eq_ignore_ascii_case("match") {
+            break;
+        }
+        if !key.eq_ignore_ascii_case("port") {
+            continue;
+        }
+        let value = rest.trim_start().trim_start_matches('=').trim_start();
+        if let Some(port) = value.split_whitespace().next().and_then(|v| v.parse().ok()) {
+            out.push(port);
+        }
+    }
+    out
+}
+
+/// Local ports of the TCP sockets in state LISTEN (`0A`) of `/proc/net/tcp` and
+/// `/proc/net/tcp6`; `None` when neither is readable.
+pub fn listening_tcp_ports(root: &HostRoot) -> Option<Vec<u16>> {
+    let mut any = false;
+    let mut ports = Vec::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(Some(text)) = root.read_optional(f) {
+            any = true;
+            ports.extend(parse_listening(&text));
+        }
+    }
+    any.then_some(ports)
+}
+
+/// The kernel's format: a header line, then one socket a line,
+/// `sl local_address rem_address st ...` with addresses as `HEXADDR:HEXPORT` and the state
+/// in hex (`0A` = TCP_LISTEN).
+pub fn parse_listening(text: &str) -> Vec<u16> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (local, state) = (f.get(1)?, f.get(3)?);
+            if !state.eq_ignore_ascii_case("0a") {
+                return None;
+            }
+            u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()
+        })
+        .collect()
 }
 
 fn account(

@@ -422,3 +422,121 @@ fn ssh_keys_and_modes() {
     let r = with_host(&users(), |h| ssh::run(&opts, h));
     assert!(get(&r, "ssh.keys.ghost").detail.contains("no user ghost"));
 }
+
+/// `/proc/net/tcp` as this kernel writes it (captured here, padded lines included): a
+/// loopback listener, one on all addresses, and an established connection.
+const PROC_NET_TCP_HEAD: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode                                                     \n   0: 0100007F:A501 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 726894 1 00000000308696cb 100 0 0 10 0                    \n   1: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1525 1 0000000058883b05 100 0 0 10 0                      \n";
+/// A LISTEN socket on 0.0.0.0:22 (0x0016).
+const TCP_LISTEN_22: &str = "   2: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 18422 1 0000000094a5c2d7 100 0 0 10 0                     \n";
+/// An established connection whose local port is 22: a client of a running sshd, not a
+/// listener.
+const TCP_ESTABLISHED_22: &str = "   3: 0F02000A:0016 0202000A:D2B4 01 00000000:00000000 02:0009C2CF 00000000     0        0 1018286 2 000000007c1e753b 20 4 30 18 -1                  \n";
+const PROC_NET_TCP6_HEAD: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+/// A LISTEN socket on [::]:2222 (0x08AE).
+const TCP6_LISTEN_2222: &str = "   0: 00000000000000000000000000000000:08AE 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1046914 1 00000000a426bde1 100 0 0 10 0\n";
+
+fn sshd_check(t: &TestHost) -> CheckResult {
+    let r = with_host(t, |h| ssh::run(&Options::default(), h));
+    get(&r, "ssh.sshd").clone()
+}
+
+#[test]
+fn sshd_socket_activated_passes_on_a_listening_port() {
+    // Ubuntu >= 22.10: no sshd process until a client connects, systemd listens on 22.
+    let t = users()
+        .file("/proc/1/comm", "systemd\n")
+        .file(
+            "/proc/net/tcp",
+            &format!("{PROC_NET_TCP_HEAD}{TCP_LISTEN_22}"),
+        )
+        .file("/proc/net/tcp6", PROC_NET_TCP6_HEAD);
+    let c = sshd_check(&t);
+    assert_eq!(c.status, Status::Pass, "{c:?}");
+    assert_eq!(
+        c.detail,
+        "no sshd process, but port 22 listening (socket-activated?)"
+    );
+    // A process named sshd still wins, and says so.
+    let c = sshd_check(&t.file("/proc/900/comm", "sshd\n"));
+    assert_eq!(c.detail, "sshd running (pid 900)");
+}
+
+#[test]
+fn sshd_fails_when_nothing_listens_on_its_port() {
+    // Port 22 only in an established connection (state 01): not a listener.
+    let t = users()
+        .file(
+            "/proc/net/tcp",
+            &format!("{PROC_NET_TCP_HEAD}{TCP_ESTABLISHED_22}"),
+        )
+        .file("/proc/net/tcp6", PROC_NET_TCP6_HEAD);
+    let c = sshd_check(&t);
+    assert_eq!(c.status, Status::Fail);
+    assert_eq!(c.detail, "no sshd process, and nothing listens on port 22");
+    assert!(c.hint.unwrap().contains("ssh.socket"));
+    // No /proc/net/tcp at all: FAIL, saying it could not look.
+    let c = sshd_check(&users());
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.detail.contains("/proc/net/tcp is unreadable"),
+        "{}",
+        c.detail
+    );
+}
+
+#[test]
+fn sshd_port_comes_from_sshd_config_and_its_drop_ins() {
+    let listening = |t: TestHost| {
+        t.file(
+            "/proc/net/tcp",
+            &format!("{PROC_NET_TCP_HEAD}{TCP_LISTEN_22}"),
+        )
+        .file(
+            "/proc/net/tcp6",
+            &format!("{PROC_NET_TCP6_HEAD}{TCP6_LISTEN_2222}"),
+        )
+    };
+    // Ubuntu's sshd_config: Include first, Port commented out; the drop-in moves it to 2222,
+    // which listens on IPv6 only.
+    let t = listening(users())
+        .file(
+            "/etc/ssh/sshd_config",
+            "Include /etc/ssh/sshd_config.d/*.conf\n#Port 22\n",
+        )
+        .file("/etc/ssh/sshd_config.d/50-port.conf", "Port 2222\n")
+        .file("/etc/ssh/sshd_config.d/README", "Port 4444\n");
+    let c = sshd_check(&t);
+    assert_eq!(
+        c.detail,
+        "no sshd process, but port 2222 listening (socket-activated?)"
+    );
+    // sshd on 2200 and 2201: something on 22 does not count.
+    let t = listening(users()).file("/etc/ssh/sshd_config", "Port 2200\nport=2201\n");
+    let c = sshd_check(&t);
+    assert_eq!(c.status, Status::Fail);
+    assert_eq!(
+        c.detail,
+        "no sshd process, and nothing listens on ports 2200, 2201"
+    );
+}
+
+#[test]
+fn sshd_config_ports_and_listening_sockets_parse() {
+    let cases: &[(&str, &[u16])] = &[
+        ("", &[]),
+        ("#Port 22\n", &[]),
+        ("Port 22\n", &[22]),
+        ("  PORT\t2222 \n", &[2222]),
+        ("Port=2022\nPort = 2023\n", &[2022, 2023]),
+        ("Ports 1\nPortx 2\nPort notanumber\nPort 70000\n", &[]),
+        ("Port 22\nMatch User stack\n  Port 2222\n", &[22]),
+    ];
+    for (text, want) in cases {
+        assert_eq!(ssh::config_ports(text), *want, "{text:?}");
+    }
+    let tcp = format!("{PROC_NET_TCP_HEAD}{TCP_LISTEN_22}{TCP_ESTABLISHED_22}");
+    assert_eq!(ssh::parse_listening(&tcp), vec![0xA501, 0x07E8, 22]);
+    let tcp6 = format!("{PROC_NET_TCP6_HEAD}{TCP6_LISTEN_2222}");
+    assert_eq!(ssh::parse_listening(&tcp6), vec![2222]);
+    assert!(ssh::parse_listening("garbage\nmore garbage here 0A\n").is_empty());
+}
