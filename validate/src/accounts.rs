@@ -11,6 +11,10 @@ pub trait AccountsExt {
     fn uid_name(&self, uid: u32) -> String;
     /// The name of a gid, or the number.
     fn gid_name(&self, gid: u32) -> String;
+    /// Whether group `gid` exists and its only member is the user `uid`: every user whose
+    /// primary group it is has that uid, the group lists no one else, and someone is a
+    /// member. (The test Debian's sshd applies before it accepts a group-writable file.)
+    fn sole_member(&self, gid: u32, uid: u32) -> bool;
 }
 
 impl AccountsExt for Accounts {
@@ -39,6 +43,22 @@ impl AccountsExt for Accounts {
             .map(|g| g.name.clone())
             .unwrap_or_else(|| gid.to_string())
     }
+
+    fn sole_member(&self, gid: u32, uid: u32) -> bool {
+        let Some(group) = self.group_by_gid(gid) else {
+            return false;
+        };
+        let primary: Vec<&User> = self.users.iter().filter(|u| u.gid == gid).collect();
+        if primary.iter().any(|u| u.uid != uid) {
+            return false;
+        }
+        let listed = match group.members.as_slice() {
+            [] => false,
+            [only] if self.user(only).is_some_and(|u| u.uid == uid) => true,
+            _ => return false,
+        };
+        !primary.is_empty() || listed
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +76,23 @@ mod tests {
         assert_eq!(a.gid_name(107), "kvm");
         assert_eq!(a.uid_name(64055), "libvirt-qemu");
         assert_eq!(a.uid_name(4242), "4242");
+    }
+
+    #[test]
+    fn sole_member_of_a_group() {
+        let a = Accounts::parse(
+            "root:x:0:0::/root:/bin/bash\nstack:x:1000:1000::/home/stack:/bin/bash\nops:x:1001:1001::/home/ops:/bin/bash\nwww:x:33:1001::/var/www:/bin/sh\n",
+            "root:x:0:\nstack:x:1000:\nops:x:1001:\nusers:x:100:stack\nshared:x:200:stack,ops\nempty:x:300:\n",
+        );
+        // stack's private group: its primary group, nobody else's.
+        assert!(a.sole_member(1000, 1000));
+        assert!(!a.sole_member(1000, 1001));
+        // Listed alone as a supplementary member.
+        assert!(a.sole_member(100, 1000));
+        // Shared, empty, another user's primary group too, or no such group.
+        assert!(!a.sole_member(200, 1000));
+        assert!(!a.sole_member(300, 1000));
+        assert!(!a.sole_member(1001, 1001));
+        assert!(!a.sole_member(4242, 1000));
     }
 }

@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use super::Host;
 use bootstrap::accounts::User;
 use bootstrap::hostroot::HostRoot;
+use bootstrap::os::Family;
 use bootstrap::sshkey::{read_key_file, PublicKey};
 
 use crate::accounts::AccountsExt;
 use crate::check::CheckResult;
 use crate::options::Options;
-use crate::probe::FileMeta;
+use crate::probe::{FileKind, FileMeta};
 
 pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     let mut out = vec![sshd(host)];
@@ -255,6 +256,13 @@ fn account(
     out
 }
 
+/// sshd's StrictModes (OpenSSH's `safe_path`, formerly `auth_secure_path`): it reads
+/// `authorized_keys` only when the file is a regular file and it and every directory above
+/// it up to the home directory (`~/.ssh`, `~`) are owned by the user or root and writable by
+/// neither group nor others. Read access is no concern of sshd's: a `~/.ssh` of 0755 works.
+/// Debian's sshd, and so Ubuntu's (`secure_permissions`, Debian's user-group-modes patch),
+/// also accepts group write when that group's only member is the file's owner (a private
+/// group, as umask 002 leaves files there); validate applies that on apt hosts only.
 fn perms(host: &Host, user: &User, ak: &str, id: &str) -> CheckResult {
     let a = &host.accounts;
     let home = user.home.trim_end_matches('/');
@@ -267,20 +275,35 @@ fn perms(host: &Host, user: &User, ak: &str, id: &str) -> CheckResult {
             m.mode
         )
     };
-    let owned = |m: &FileMeta| m.uid == user.uid || m.uid == 0;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
+    let debian_sshd = host
+        .platform
+        .as_ref()
+        .is_some_and(|p| p.family == Family::Apt);
+    let writable = |m: &FileMeta| {
+        m.mode & 0o002 != 0
+            || (m.mode & 0o020 != 0 && !(debian_sshd && a.sole_member(m.gid, m.uid)))
+    };
+    let judge = |p: &str, m: &FileMeta, problems: &mut Vec<String>| {
+        if writable(m) {
+            problems.push(format!("{} is group- or world-writable", show(p, m)));
+        }
+        if m.uid != user.uid && m.uid != 0 {
+            problems.push(format!(
+                "{} is owned by neither {} nor root",
+                show(p, m),
+                user.name
+            ));
+        }
+    };
     let fix = format!(
-        "chown {n}: {dot_ssh} {ak}; chmod 0700 {dot_ssh}; chmod 0600 {ak}; chmod go-w {home} (sshd's StrictModes ignores keys otherwise)",
+        "chown {n}: {dot_ssh} {ak}; chmod go-w {home} {dot_ssh} {ak} (sshd's StrictModes ignores \
+         the keys otherwise; 0700 for {dot_ssh} and 0600 for {ak} are the usual modes)",
         n = user.name
     );
     if let Ok(m) = host.probe.meta(home) {
-        if m.mode & 0o022 != 0 || !owned(&m) {
-            problems.push(format!(
-                "{} is group/world-writable or foreign-owned",
-                show(home, &m)
-            ));
-        }
+        judge(home, &m, &mut problems);
     }
     let ds = match host.probe.meta(&dot_ssh) {
         Ok(m) => m,
@@ -296,28 +319,13 @@ fn perms(host: &Host, user: &User, ak: &str, id: &str) -> CheckResult {
         }
     };
     seen.push(show(&dot_ssh, &ds));
-    if ds.mode & 0o077 != 0 {
-        problems.push(format!("{} is not 0700 or stricter", show(&dot_ssh, &ds)));
-    }
-    if ds.uid != user.uid {
-        problems.push(format!(
-            "{} is not owned by {}",
-            show(&dot_ssh, &ds),
-            user.name
-        ));
-    }
+    judge(&dot_ssh, &ds, &mut problems);
     if let Ok(m) = host.probe.meta(ak) {
         seen.push(show(ak, &m));
-        if m.mode & 0o022 != 0 {
-            problems.push(format!("{} is group/world-writable", show(ak, &m)));
+        if m.kind != FileKind::File {
+            problems.push(format!("{ak} is not a regular file"));
         }
-        if !owned(&m) {
-            problems.push(format!(
-                "{} is not owned by {} or root",
-                show(ak, &m),
-                user.name
-            ));
-        }
+        judge(ak, &m, &mut problems);
     }
     if problems.is_empty() {
         CheckResult::pass(id, seen.join(", "))

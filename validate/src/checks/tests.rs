@@ -381,7 +381,7 @@ fn ssh_keys_and_modes() {
         .meta(
             "/home/stack/.ssh/authorized_keys",
             0,
-            0,
+            1000,
             0o620,
             FileKind::File,
         );
@@ -403,10 +403,10 @@ fn ssh_keys_and_modes() {
     );
     let p = get(&r, "ssh.perms.stack");
     assert_eq!(p.status, Status::Fail);
-    assert!(
-        p.detail.contains("0750 is not 0700") && p.detail.contains("0620 is group/world-writable"),
-        "{}",
-        p.detail
+    // A 0750 ~/.ssh is fine for StrictModes; the group-writable authorized_keys is not.
+    assert_eq!(
+        p.detail,
+        "/home/stack/.ssh/authorized_keys root:stack 0620 is group- or world-writable",
     );
     // No keys asked for, no ~/.ssh: nothing to check but the modes, which are fine.
     let r = with_host(&users(), |h| ssh::run(&Options::default(), h));
@@ -539,4 +539,126 @@ fn sshd_config_ports_and_listening_sockets_parse() {
     let tcp6 = format!("{PROC_NET_TCP6_HEAD}{TCP6_LISTEN_2222}");
     assert_eq!(ssh::parse_listening(&tcp6), vec![2222]);
     assert!(ssh::parse_listening("garbage\nmore garbage here 0A\n").is_empty());
+}
+
+const RHEL: &str = "ID=rhel\nVERSION_ID=7.4\nPRETTY_NAME=RHEL\n";
+
+/// `ssh.perms.stack` on a host of release `os` whose home, `~/.ssh` and `authorized_keys`
+/// have these (owner uid, group gid, mode); uid/gid 1000 is stack (and its private group),
+/// 1001 ops, 0 root, gid 114 libvirt (stack and ops).
+fn stack_perms(
+    os: &str,
+    home: (u32, u32, u32),
+    dot_ssh: (u32, u32, u32),
+    ak: (u32, u32, u32, FileKind),
+) -> CheckResult {
+    let t = TestHost::new()
+        .file("/etc/os-release", os)
+        .file(
+            "/etc/passwd",
+            "root:x:0:0::/root:/bin/bash\nstack:x:1000:1000::/home/stack:/bin/bash\nops:x:1001:1001::/home/ops:/bin/bash\n",
+        )
+        .file(
+            "/etc/group",
+            "root:x:0:\nlibvirt:x:114:stack,ops\nstack:x:1000:\nops:x:1001:\n",
+        )
+        .meta("/home/stack", home.0, home.1, home.2, FileKind::Dir)
+        .meta("/home/stack/.ssh", dot_ssh.0, dot_ssh.1, dot_ssh.2, FileKind::Dir)
+        .meta("/home/stack/.ssh/authorized_keys", ak.0, ak.1, ak.2, ak.3);
+    let r = with_host(&t, |h| ssh::run(&Options::default(), h));
+    get(&r, "ssh.perms.stack").clone()
+}
+
+#[test]
+fn ssh_perms_follow_strict_modes() {
+    use FileKind::{Dir, File};
+    let ok_home = (1000, 1000, 0o755);
+    let ok_ak = (1000, 1000, 0o600, File);
+    let dot_ssh = |os: &str, d: (u32, u32, u32)| stack_perms(os, ok_home, d, ok_ak);
+    // ~/.ssh (owner, group, mode): owned by the user or root, not group/world-writable.
+    for (os, d, want) in [
+        (RHEL, (1000, 1000, 0o700), Status::Pass),
+        (RHEL, (1000, 1000, 0o750), Status::Pass),
+        (RHEL, (1000, 1000, 0o755), Status::Pass),
+        (RHEL, (0, 0, 0o755), Status::Pass),
+        (RHEL, (1000, 1000, 0o775), Status::Fail),
+        (RHEL, (1000, 1000, 0o777), Status::Fail),
+        (RHEL, (1000, 1000, 0o720), Status::Fail),
+        (RHEL, (1000, 1000, 0o702), Status::Fail),
+        (RHEL, (1001, 1001, 0o700), Status::Fail),
+        (DEBIAN, (1000, 1000, 0o700), Status::Pass),
+        (DEBIAN, (1000, 1000, 0o755), Status::Pass),
+        // Debian's sshd: group write where the group is the owner's alone.
+        (DEBIAN, (1000, 1000, 0o775), Status::Pass),
+        (DEBIAN, (1000, 114, 0o775), Status::Fail),
+        (DEBIAN, (1000, 1001, 0o775), Status::Fail),
+        (DEBIAN, (1000, 1000, 0o777), Status::Fail),
+        (DEBIAN, (1001, 1001, 0o700), Status::Fail),
+    ] {
+        let c = dot_ssh(os, d);
+        assert_eq!(
+            c.status, want,
+            "{os:?} ~/.ssh {}:{} {:04o}: {}",
+            d.0, d.1, d.2, c.detail
+        );
+        assert_eq!(c.hint.is_none(), want == Status::Pass);
+    }
+    let c = dot_ssh(RHEL, (1000, 1000, 0o775));
+    assert_eq!(
+        c.detail,
+        "/home/stack/.ssh stack:stack 0775 is group- or world-writable"
+    );
+    assert!(
+        c.hint
+            .as_ref()
+            .unwrap()
+            .contains("chmod go-w /home/stack /home/stack/.ssh"),
+        "{:?}",
+        c.hint
+    );
+    let c = dot_ssh(RHEL, (1001, 1001, 0o700));
+    assert_eq!(
+        c.detail,
+        "/home/stack/.ssh ops:ops 0700 is owned by neither stack nor root"
+    );
+    // authorized_keys: the same rule, and a regular file.
+    for (os, ak, want) in [
+        (RHEL, (1000, 1000, 0o600, File), Status::Pass),
+        (RHEL, (1000, 1000, 0o644, File), Status::Pass),
+        (RHEL, (0, 0, 0o644, File), Status::Pass),
+        (RHEL, (1000, 1000, 0o664, File), Status::Fail),
+        (RHEL, (1000, 1000, 0o606, File), Status::Fail),
+        (RHEL, (1001, 1001, 0o600, File), Status::Fail),
+        (RHEL, (1000, 1000, 0o700, Dir), Status::Fail),
+        (DEBIAN, (1000, 1000, 0o664, File), Status::Pass),
+        (DEBIAN, (1000, 114, 0o664, File), Status::Fail),
+        // root-owned, group stack: the group is not the owner's alone.
+        (DEBIAN, (0, 1000, 0o664, File), Status::Fail),
+    ] {
+        let c = stack_perms(os, ok_home, (1000, 1000, 0o700), ak);
+        assert_eq!(
+            c.status, want,
+            "{os:?} authorized_keys {}:{} {:04o}: {}",
+            ak.0, ak.1, ak.2, c.detail
+        );
+    }
+    let c = stack_perms(RHEL, ok_home, (1000, 1000, 0o700), (1000, 1000, 0o700, Dir));
+    assert!(c.detail.contains("is not a regular file"), "{}", c.detail);
+    // The home directory: the same rule again.
+    for (os, home, want) in [
+        (RHEL, (1000, 1000, 0o700), Status::Pass),
+        (RHEL, (1000, 1000, 0o755), Status::Pass),
+        (RHEL, (0, 0, 0o755), Status::Pass),
+        (RHEL, (1000, 1000, 0o775), Status::Fail),
+        (RHEL, (1001, 1001, 0o755), Status::Fail),
+        (DEBIAN, (1000, 1000, 0o775), Status::Pass),
+        (DEBIAN, (1000, 114, 0o775), Status::Fail),
+    ] {
+        let c = stack_perms(os, home, (1000, 1000, 0o700), ok_ak);
+        assert_eq!(
+            c.status, want,
+            "{os:?} home {}:{} {:04o}: {}",
+            home.0, home.1, home.2, c.detail
+        );
+    }
 }
