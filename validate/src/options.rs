@@ -12,6 +12,23 @@ use serde::Serialize;
 /// The libvirt URI checked when `--connect` is not given.
 pub const DEFAULT_CONNECT: &str = "qemu:///system";
 
+/// The host part of a libvirt URI (`driver[+transport]://[user@][host][:port]/[path][?params]`),
+/// IPv6 addresses with their brackets; `None` when it is empty, which means a daemon on this
+/// machine (`qemu:///system`, `qemu:///session`, `test:///default`, `qemu+unix:///system`).
+/// A value without `://` (empty: the default URI; or an alias from libvirt.conf's
+/// `uri_aliases`, which validate does not resolve) also counts as local. Pure: nothing is
+/// resolved or connected.
+pub fn uri_host(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.find(']') {
+        Some(end) if host_port.starts_with('[') => &host_port[..=end],
+        _ => host_port.split(':').next().unwrap_or_default(),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// `--connect URI`: the libvirt daemon to check and boot the test domain on.
@@ -313,6 +330,38 @@ fn parse_size(s: &str) -> Result<NodeSize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_host_tells_local_from_remote_daemons() {
+        let cases: &[(&str, Option<&str>)] = &[
+            // A daemon on this machine: no host part.
+            ("qemu:///system", None),
+            ("qemu:///session", None),
+            ("test:///default", None),
+            ("qemu+unix:///system?socket=/run/libvirt/libvirt-sock", None),
+            ("qemu+tcp:///system", None),
+            ("qemu+ssh://user@/system", None),
+            ("", None),
+            ("hv01", None), // an alias: not resolved
+            // Another machine.
+            (
+                "qemu+ssh://nonexistent.invalid/system",
+                Some("nonexistent.invalid"),
+            ),
+            ("qemu+ssh://root@hv01.lab:2222/system", Some("hv01.lab")),
+            ("qemu+tls://hv02/system?pkipath=/etc/pki", Some("hv02")),
+            ("qemu://192.0.2.7/system", Some("192.0.2.7")),
+            (
+                "qemu+tcp://[2001:db8::7]:16509/system",
+                Some("[2001:db8::7]"),
+            ),
+            ("xen+ssh://admin@xen1", Some("xen1")),
+            ("qemu+ssh://localhost/system", Some("localhost")),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(uri_host(uri), *want, "{uri}");
+        }
+    }
 
     #[test]
     fn parses_roles_with_infrared_defaults() {

@@ -7,7 +7,7 @@ use bootstrap::hostroot::HostRoot;
 
 use crate::check::{timed, CheckResult};
 use crate::checks::{self, Host};
-use crate::options::Options;
+use crate::options::{uri_host, Options, DEFAULT_CONNECT};
 use crate::probe::{Probe, SystemProbe};
 use crate::report::{HostFacts, Report};
 
@@ -20,13 +20,48 @@ pub fn run_system(opts: &Options) -> Report {
     results.extend(libvirt_checks(opts));
     let pool = default_pool_path(opts).or_else(|| persistent_pool_path(&host));
     results.extend(after_libvirt(opts, &host, pool));
-    if !opts.skip_boot {
+    results.extend(boot_unless_remote(opts, || {
         // Progress of the boot proof (it takes seconds) goes to stderr, so it never mixes
         // with the report on stdout, JSON included.
         let mut progress = |msg: &str| eprintln!("validate: {msg}");
-        results.extend(boot_checks(opts, &mut progress));
-    }
+        boot_checks(opts, &mut progress)
+    }));
     Report::new(HostFacts::of(&host), results)
+}
+
+/// The boot proof's results: nothing with `--skip-boot`; a WARN per NIC model, without
+/// calling `prove`, when `--connect` names a daemon on another machine (a URI with a host:
+/// the proof binds its HTTP server on the test network's bridge and writes the serial
+/// console to a file, both on the machine validate runs on, which must be the
+/// hypervisor); otherwise what `prove` returns.
+pub fn boot_unless_remote(
+    opts: &Options,
+    prove: impl FnOnce() -> Vec<CheckResult>,
+) -> Vec<CheckResult> {
+    if opts.skip_boot {
+        return Vec::new();
+    }
+    let Some(host) = uri_host(&opts.connect) else {
+        return prove();
+    };
+    opts.nics
+        .iter()
+        .map(|nic| {
+            CheckResult::warn(
+                crate::boot::check_id(nic),
+                format!(
+                    "not run: --connect {} is a daemon on {host}; the boot proof needs validate \
+                     to run on the hypervisor itself: run it there",
+                    opts.connect
+                ),
+                format!(
+                    "run validate on {host} (its default --connect is {DEFAULT_CONNECT}); the host \
+                     checks (kvm.*, package.*, capacity.*, ssh.*) also describe the machine \
+                     validate runs on, not {host}. --skip-boot leaves the proof out"
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The host checks alone (no libvirt connection, no boot proof), on any probe.
@@ -77,4 +112,60 @@ fn default_pool_path(opts: &Options) -> Option<String> {
 pub fn persistent_pool_path(host: &Host) -> Option<String> {
     let xml = host.read("/etc/libvirt/storage/default.xml")?;
     checks::libvirt::pool_target_path(&xml).map(|p| p.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+
+    fn opts(connect: &str, skip_boot: bool) -> Options {
+        Options {
+            connect: connect.into(),
+            skip_boot,
+            nics: vec!["virtio".into(), "e1000".into()],
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn the_boot_proof_is_not_tried_for_a_remote_daemon() {
+        // Nothing is resolved or connected: `prove` would panic.
+        let uri = "qemu+ssh://nonexistent.invalid/system";
+        let r = boot_unless_remote(&opts(uri, false), || panic!("boot proof tried for {uri}"));
+        let ids: Vec<&str> = r.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["boot.ipxe.virtio", "boot.ipxe.e1000"]);
+        for c in &r {
+            assert_eq!(c.status, Status::Warn);
+            assert_eq!(
+                c.detail,
+                "not run: --connect qemu+ssh://nonexistent.invalid/system is a daemon on \
+                 nonexistent.invalid; the boot proof needs validate to run on the hypervisor \
+                 itself: run it there"
+            );
+            let hint = c.hint.as_deref().unwrap();
+            assert!(
+                hint.starts_with("run validate on nonexistent.invalid"),
+                "{hint}"
+            );
+        }
+        // --skip-boot: nothing at all, as on a local daemon.
+        let r = boot_unless_remote(&opts(uri, true), || panic!("boot proof tried"));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_boot_proof_runs_for_a_local_daemon() {
+        for uri in ["qemu:///system", "qemu:///session", "test:///default", ""] {
+            let mut tried = false;
+            let r = boot_unless_remote(&opts(uri, false), || {
+                tried = true;
+                vec![CheckResult::pass("boot.ipxe.virtio", "proved")]
+            });
+            assert!(tried, "{uri}");
+            assert_eq!(r[0].detail, "proved");
+            let r = boot_unless_remote(&opts(uri, true), || panic!("tried with --skip-boot"));
+            assert!(r.is_empty());
+        }
+    }
 }
