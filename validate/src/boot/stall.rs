@@ -1,10 +1,12 @@
 //! Telling a hung test domain from a slow one.
 //!
-//! A slow boot still prints: iPXE writes a dot a second while it waits for DHCP, and an
-//! idle iPXE halts its vCPU between polls. A hung one goes silent on its console while its
-//! vCPU keeps running flat out. That is what the nested boot proof in the e2e VM did once
-//! in about twenty boots (docs/e2e.md): the firmware spun in its serial-output loop, in the
-//! middle of a line, with the vCPU thread at 100 %.
+//! A slow boot still prints: iPXE writes a dot a second while it waits for DHCP, and the
+//! longest quiet gap measured in healthy nested boots was 2.6 s. A hung domain goes silent
+//! while it keeps its vCPU busy. That is what nested test domains in the e2e VM did (once
+//! in 41 boots there, and once in four CI runs; docs/e2e.md): the firmware spun in its
+//! serial-output loop, in the middle of a line, with the vCPU thread at 100 %. CPU use
+//! alone tells nothing (a healthy nested boot keeps 0.6-0.9 of a CPU busy); it only keeps
+//! a domain that gets no CPU at all on an overloaded host from being called hung.
 
 use std::time::{Duration, Instant};
 
@@ -98,7 +100,7 @@ pub fn hint(nrips: Option<bool>) -> String {
     match nrips {
         Some(false) => format!(
             "{base}. kvm_amd runs with nrips=0 (this CPU has no NRIP-save, as in a VM whose \
-             hypervisor is QEMU TCG): nested domains hung like this in about 1 of 20 boots \
+             hypervisor is QEMU TCG): nested domains hung like this in about 1 of 40 boots \
              there; run validate again, and deploy onto hosts with hardware virtualization"
         ),
         _ => format!(
