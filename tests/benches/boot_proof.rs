@@ -74,12 +74,13 @@ fn main() {
                 let t = &b.timings;
                 let f = |v: Option<f64>| v.map(|v| format!("{v:5.2}")).unwrap_or("    -".into());
                 println!(
-                    "{variant:<10} run {i} {:<7} {:?}  dhcp {} s  script {} s  callback {} s  (proof incl. network setup {:.1} s)",
+                    "{variant:<10} run {i} {:<7} {:?}  dhcp {} s  script {} s  callback {} s  longest console gap {} s  (proof incl. network setup {:.1} s)",
                     b.nic,
                     b.result.status,
                     f(t.dhcp_s),
                     f(t.script_s),
                     f(t.callback_s),
+                    f(t.longest_quiet_s),
                     start.elapsed().as_secs_f64(),
                 );
                 match t.callback_s {

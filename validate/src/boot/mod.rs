@@ -85,6 +85,9 @@ pub struct Timings {
     pub dhcp_s: Option<f64>,
     pub script_s: Option<f64>,
     pub callback_s: Option<f64>,
+    /// The longest time the console stayed unchanged after its first output (to the end of
+    /// the wait): what [`stall`] compares with its 15 s.
+    pub longest_quiet_s: Option<f64>,
 }
 
 /// One NIC model's result and timings.
@@ -659,6 +662,11 @@ impl Run {
             if let Ok(raw) = std::fs::read(&serial_path) {
                 text = serial::clean(&raw);
                 prog.update(&text, now);
+            }
+            if let Some(last) = prog.last_output {
+                let quiet = now.saturating_duration_since(last).as_secs_f64();
+                let longest = timings.longest_quiet_s.get_or_insert(0.0);
+                *longest = longest.max(quiet);
             }
             if callback.is_some() || now >= deadline || interrupted().is_some() {
                 break;
