@@ -414,6 +414,10 @@ fn print_summary(s: &Summary) {
             out.domain_type
         ));
     }
+    let console = fs::read(s.run_dir.join("serial.log")).unwrap_or_default();
+    for t in vm::kernel_trouble(&String::from_utf8_lossy(&console)) {
+        o.push_str(&format!("guest kernel: {t}\n"));
+    }
     match &s.error {
         None => o.push_str("result: PASS\n"),
         Some(e) => o.push_str(&format!("result: FAIL: {e}\n")),

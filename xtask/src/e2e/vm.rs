@@ -259,3 +259,45 @@ pub fn tail(p: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// Lines of the guest's serial console that say its kernel is in trouble (a panic, an oops,
+/// a lockup), each with its line number. Nested KVM in the TCG-emulated guest once
+/// panicked the guest kernel (docs/e2e.md); a run that dies that way should say so.
+pub fn kernel_trouble(console: &str) -> Vec<String> {
+    const SIGNS: [&str; 7] = [
+        "Kernel panic",
+        "BUG: ",
+        "Oops: ",
+        "general protection fault",
+        "soft lockup",
+        "hard LOCKUP",
+        "blocked for more than",
+    ];
+    console
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| SIGNS.iter().any(|s| l.contains(s)))
+        .map(|(i, l)| format!("serial.log:{}: {}", i + 1, l.trim()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_trouble;
+
+    #[test]
+    fn finds_the_panic_seen_here_and_nothing_in_a_healthy_boot() {
+        // From target/e2e/20261125-113848/serial.log (2026-11-25).
+        let panic = "[ 2559.674000] IPv6: ADDRCONF(NETDEV_CHANGE): virbr1: link becomes ready\n\
+            [ 2566.768697] Kernel panic - not syncing: corrupted stack end detected inside scheduler\n\
+            [ 2566.769068] CPU: 0 PID: 16922 Comm: CPU 0/KVM Not tainted 6.1.0-50-amd64 #1  Debian 6.1.176-1\n";
+        assert_eq!(
+            kernel_trouble(panic),
+            ["serial.log:2: [ 2566.768697] Kernel panic - not syncing: corrupted stack end detected inside scheduler"]
+        );
+        let healthy = "[    1.362315] NMI watchdog: Perf NMI watchdog permanently disabled\n\
+            [    2.412971] PCI: Using host bridge windows from ACPI; if necessary, use \"pci=nocrs\" and report a bug\n\
+            [   11.490658] AMD-Vi: AMD IOMMUv2 functionality not available on this system - This is not a bug.\n";
+        assert!(kernel_trouble(healthy).is_empty());
+    }
+}
