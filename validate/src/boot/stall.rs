@@ -1,7 +1,7 @@
 //! Telling a hung test domain from a slow one.
 //!
 //! A slow boot still prints: iPXE writes a dot a second while it waits for DHCP, and the
-//! longest quiet gap measured in healthy nested boots was 2.6 s. A hung domain goes silent
+//! longest quiet gap measured in healthy nested boots was 2.6 s (docs/boot-proof.md). A hung domain goes silent
 //! while it keeps its vCPU busy. That is what nested test domains in the e2e VM did (once
 //! in 41 boots there, and once in four CI runs; docs/e2e.md): the firmware spun in its
 //! serial-output loop, in the middle of a line, with the vCPU thread at 100 %. CPU use
