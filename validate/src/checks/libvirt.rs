@@ -139,7 +139,7 @@ pub fn pool_result(default: Option<(&str, bool)>) -> CheckResult {
         return CheckResult::warn(
             ID,
             format!("no storage pool 'default'; images would go to {IMAGES_DIR}"),
-            format!("define it: {define}"),
+            format!("run bootstrap (its `pool` step defines it), or: {define}"),
         );
     };
     let path = pool_target_path(xml)
