@@ -122,6 +122,16 @@ impl Drop for TestPool {
     }
 }
 
+/// Destroys and undefines a pool a test made by hand, on drop.
+struct Undefine(String);
+
+impl Drop for Undefine {
+    fn drop(&mut self) {
+        let _ = virsh(&["pool-destroy", &self.0]);
+        let _ = virsh(&["pool-undefine", &self.0]);
+    }
+}
+
 fn go(t: &TestPool, mode: Mode) -> Outcome {
     let v = SystemVirsh::new(SYSTEM_URI);
     let steps: Vec<Box<dyn Step + '_>> = vec![Box::new(t.step(&v))];
@@ -278,4 +288,31 @@ fn a_transient_pool_at_the_path_is_made_persistent_and_autostarted() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert!(Path::new(&p).is_dir());
+}
+
+#[test]
+fn a_directory_another_pool_has_fails_clearly_and_is_left_alone() {
+    let Some(conn) = real_libvirt() else { return };
+    let t = TestPool::new("taken");
+    std::fs::create_dir(&t.path).unwrap();
+    let p = t.path.display().to_string();
+    let other = format!("{}-other", t.name);
+    let _other = Undefine(other.clone());
+    virsh_ok(&["pool-define-as", &other, "dir", "--target", &p]);
+    let o = go(&t, Mode::Apply);
+    assert_eq!(o.status, Status::Failed, "{o:?}");
+    assert!(
+        o.detail
+            .starts_with(&format!("another storage pool already uses {p}"))
+            && o.detail
+                .contains(&format!("pool-define-as {} dir --target {p}", t.name))
+            && o.detail
+                .contains(&format!("Storage source conflict with pool: '{other}'")),
+        "{o:?}"
+    );
+    assert!(libvirt_state(&conn, &t.name).is_none());
+    assert_eq!(
+        libvirt_state(&conn, &other),
+        Some((false, false, true, t.path.clone()))
+    );
 }

@@ -169,13 +169,25 @@ impl PoolStep<'_> {
         let n = self.name.as_str();
         match a {
             Action::Define => {
-                self.virsh.run(&[
+                let res = self.virsh.run(&[
                     "pool-define-as",
                     n,
                     desired::POOL_TYPE,
                     "--target",
                     &self.path,
-                ])?;
+                ]);
+                if let Err(e) = res {
+                    // libvirt allows one pool per directory: another name already has it.
+                    if e.stderr().contains("Storage source conflict with pool") {
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "another storage pool already uses {}; bootstrap does not touch \
+                             it: to have it as '{n}', undefine it (`virsh pool-undefine \
+                             NAME`, the images stay) and run bootstrap again",
+                            self.path
+                        )));
+                    }
+                    return Err(e.into());
+                }
             }
             Action::MakePersistent => {
                 let xml = self.virsh.run(&["pool-dumpxml", n])?;
@@ -629,6 +641,28 @@ mod tests {
         let o = go(&v, d.path(), Mode::Check);
         assert_eq!(o.status, Status::Failed);
         assert!(o.detail.contains("internal error: something"), "{o:?}");
+    }
+
+    #[test]
+    fn a_directory_another_pool_has_fails_with_what_to_do() {
+        let d = tempfile::tempdir().unwrap();
+        let mut v = FakeLibvirt::new(None);
+        // `virsh pool-define-as` where pool 'virthost-capture-a' has the directory.
+        v.failing = Some((
+            "pool-define-as",
+            include_str!("../../../fixtures/virsh/libvirt-9.0/pool-define-as-conflict.stderr"),
+        ));
+        let o = go(&v, d.path(), Mode::Apply);
+        assert_eq!(o.status, Status::Failed);
+        assert!(
+            o.detail.starts_with(&format!(
+                "another storage pool already uses {}",
+                d.path().display()
+            )) && o
+                .detail
+                .contains("Storage source conflict with pool: 'virthost-capture-a'"),
+            "{o:?}"
+        );
     }
 
     #[test]
