@@ -237,7 +237,7 @@ impl Step for PoolStep<'_> {
         let found = self.read()?;
         let why = match &found {
             Found::NoVirsh(_) => Some("virsh is not installed yet".to_string()),
-            Found::NoLibvirt(reason, _) => Some(format!("libvirt does not answer yet: {reason}")),
+            Found::NoLibvirt(reason, _) => Some(format!("libvirt does not answer: {reason}")),
             _ => None,
         };
         if let Some(why) = why {
@@ -594,7 +594,7 @@ mod tests {
         let o = go(&v, d.path(), Mode::Check);
         assert_eq!(o.status, Status::Changed);
         assert!(
-            o.changes[0].contains("libvirt does not answer yet: Failed to connect socket"),
+            o.changes[0].contains("libvirt does not answer: Failed to connect socket"),
             "{o:?}"
         );
         let o = go(&v, d.path(), Mode::Apply);
