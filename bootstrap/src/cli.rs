@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::desired;
 use crate::facts::Facts;
 use crate::hostroot::HostRoot;
 use crate::os::Family;
@@ -13,6 +14,7 @@ use crate::plan::{self, Options};
 use crate::report::{Human, Report};
 use crate::sshkey;
 use crate::step::{self, Mode, Summary};
+use crate::virsh::SystemVirsh;
 
 /// Exit codes (README, contracts.md).
 pub mod exit {
@@ -111,7 +113,8 @@ fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
             },
         );
     }
-    let steps = plan::plan(&facts, &opts, &db);
+    let virsh = SystemVirsh::new(desired::LIBVIRT_URI);
+    let steps = plan::plan(&facts, &opts, &db, &virsh);
     let outcomes = step::run(&steps, root, mode, &human, |o| human.outcome(o));
     human.summary(&outcomes);
     if json {

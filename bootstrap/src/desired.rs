@@ -135,6 +135,18 @@ pub fn user_home(user: &str) -> String {
     format!("/home/{user}")
 }
 
+/// The libvirt URI the VM user manages and `bootstrap` configures (polkit's rule, the pool).
+pub const LIBVIRT_URI: &str = "qemu:///system";
+
+/// The storage pool deployment tooling (infrared, TripleO quickstart) puts VM images in,
+/// and libvirt's own default for images; Debian's libvirt ships no pool, and on RHEL
+/// virt-install defines it only on first use, so `bootstrap` defines it.
+pub const POOL_NAME: &str = "default";
+/// The pool's libvirt type: a plain directory.
+pub const POOL_TYPE: &str = "dir";
+/// Where images go: the pool's target, and where they go when there is no pool.
+pub const IMAGES_DIR: &str = "/var/lib/libvirt/images";
+
 /// The polkit action that lets a user manage libvirt on `qemu:///system`.
 pub const LIBVIRT_MANAGE_ACTION: &str = "org.libvirt.unix.manage";
 

@@ -18,3 +18,4 @@ pub mod report;
 pub mod sshkey;
 pub mod step;
 pub mod steps;
+pub mod virsh;

@@ -25,7 +25,7 @@ enum OsFamily {
 
 /// Converges this host into a libvirt hypervisor for virtual bare metal: packages, iPXE
 /// ROMs, KVM and nesting, /dev/kvm, the VM user with polkit rights, SSH keys, libvirt
-/// running. Idempotent: run it again at any time.
+/// running, its storage pool `default`. Idempotent: run it again at any time.
 #[derive(Debug, Parser)]
 #[command(name = "bootstrap", version, after_help = EXIT_CODES)]
 struct Cli {

@@ -9,9 +9,11 @@ use crate::sshkey::PublicKey;
 use crate::step::Step;
 use crate::steps::keys::KeysStep;
 use crate::steps::polkit::PolkitStep;
+use crate::steps::pool::PoolStep;
 use crate::steps::sudo::SudoStep;
 use crate::steps::user::UserStep;
 use crate::steps::{ipxe::Ipxe, libvirt::Libvirt, packages::Packages, virt};
+use crate::virsh::Virsh;
 
 /// What the command line asks for beyond the desired state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +41,13 @@ impl Default for Options {
 
 /// The ordered steps that converge the host `facts` describes. Steps read the host again
 /// when they run (a step's apply changes what the next one sees); `facts` decides which
-/// steps there are and what they aim at.
+/// steps there are and what they aim at. `db` and `virsh` are the host's package manager
+/// and libvirt client (captured ones for a fixture host).
 pub fn plan<'a>(
     facts: &'a Facts,
     opts: &'a Options,
     db: &'a dyn PackageDb,
+    virsh: &'a dyn Virsh,
 ) -> Vec<Box<dyn Step + 'a>> {
     let packages = desired::packages(&facts.platform);
     let ipxe = packages
@@ -63,6 +67,7 @@ pub fn plan<'a>(
     steps.push(Box::new(Libvirt {
         platform: facts.platform.clone(),
     }));
+    steps.push(Box::new(PoolStep::default_pool(virsh)));
     steps
 }
 

@@ -1,7 +1,7 @@
 //! The plan (`bootstrap --check` output) and the facts of every captured host under
 //! `fixtures/hosts/`, snapshot-tested. A fixture host is read exactly as a real one: its
-//! files through a `HostRoot`, its package manager's captured output through the parsers
-//! the real `PackageDb` uses.
+//! files through a `HostRoot`, its package manager's and virsh's captured output through
+//! the parsers the real `PackageDb` and `SystemVirsh` use.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use bootstrap::pkg::FixturePackageDb;
 use bootstrap::plan::{plan, Options};
 use bootstrap::report;
 use bootstrap::step::{run, Mode, Quiet};
+use bootstrap::virsh::FixtureVirsh;
 
 fn hosts() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hosts");
@@ -59,7 +60,8 @@ fn check(host: &Path) -> Checked {
     let db = FixturePackageDb::load(copy.path(), platform.family).unwrap();
     let facts = Facts::gather(&root, platform, &db).unwrap();
     let opts = Options::default();
-    let steps = plan(&facts, &opts, &db);
+    let virsh = FixtureVirsh::load(copy.path());
+    let steps = plan(&facts, &opts, &db, &virsh);
     let outcomes = run(&steps, &root, Mode::Check, &Quiet, |_| {});
     let p = &facts.platform;
     // Messages name real paths; under a temporary root, map them back to host paths.

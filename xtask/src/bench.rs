@@ -3,7 +3,8 @@
 //! at 5.3-5.6 s). Prints figures; asserts nothing about time.
 //!
 //! It converges THIS machine first (it runs `bootstrap` for real: packages, the `stack`
-//! user, the polkit rule, keys), so run it on a development or CI machine, as root.
+//! user, the polkit rule, keys, the storage pool `default` at /var/lib/libvirt/images), so
+//! run it on a development or CI machine, as root.
 //! The play is rendered from the same desired-state model `bootstrap` uses, so both
 //! converge the same packages and files.
 
@@ -209,6 +210,11 @@ fn playbook(pubkey: &str) -> Result<String> {
     - name: libvirtd running
       ansible.builtin.command: pgrep -x libvirtd
       changed_when: false
+    - name: storage pool {pool} at {images}
+      ansible.builtin.shell: >-
+        virsh -c {uri} pool-info {pool} | grep -qE '^State: +running' &&
+        virsh -c {uri} pool-dumpxml {pool} | grep -qF '<path>{images}</path>'
+      changed_when: false
 "#,
         pkgs = pkgs.join(", "),
         nested_path = desired::NESTED_CONF_PATH,
@@ -218,6 +224,9 @@ fn playbook(pubkey: &str) -> Result<String> {
         shell = desired::USER_SHELL,
         rule_path = desired::POLKIT_RULE_PATH,
         rule = indent(&rule),
+        pool = desired::POOL_NAME,
+        images = desired::IMAGES_DIR,
+        uri = desired::LIBVIRT_URI,
     ))
 }
 

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod libvirt;
 pub mod packages;
 pub mod polkit;
+pub mod pool;
 pub mod sudo;
 pub mod user;
 pub mod virt;

@@ -6,6 +6,7 @@
 //! FAILs; `--overcommit` turns those FAILs into WARNs (KSM, swap, ballooning, and thin
 //! images that never fill are then the operator's bet).
 
+use bootstrap::desired::IMAGES_DIR;
 use bootstrap::hostroot::HostRoot;
 
 use super::Host;
@@ -14,9 +15,6 @@ use crate::options::{NodeGroup, NodeSize, Options};
 
 /// How far above what is available a need may go before WARN turns into FAIL.
 pub const BAND: f64 = 0.20;
-
-/// Where libvirt puts images when no default pool says otherwise.
-pub const DEFAULT_IMAGES_DIR: &str = "/var/lib/libvirt/images";
 
 const GIB: u64 = 1 << 30;
 const GB: u64 = 1_000_000_000;
@@ -198,8 +196,8 @@ fn images_dir(host: &Host, pool: Option<String>) -> (String, String) {
             (at, format!("the default pool's path {p}"))
         }
         None => {
-            let at = existing_ancestor(host.probe.root(), DEFAULT_IMAGES_DIR);
-            (at, format!("{DEFAULT_IMAGES_DIR} (no default pool found)"))
+            let at = existing_ancestor(host.probe.root(), IMAGES_DIR);
+            (at, format!("{IMAGES_DIR} (no default pool found)"))
         }
     }
 }

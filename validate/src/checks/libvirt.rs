@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bootstrap::desired::{self, IMAGES_DIR, POOL_NAME};
 use virt::connect::Connect;
 
 use crate::boot::xmlscan;
@@ -17,9 +18,7 @@ use crate::check::{timed, CheckResult};
 use crate::options::Options;
 
 /// The URI the stack (and polkit's rule) is about.
-pub const SYSTEM_URI: &str = "qemu:///system";
-/// Where images go when there is no default storage pool.
-pub const DEFAULT_IMAGE_DIR: &str = "/var/lib/libvirt/images";
+pub const SYSTEM_URI: &str = desired::LIBVIRT_URI;
 
 const START_HINT: &str = "start libvirt: `systemctl enable --now libvirtd` (modular daemons: \
      `systemctl enable --now virtqemud.socket virtnetworkd.socket virtstoraged.socket`); \
@@ -94,7 +93,7 @@ fn connect_check(uri: &str) -> (CheckResult, Option<Connect>) {
 
 /// The target path of the storage pool `default`, when it exists.
 pub fn default_pool_path(conn: &Connect) -> Option<PathBuf> {
-    let pool = conn.lookup_storage_pool_by_name("default").ok()?;
+    let pool = conn.lookup_storage_pool_by_name(POOL_NAME).ok()?;
     pool_target_path(&pool.xml_desc(0).ok()?)
 }
 
@@ -108,18 +107,18 @@ pub fn pool_target_path(xml: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Where VM images go: the default pool's path, else [`DEFAULT_IMAGE_DIR`]. For the
+/// Where VM images go: the default pool's path, else [`IMAGES_DIR`]. For the
 /// capacity check.
 pub fn image_dir(opts: &Options) -> PathBuf {
     virt::error::clear_error_callback();
     Connect::open(Some(uri_of(opts)))
         .ok()
         .and_then(|c| default_pool_path(&c))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_IMAGE_DIR))
+        .unwrap_or_else(|| PathBuf::from(IMAGES_DIR))
 }
 
 fn pool_check(conn: &Connect) -> CheckResult {
-    match conn.lookup_storage_pool_by_name("default") {
+    match conn.lookup_storage_pool_by_name(POOL_NAME) {
         Ok(pool) => {
             let xml = pool.xml_desc(0).unwrap_or_default();
             pool_result(Some((&xml, pool.is_active().unwrap_or(false))))
@@ -134,13 +133,13 @@ pub fn pool_result(default: Option<(&str, bool)>) -> CheckResult {
     const ID: &str = "libvirt.pool";
     let Some((xml, active)) = default else {
         let define = format!(
-            "`virsh pool-define-as default dir --target {DEFAULT_IMAGE_DIR} && virsh pool-build default \
+            "`virsh pool-define-as default dir --target {IMAGES_DIR} && virsh pool-build default \
              && virsh pool-start default && virsh pool-autostart default`"
         );
         return CheckResult::warn(
             ID,
-            format!("no storage pool 'default'; images would go to {DEFAULT_IMAGE_DIR}"),
-            format!("define it: {define}"),
+            format!("no storage pool 'default'; images would go to {IMAGES_DIR}"),
+            format!("run bootstrap (its `pool` step defines it), or: {define}"),
         );
     };
     let path = pool_target_path(xml)
