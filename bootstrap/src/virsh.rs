@@ -13,8 +13,8 @@ use anyhow::{bail, Context};
 
 use crate::cmd::{self, CmdError, CommandExt};
 
-/// Runs virsh against one libvirt URI.
-pub trait Virsh {
+/// Runs virsh against one libvirt URI. `Sync`: a step may run two calls at once.
+pub trait Virsh: Sync {
     /// `virsh -c URI ARGS`: stdout when it exits 0, else the error with the command line,
     /// the exit status and stderr.
     fn run(&self, args: &[&str]) -> Result<String, CmdError>;
