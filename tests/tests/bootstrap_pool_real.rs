@@ -8,6 +8,9 @@
 //! the test fails. What the step did is read back through libvirt's API (the `virt`
 //! crate), not through the step's own virsh parsers.
 
+mod common;
+use common::real_libvirt;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -20,38 +23,6 @@ use validate::checks::libvirt::{pool_target_path, SYSTEM_URI};
 use virt::connect::Connect;
 
 const PREFIX: &str = "virthost-test-pool-";
-
-/// The real daemon, or `None` (skip) when it is absent and not required.
-fn real_libvirt() -> Option<Connect> {
-    virt::error::clear_error_callback();
-    let required = std::env::var("VIRTHOST_REQUIRE_REAL").as_deref() == Ok("1");
-    let root = is_root();
-    match (root, Connect::open(Some(SYSTEM_URI))) {
-        (true, Ok(c)) => Some(c),
-        (root, res) => {
-            let why = match res {
-                Err(e) => format!("libvirtd unreachable at {SYSTEM_URI}: {e}"),
-                Ok(_) => format!("not root (root: {root})"),
-            };
-            if required {
-                panic!("VIRTHOST_REQUIRE_REAL=1 but {why}; run `bash xtask/host/start-services.sh` as root");
-            }
-            eprintln!("skipping: {why}");
-            None
-        }
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 fn virsh(args: &[&str]) -> std::process::Output {
     Command::new("virsh")

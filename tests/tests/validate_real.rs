@@ -10,6 +10,9 @@
 //! is tested in `validate/tests/real_binary.rs` and `boot_signals.rs` (only there does cargo
 //! build it for the tests).
 
+mod common;
+use common::real_libvirt;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -22,38 +25,6 @@ use validate::options::Options;
 use virt::connect::Connect;
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// The real daemon, or `None` (skip) when it is absent and not required.
-fn real_libvirt() -> Option<Connect> {
-    virt::error::clear_error_callback();
-    let required = std::env::var("VIRTHOST_REQUIRE_REAL").as_deref() == Ok("1");
-    let root = nix_is_root();
-    match (root, Connect::open(Some(SYSTEM_URI))) {
-        (true, Ok(c)) => Some(c),
-        (root, res) => {
-            let why = match res {
-                Err(e) => format!("libvirtd unreachable at {SYSTEM_URI}: {e}"),
-                Ok(_) => format!("not root (root: {root})"),
-            };
-            if required {
-                panic!("VIRTHOST_REQUIRE_REAL=1 but {why}; run `bash xtask/host/start-services.sh` as root");
-            }
-            eprintln!("skipping: {why}");
-            None
-        }
-    }
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 fn proof(nics: &[&str]) -> Proof {
     let opts = Options {
