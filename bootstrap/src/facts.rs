@@ -151,8 +151,14 @@ impl KvmModules {
 
 /// The `nested` parameter of a loaded KVM vendor module.
 pub fn nested_param(root: &HostRoot, module: &str) -> Option<bool> {
+    module_flag(root, module, "nested")
+}
+
+/// A boolean parameter of a loaded kernel module (`/sys/module/<module>/parameters/<param>`):
+/// `Some(true)` for `Y`/`1`, `Some(false)` for anything else, `None` when absent.
+pub fn module_flag(root: &HostRoot, module: &str, param: &str) -> Option<bool> {
     let v = root
-        .read_optional(format!("/sys/module/{module}/parameters/nested"))
+        .read_optional(format!("/sys/module/{module}/parameters/{param}"))
         .ok()??;
     Some(matches!(v.trim(), "Y" | "y" | "1"))
 }
@@ -432,6 +438,21 @@ mod tests {
     use super::*;
 
     use crate::steps::testroot::put as write;
+
+    #[test]
+    fn module_flags_as_the_kernel_writes_them() {
+        let d = tempfile::tempdir().unwrap();
+        let r = HostRoot::at(d.path());
+        // kvm_amd in the e2e VM (TCG's SVM has no NRIP-save): nrips 0, nested 1.
+        write(d.path(), "sys/module/kvm_amd/parameters/nrips", "0\n");
+        write(d.path(), "sys/module/kvm_amd/parameters/nested", "1\n");
+        write(d.path(), "sys/module/kvm_intel/parameters/nested", "Y\n");
+        assert_eq!(module_flag(&r, "kvm_amd", "nrips"), Some(false));
+        assert_eq!(module_flag(&r, "kvm_amd", "nested"), Some(true));
+        assert_eq!(nested_param(&r, "kvm_intel"), Some(true));
+        assert_eq!(module_flag(&r, "kvm_amd", "avic"), None);
+        assert_eq!(module_flag(&r, "kvm_hygon", "nrips"), None);
+    }
 
     #[test]
     fn reads_processes_modules_nodes_and_groups() {

@@ -759,11 +759,11 @@ impl Run {
             } else if hung.is_some() {
                 (
                     "the test domain hung".to_string(),
-                    stall::hint(
-                        std::fs::read_to_string("/sys/module/kvm_amd/parameters/nrips")
-                            .ok()
-                            .and_then(|v| stall::amd_nrips(&v)),
-                    ),
+                    stall::hint(bootstrap::facts::module_flag(
+                        &bootstrap::hostroot::HostRoot::system(),
+                        "kvm_amd",
+                        "nrips",
+                    )),
                 )
             } else if prog.firmware.is_none() {
                 (
