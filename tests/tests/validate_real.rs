@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use validate::boot::{self, Proof, Rom, PREFIX};
 use validate::check::{CheckResult, Status};
-use validate::checks::libvirt::{self, SYSTEM_URI};
+use validate::checks::libvirt::{self, DomainType, SYSTEM_URI};
 use validate::options::Options;
 use virt::connect::Connect;
 
@@ -104,6 +104,46 @@ fn network_without_boot_file_fails_with_no_script_fetched() {
     assert!(r.detail.starts_with("no script fetched"), "{r:?}");
     assert!(r.detail.contains("serial: "), "{r:?}");
     assert!(r.hint.as_deref().unwrap().contains("boot file"), "{r:?}");
+    assert_nothing_left(&conn);
+}
+
+/// `--domain-type kvm`: boots a kvm domain where this daemon really can (a KVM host), and
+/// where it cannot (these TCG machines) FAILs at once saying why, without falling back to a
+/// qemu domain and without creating anything.
+#[test]
+fn domain_type_kvm_boots_kvm_or_fails_saying_why() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let types = libvirt::domain_types(&conn).unwrap();
+    let p = Proof {
+        domain_type: Some(DomainType::Kvm),
+        ..proof(&["virtio"])
+    };
+    let mut log = Vec::new();
+    let boots = boot::prove(&p, &mut |m| log.push(m.to_string()));
+    eprintln!("progress: {log:#?}\nresults: {boots:#?}");
+    let r = &boots[0].result;
+    if types.kvm_offered && types.hw_virt {
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert!(r.detail.contains("booted a kvm domain"), "{r:?}");
+    } else {
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(
+            r.detail.starts_with("--domain-type kvm: libvirt offers "),
+            "{r:?}"
+        );
+        assert!(
+            r.hint
+                .as_deref()
+                .unwrap()
+                .contains("leave out --domain-type kvm"),
+            "{r:?}"
+        );
+        assert!(
+            !log.iter().any(|m| m.contains("booting a")),
+            "no domain may be booted instead: {log:?}"
+        );
+    }
     assert_nothing_left(&conn);
 }
 

@@ -38,6 +38,11 @@ pub struct Cli {
     /// Skip the iPXE boot proof.
     #[arg(long)]
     skip_boot: bool,
+    /// The libvirt domain type the boot proof boots: the one your deployment will use
+    /// (default: kvm where hardware virtualization works, else qemu). A type that cannot run
+    /// here FAILs the proof.
+    #[arg(long, value_name = "TYPE", value_parser = ["kvm", "qemu"])]
+    domain_type: Option<String>,
     /// NIC models whose iPXE ROMs must be present and that the boot proof boots.
     #[arg(long = "nic", value_name = "MODELS", value_delimiter = ',', default_value = "virtio", value_parser = parse_nic)]
     nics: Vec<String>,
@@ -90,6 +95,7 @@ impl Cli {
             overcommit: self.overcommit,
             allow_emulation: self.allow_emulation,
             skip_boot: self.skip_boot,
+            domain_type: self.domain_type.as_deref().and_then(|t| t.parse().ok()),
             nics: self.nics.clone(),
             user: self.user.clone(),
             root_keys: self.root_keys.clone(),
@@ -102,6 +108,7 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::libvirt::DomainType;
     use clap::CommandFactory;
 
     #[test]
@@ -120,6 +127,8 @@ mod tests {
             "--report",
             "json",
             "--allow-emulation",
+            "--domain-type",
+            "qemu",
         ])
         .unwrap();
         let o = cli.options();
@@ -127,8 +136,10 @@ mod tests {
         assert_eq!(o.nics, vec!["virtio", "e1000"]);
         assert_eq!(o.report, ReportFormat::Json);
         assert!(o.allow_emulation && !o.overcommit);
+        assert_eq!(o.domain_type, Some(DomainType::Qemu));
         let d = Cli::try_parse_from(["validate"]).unwrap().options();
         assert_eq!(d, Options::default());
         assert!(Cli::try_parse_from(["validate", "--nic", "ne2k"]).is_err());
+        assert!(Cli::try_parse_from(["validate", "--domain-type", "xen"]).is_err());
     }
 }

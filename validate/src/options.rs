@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::checks::libvirt::DomainType;
+
 /// The libvirt URI checked when `--connect` is not given.
 pub const DEFAULT_CONNECT: &str = "qemu:///system";
 
@@ -42,6 +44,9 @@ pub struct Options {
     pub allow_emulation: bool,
     /// `--skip-boot`: do not run the iPXE boot proof.
     pub skip_boot: bool,
+    /// `--domain-type kvm|qemu`: the libvirt domain type the boot proof boots (the one the
+    /// deployment will use); `None`: kvm where it really works, else qemu.
+    pub domain_type: Option<DomainType>,
     /// `--nic virtio,e1000`: NIC models whose ROMs must be present and that the boot proof
     /// boots, each a key of `bootstrap::desired::NIC_ROMS`. Never empty (default `virtio`).
     pub nics: Vec<String>,
@@ -64,6 +69,7 @@ impl Default for Options {
             overcommit: false,
             allow_emulation: false,
             skip_boot: false,
+            domain_type: None,
             nics: vec!["virtio".to_string()],
             user: bootstrap::desired::DEFAULT_USER.to_string(),
             root_keys: Vec::new(),

@@ -44,6 +44,8 @@ pub struct Proof {
     /// The network tweaks; [`net::Tuning::FAST`] unless a benchmark compares.
     pub tuning: net::Tuning,
     pub timeout: Duration,
+    /// `--domain-type`: boot this type or FAIL; `None`: kvm where it really works, else qemu.
+    pub domain_type: Option<DomainType>,
 }
 
 impl Proof {
@@ -64,6 +66,7 @@ impl Proof {
             rom: Rom::Default,
             tuning: net::Tuning::FAST,
             timeout: TIMEOUT,
+            domain_type: opts.domain_type,
         }
     }
 }
@@ -154,11 +157,14 @@ fn prove_with(p: &Proof, progress: &mut dyn FnMut(&str), random: RandomSource) -
             "boot: removed {swept} leftover(s) of earlier runs"
         ));
     }
-    let dtype = match domain_types(&conn).ok().and_then(|t| t.best()) {
-        Some(t) => t,
-        None => {
+    let dtype = match domain_types(&conn) {
+        Ok(types) => match types.choose(p.domain_type) {
+            Ok(t) => t,
+            Err((detail, hint)) => return fail_all(detail, hint),
+        },
+        Err(e) => {
             return fail_all(
-                "libvirt can run neither kvm nor qemu domains".into(),
+                format!("cannot read libvirt capabilities: {}", e.message()),
                 "see libvirt.domain_type",
             )
         }

@@ -175,6 +175,17 @@ impl DomainType {
     }
 }
 
+impl std::str::FromStr for DomainType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kvm" => Ok(DomainType::Kvm),
+            "qemu" => Ok(DomainType::Qemu),
+            o => Err(format!("unknown domain type '{o}' (expected kvm or qemu)")),
+        }
+    }
+}
+
 /// What libvirt offers for the host's architecture, and what really works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainTypes {
@@ -197,6 +208,52 @@ impl DomainTypes {
             Some(DomainType::Qemu)
         } else {
             None
+        }
+    }
+}
+
+/// Why the boot proof cannot use a domain type: a detail and a hint.
+pub type Unusable = (String, &'static str);
+
+impl DomainTypes {
+    /// The domain type the boot proof boots: `wanted` (`--domain-type`) when it can run
+    /// here, else [`DomainTypes::best`]. A `wanted` type that cannot run is an error, never
+    /// quietly swapped for the other one.
+    pub fn choose(&self, wanted: Option<DomainType>) -> Result<DomainType, Unusable> {
+        const NO_KVM_HINT: &str = "load kvm_intel or kvm_amd on a CPU with VT-x/AMD-V (see the \
+             kvm.* checks and libvirt.domain_type), or leave out --domain-type kvm to boot a \
+             qemu (TCG) domain";
+        match wanted {
+            None => self.best().ok_or_else(|| {
+                (
+                    "libvirt can run neither kvm nor qemu domains".to_string(),
+                    "see libvirt.domain_type",
+                )
+            }),
+            Some(DomainType::Kvm) if !self.kvm_offered => Err((
+                format!(
+                    "--domain-type kvm: libvirt offers no kvm domains for {}",
+                    self.arch
+                ),
+                NO_KVM_HINT,
+            )),
+            Some(DomainType::Kvm) if !self.hw_virt => Err((
+                format!(
+                    "--domain-type kvm: libvirt offers kvm for {} but the CPU shows no \
+                     VT-x/AMD-V flag, so a kvm domain's firmware would never run",
+                    self.arch
+                ),
+                NO_KVM_HINT,
+            )),
+            Some(DomainType::Qemu) if !self.qemu_offered => Err((
+                format!(
+                    "--domain-type qemu: libvirt offers no qemu (TCG) domains for {}",
+                    self.arch
+                ),
+                "install QEMU's system emulator for this architecture (qemu-system-x86 / \
+                 qemu-kvm) and restart libvirtd",
+            )),
+            Some(t) => Ok(t),
         }
     }
 }
@@ -528,6 +585,43 @@ mod tests {
             .best(),
             Some(DomainType::Kvm)
         );
+    }
+
+    #[test]
+    fn domain_type_choice_honours_domain_type_or_says_why_not() {
+        let t = |kvm_offered, qemu_offered, hw_virt| DomainTypes {
+            arch: "x86_64".into(),
+            kvm_offered,
+            qemu_offered,
+            hw_virt,
+        };
+        let (kvm, qemu) = (Some(DomainType::Kvm), Some(DomainType::Qemu));
+        // A KVM host: either type on request, kvm by default.
+        let full = t(true, true, true);
+        assert_eq!(full.choose(None), Ok(DomainType::Kvm));
+        assert_eq!(full.choose(qemu), Ok(DomainType::Qemu));
+        assert_eq!(full.choose(kvm), Ok(DomainType::Kvm));
+        // TCG only: asking for kvm is an error that says so, never a silent qemu.
+        let tcg = t(false, true, false);
+        assert_eq!(tcg.choose(None), Ok(DomainType::Qemu));
+        let (detail, hint) = tcg.choose(kvm).unwrap_err();
+        assert!(
+            detail.contains("offers no kvm domains for x86_64"),
+            "{detail}"
+        );
+        assert!(hint.contains("leave out --domain-type kvm"), "{hint}");
+        // The PVM case: libvirt offers kvm, the CPU has no vmx/svm.
+        let pvm = t(true, true, false);
+        assert_eq!(pvm.choose(None), Ok(DomainType::Qemu));
+        let (detail, _) = pvm.choose(kvm).unwrap_err();
+        assert!(detail.contains("no VT-x/AMD-V"), "{detail}");
+        // No TCG: qemu on request fails; nothing at all fails either way.
+        let (detail, hint) = t(true, false, true).choose(qemu).unwrap_err();
+        assert!(detail.contains("no qemu (TCG) domains"), "{detail}");
+        assert!(hint.contains("qemu-system-x86"), "{hint}");
+        assert!(t(false, false, false).choose(None).is_err());
+        assert_eq!("qemu".parse(), Ok(DomainType::Qemu));
+        assert!("xen".parse::<DomainType>().is_err());
     }
 
     #[test]

@@ -211,6 +211,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             stack_pub,
             run_dir: run_dir.into(),
             interrupt: false,
+            domain_type: None,
         };
         return drive::drive(&input, ph, &mut s.outcome);
     }
@@ -298,6 +299,9 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         stack_pub,
         run_dir: run_dir.into(),
         interrupt: true,
+        // Under TCG the guest's AMD-V is emulated: KVM loads and answers, but nested domains
+        // hang or panic the guest kernel (docs/e2e.md), so test domains are TCG ones there.
+        domain_type: (accel == vm::Accel::Tcg).then_some("qemu"),
     };
     let driven = drive::drive(&input, ph, &mut s.outcome);
 
@@ -387,18 +391,15 @@ fn print_summary(s: &Summary) {
     if let Some(n) = out.run2_changed_steps {
         o.push_str(&format!("bootstrap run 2: {n} step(s) changed\n"));
     }
-    if let Some(f) = &out.boot_flake {
-        o.push_str(&format!(
-            "validate: the boot proof FAILED on the first attempt (repeated once; report validate-1.json): {f}\n"
-        ));
-    }
     if let Some(v) = &out.validate_summary {
         o.push_str(&format!(
             "validate{}: {} PASS, {} WARN, {} FAIL\n",
-            if out.allow_emulation {
-                " (--allow-emulation: guest CPU has no vmx/svm)"
-            } else {
-                ""
+            match (out.allow_emulation, out.forced_domain_type) {
+                (true, _) => " (--allow-emulation: guest CPU has no vmx/svm)".to_string(),
+                (false, Some(t)) => format!(
+                    " (--domain-type {t}: nested KVM on TCG's emulated AMD-V is unreliable)"
+                ),
+                (false, None) => String::new(),
             },
             v["pass"],
             v["warn"],
