@@ -7,6 +7,8 @@
 //! - `BOOT_BENCH_VARIANTS`: network tunings to compare (`fast`); also `naive` (a plain
 //!   isolated network), `no-ipv6`, `no-ping`, `no-pxedhcp` (fast minus one tweak)
 //! - `BOOT_BENCH_VERBOSE`: print the proof's progress with timestamps
+//! - `BOOT_BENCH_DOMAIN_TYPE`: `kvm` or `qemu`, as `validate --domain-type` (default: the
+//!   best type libvirt can run here)
 
 use validate::boot::net::Tuning;
 use validate::boot::{prove, Proof};
@@ -54,6 +56,9 @@ fn main() {
         .collect();
     let opts = Options {
         nics: nics.clone(),
+        domain_type: std::env::var("BOOT_BENCH_DOMAIN_TYPE")
+            .ok()
+            .map(|t| t.parse().expect("BOOT_BENCH_DOMAIN_TYPE: kvm or qemu")),
         ..Options::default()
     };
     let mut figures: Vec<(String, String, f64)> = Vec::new();
