@@ -147,6 +147,24 @@ fn domain_type_kvm_boots_kvm_or_fails_saying_why() {
     assert_nothing_left(&conn);
 }
 
+/// `--boot-timeout` reaches the proof, and a boot that outlasts it says which option to raise.
+#[test]
+fn a_boot_longer_than_boot_timeout_fails_naming_the_option() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let opts = Options {
+        boot_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let r = &run_proof(&Proof::from_options(&opts))[0];
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert!(
+        r.detail.contains("no callback within 1 s (--boot-timeout)"),
+        "{r:?}"
+    );
+    assert_nothing_left(&conn);
+}
+
 #[test]
 fn missing_rom_fails_with_rom_hint() {
     let Some(conn) = real_libvirt() else { return };

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use bootstrap::desired::{DEFAULT_USER, NIC_ROMS};
 use clap::Parser;
 
-use crate::options::{parse_nodes, NodeGroup, Options, ReportFormat, DEFAULT_CONNECT, NODES_HELP};
+use crate::options::{
+    parse_nodes, NodeGroup, Options, ReportFormat, BOOT_TIMEOUT_RANGE_S, DEFAULT_BOOT_TIMEOUT_S,
+    DEFAULT_CONNECT, NODES_HELP,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +46,11 @@ pub struct Cli {
     /// here FAILs the proof.
     #[arg(long, value_name = "TYPE", value_parser = ["kvm", "qemu"])]
     domain_type: Option<String>,
+    /// Seconds one NIC model's boot proof may take from domain start to callback (10-3600).
+    /// Raise it on slow emulated hosts; a hung domain is still reported after 15 s of
+    /// silence.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BOOT_TIMEOUT_S, value_parser = boot_timeout)]
+    boot_timeout: u64,
     /// NIC models whose iPXE ROMs must be present and that the boot proof boots.
     #[arg(long = "nic", value_name = "MODELS", value_delimiter = ',', default_value = "virtio", value_parser = parse_nic)]
     nics: Vec<String>,
@@ -81,6 +89,21 @@ fn parse_nic(s: &str) -> Result<String, String> {
     }
 }
 
+fn boot_timeout(s: &str) -> Result<u64, String> {
+    let n: u64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if BOOT_TIMEOUT_RANGE_S.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} s is out of range ({}-{} s)",
+            BOOT_TIMEOUT_RANGE_S.start(),
+            BOOT_TIMEOUT_RANGE_S.end()
+        ))
+    }
+}
+
 fn key_file(s: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(s);
     bootstrap::sshkey::read_key_file(&p).map_err(|e| format!("{e:#}"))?;
@@ -96,6 +119,7 @@ impl Cli {
             allow_emulation: self.allow_emulation,
             skip_boot: self.skip_boot,
             domain_type: self.domain_type.as_deref().and_then(|t| t.parse().ok()),
+            boot_timeout: std::time::Duration::from_secs(self.boot_timeout),
             nics: self.nics.clone(),
             user: self.user.clone(),
             root_keys: self.root_keys.clone(),
@@ -129,6 +153,8 @@ mod tests {
             "--allow-emulation",
             "--domain-type",
             "qemu",
+            "--boot-timeout",
+            "180",
         ])
         .unwrap();
         let o = cli.options();
@@ -137,9 +163,16 @@ mod tests {
         assert_eq!(o.report, ReportFormat::Json);
         assert!(o.allow_emulation && !o.overcommit);
         assert_eq!(o.domain_type, Some(DomainType::Qemu));
+        assert_eq!(o.boot_timeout.as_secs(), 180);
         let d = Cli::try_parse_from(["validate"]).unwrap().options();
         assert_eq!(d, Options::default());
         assert!(Cli::try_parse_from(["validate", "--nic", "ne2k"]).is_err());
         assert!(Cli::try_parse_from(["validate", "--domain-type", "xen"]).is_err());
+        for bad in ["9", "3601", "1m", "-5"] {
+            assert!(
+                Cli::try_parse_from(["validate", "--boot-timeout", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -6,10 +6,18 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::checks::libvirt::DomainType;
+
+/// `--boot-timeout`'s default: seconds one NIC model's boot proof may take from domain
+/// start to callback (TCG here: 3-4 s; a test domain emulated inside an emulated host: 24 s
+/// quiet, up to 58 s loaded, docs/e2e.md).
+pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 60;
+/// `--boot-timeout`'s bounds, seconds.
+pub const BOOT_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u64> = 10..=3600;
 
 /// The libvirt URI checked when `--connect` is not given.
 pub const DEFAULT_CONNECT: &str = "qemu:///system";
@@ -47,6 +55,9 @@ pub struct Options {
     /// `--domain-type kvm|qemu`: the libvirt domain type the boot proof boots (the one the
     /// deployment will use); `None`: kvm where it really works, else qemu.
     pub domain_type: Option<DomainType>,
+    /// `--boot-timeout SECONDS`: how long one NIC model's boot may take, domain start to
+    /// callback ([`DEFAULT_BOOT_TIMEOUT_S`]).
+    pub boot_timeout: Duration,
     /// `--nic virtio,e1000`: NIC models whose ROMs must be present and that the boot proof
     /// boots, each a key of `bootstrap::desired::NIC_ROMS`. Never empty (default `virtio`).
     pub nics: Vec<String>,
@@ -70,6 +81,7 @@ impl Default for Options {
             allow_emulation: false,
             skip_boot: false,
             domain_type: None,
+            boot_timeout: Duration::from_secs(DEFAULT_BOOT_TIMEOUT_S),
             nics: vec!["virtio".to_string()],
             user: bootstrap::desired::DEFAULT_USER.to_string(),
             root_keys: Vec::new(),

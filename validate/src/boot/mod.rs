@@ -28,8 +28,9 @@ use xmlscan::escape;
 
 /// Name prefix of every domain, network and serial file the boot proof creates.
 pub const PREFIX: &str = "virthost-validate-";
-/// How long one NIC model may take from domain start to callback.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one NIC model may take from domain start to callback, unless `--boot-timeout`
+/// says otherwise.
+pub const TIMEOUT: Duration = Duration::from_secs(crate::options::DEFAULT_BOOT_TIMEOUT_S);
 
 /// What to boot. [`run`] builds it from the options; tests set the negative cases.
 #[derive(Debug, Clone)]
@@ -65,7 +66,7 @@ impl Proof {
             offer_boot_file: true,
             rom: Rom::Default,
             tuning: net::Tuning::FAST,
-            timeout: TIMEOUT,
+            timeout: opts.boot_timeout,
             domain_type: opts.domain_type,
         }
     }
@@ -755,7 +756,10 @@ impl Run {
                     t0.elapsed().as_secs_f64()
                 )
             } else {
-                format!("no callback within {} s", p.timeout.as_secs())
+                format!(
+                    "no callback within {} s (--boot-timeout)",
+                    p.timeout.as_secs()
+                )
             };
             let (stage, hint) = if let Some(sig) = interrupted() {
                 (

@@ -211,7 +211,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             stack_pub,
             run_dir: run_dir.into(),
             interrupt: false,
-            domain_type: None,
+            tcg_vm: false,
         };
         return drive::drive(&input, ph, &mut s.outcome);
     }
@@ -299,9 +299,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         stack_pub,
         run_dir: run_dir.into(),
         interrupt: true,
-        // Under TCG the guest's AMD-V is emulated: KVM loads and answers, but nested domains
-        // hang or panic the guest kernel (docs/e2e.md), so test domains are TCG ones there.
-        domain_type: (accel == vm::Accel::Tcg).then_some("qemu"),
+        tcg_vm: accel == vm::Accel::Tcg,
     };
     let driven = drive::drive(&input, ph, &mut s.outcome);
 
@@ -394,12 +392,13 @@ fn print_summary(s: &Summary) {
     if let Some(v) = &out.validate_summary {
         o.push_str(&format!(
             "validate{}: {} PASS, {} WARN, {} FAIL\n",
-            match (out.allow_emulation, out.forced_domain_type) {
+            match (out.allow_emulation, out.tcg_vm) {
                 (true, _) => " (--allow-emulation: guest CPU has no vmx/svm)".to_string(),
-                (false, Some(t)) => format!(
-                    " (--domain-type {t}: nested KVM on TCG's emulated AMD-V is unreliable)"
+                (false, true) => format!(
+                    " ({}: nested KVM on TCG's emulated AMD-V is unreliable)",
+                    drive::tcg_vm_validate_flags()
                 ),
-                (false, None) => String::new(),
+                (false, false) => String::new(),
             },
             v["pass"],
             v["warn"],
