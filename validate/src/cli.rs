@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use bootstrap::desired::{DEFAULT_USER, NIC_ROMS};
 use clap::Parser;
 
+use crate::checks::libvirt::DomainType;
 use crate::options::{
     parse_nodes, NodeGroup, Options, ReportFormat, BOOT_TIMEOUT_RANGE_S, DEFAULT_BOOT_TIMEOUT_S,
     DEFAULT_CONNECT, NODES_HELP,
@@ -41,15 +42,18 @@ pub struct Cli {
     /// Skip the iPXE boot proof.
     #[arg(long)]
     skip_boot: bool,
-    /// The libvirt domain type the boot proof boots: the one your deployment will use
-    /// (default: kvm where hardware virtualization works, else qemu). A type that cannot run
-    /// here FAILs the proof.
-    #[arg(long, value_name = "TYPE", value_parser = ["kvm", "qemu"])]
-    domain_type: Option<String>,
-    /// Seconds one NIC model's boot proof may take from domain start to callback (10-3600).
-    /// Raise it on slow emulated hosts; a hung domain is still reported after 15 s of
-    /// silence.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BOOT_TIMEOUT_S, value_parser = boot_timeout)]
+    /// The libvirt domain type the boot proof boots
+    ///
+    /// The type your deployment will use. Default: kvm where hardware virtualization works,
+    /// else qemu. A type that cannot run here FAILs the proof; it is never swapped for the
+    /// other.
+    #[arg(long, value_name = "TYPE", conflicts_with = "skip_boot", value_parser = domain_type())]
+    domain_type: Option<DomainType>,
+    /// Seconds each NIC model's boot proof may take, domain start to callback (10-3600)
+    ///
+    /// Raise it on slow hosts (TCG, loaded or nested ones). A hung domain is still reported
+    /// after 15 s of console silence, whatever the timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BOOT_TIMEOUT_S, conflicts_with = "skip_boot", value_parser = boot_timeout)]
     boot_timeout: u64,
     /// NIC models whose iPXE ROMs must be present and that the boot proof boots.
     #[arg(long = "nic", value_name = "MODELS", value_delimiter = ',', default_value = "virtio", value_parser = parse_nic)]
@@ -89,18 +93,17 @@ fn parse_nic(s: &str) -> Result<String, String> {
     }
 }
 
+/// `kvm` or `qemu` (listed in `--help`), parsed by [`DomainType`]'s own `FromStr`.
+fn domain_type() -> impl clap::builder::TypedValueParser<Value = DomainType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["kvm", "qemu"]).try_map(|s| s.parse::<DomainType>())
+}
+
 fn boot_timeout(s: &str) -> Result<u64, String> {
-    let n: u64 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if BOOT_TIMEOUT_RANGE_S.contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!(
-            "{n} s is out of range ({}-{} s)",
-            BOOT_TIMEOUT_RANGE_S.start(),
-            BOOT_TIMEOUT_RANGE_S.end()
-        ))
+    let (lo, hi) = (BOOT_TIMEOUT_RANGE_S.start(), BOOT_TIMEOUT_RANGE_S.end());
+    match s.parse::<u64>() {
+        Ok(n) if BOOT_TIMEOUT_RANGE_S.contains(&n) => Ok(n),
+        _ => Err(format!("expected whole seconds, {lo}-{hi}")),
     }
 }
 
@@ -118,7 +121,7 @@ impl Cli {
             overcommit: self.overcommit,
             allow_emulation: self.allow_emulation,
             skip_boot: self.skip_boot,
-            domain_type: self.domain_type.as_deref().and_then(|t| t.parse().ok()),
+            domain_type: self.domain_type,
             boot_timeout: std::time::Duration::from_secs(self.boot_timeout),
             nics: self.nics.clone(),
             user: self.user.clone(),
@@ -132,7 +135,6 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::libvirt::DomainType;
     use clap::CommandFactory;
 
     #[test]
@@ -168,7 +170,16 @@ mod tests {
         assert_eq!(d, Options::default());
         assert!(Cli::try_parse_from(["validate", "--nic", "ne2k"]).is_err());
         assert!(Cli::try_parse_from(["validate", "--domain-type", "xen"]).is_err());
-        for bad in ["9", "3601", "1m", "-5"] {
+        assert!(Cli::try_parse_from(["validate", "--skip-boot", "--domain-type", "kvm"]).is_err());
+        assert!(Cli::try_parse_from(["validate", "--skip-boot", "--boot-timeout", "90"]).is_err());
+        assert_eq!(
+            Cli::try_parse_from(["validate", "--domain-type", "kvm"])
+                .unwrap()
+                .options()
+                .domain_type,
+            Some(DomainType::Kvm)
+        );
+        for bad in ["9", "3601", "1m", "-5", "99999999999999999999"] {
             assert!(
                 Cli::try_parse_from(["validate", "--boot-timeout", bad]).is_err(),
                 "{bad}"

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::checks::libvirt::DomainType;
 
 /// `--boot-timeout`'s default: seconds one NIC model's boot proof may take from domain
-/// start to callback (TCG here: 3-4 s; a test domain emulated inside an emulated host: 24 s
+/// start to callback (TCG here: 3-4 s; a test domain emulated inside an emulated host: 27 s
 /// quiet, up to 58 s loaded, docs/e2e.md).
 pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 60;
 /// `--boot-timeout`'s bounds, seconds.

@@ -757,10 +757,15 @@ impl Run {
                 )
             } else {
                 format!(
-                    "no callback within {} s (--boot-timeout)",
+                    "no callback within the {} s --boot-timeout",
                     p.timeout.as_secs()
                 )
             };
+            // The wait ran to the deadline: the boot may only have been slow.
+            let timed_out = interrupted().is_none()
+                && prog.gave_up.is_none()
+                && hung.is_none()
+                && domain_alive != Some(false);
             let (stage, hint) = if let Some(sig) = interrupted() {
                 (
                     format!("interrupted by {sig}"),
@@ -769,18 +774,21 @@ impl Run {
             } else if hung.is_some() {
                 (
                     "the test domain hung".to_string(),
-                    stall::hint(bootstrap::facts::module_flag(
-                        &bootstrap::hostroot::HostRoot::system(),
-                        "kvm_amd",
-                        "nrips",
-                    )),
+                    stall::hint(
+                        dtype,
+                        bootstrap::facts::module_flag(
+                            &bootstrap::hostroot::HostRoot::system(),
+                            "kvm_amd",
+                            "nrips",
+                        ),
+                    ),
                 )
             } else if prog.firmware.is_none() {
                 (
                     "no firmware output".to_string(),
                     format!(
                         "the VM printed nothing on its serial console: check QEMU and SeaBIOS \
-                         (/var/log/libvirt/qemu/{dom_name}.log); under TCG on a loaded host, try again"
+                         (/var/log/libvirt/qemu/{dom_name}.log)"
                     ),
                 )
             } else if prog.ipxe.is_none() {
@@ -816,6 +824,14 @@ impl Run {
                         }
                     ),
                 )
+            };
+            let hint = if timed_out {
+                format!(
+                    "{hint}. If the console was still moving, the host is only slow (TCG, a \
+                     loaded or nested host): raise --boot-timeout"
+                )
+            } else {
+                hint
             };
             CheckResult::fail(
                 id,

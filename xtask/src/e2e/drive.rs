@@ -28,7 +28,7 @@ const BOOTSTRAP: Duration = minutes(30);
 /// A one-line probe of the guest (`grep /proc/cpuinfo`): well under a second.
 const PROBE: Duration = minutes(1);
 /// One validate run, iPXE boot proof included: measured 41-52 s with a nested kvm test
-/// domain, 47 s with a qemu one. Its own waits give up after `TCG_VM_BOOT_TIMEOUT_S` (boot
+/// domain, 56-58 s with a qemu one (two e2e runs). Its own waits give up after `TCG_VM_BOOT_TIMEOUT_S` (boot
 /// proof, in a VM under TCG) and 20 s (domain list as the user).
 const VALIDATE: Duration = minutes(6);
 /// The stack user's virsh define/start/list/destroy/undefine: measured 15.5-31 s.
@@ -184,7 +184,7 @@ fn file_name(p: &Path) -> String {
 /// A VM under TCG has an emulated AMD-V: KVM loads and answers in it, but nested domains hang
 /// or panic its kernel (docs/e2e.md, "Nested KVM under TCG"), so its test domains are TCG ones.
 pub const TCG_VM_DOMAIN_TYPE: &str = "qemu";
-/// A TCG test domain inside a TCG VM: callback after 24 s on a quiet host, 46-58 s with
+/// A TCG test domain inside a TCG VM: callback after 27-29 s on a quiet host, 46-58 s with
 /// another VM busy beside it (docs/e2e.md); validate's default 60 s is too tight for that.
 pub const TCG_VM_BOOT_TIMEOUT_S: u64 = 180;
 /// What validate gets in a VM under TCG.
@@ -282,7 +282,8 @@ fn no_report(what: &str, code: Option<i32>) -> String {
     match code {
         Some(255) => format!(
             "{what} printed no JSON report: ssh exited 255, so the connection failed or was cut \
-             (did the guest die? the summary's `guest kernel:` lines and serial.log tell)"
+             (did the machine die? for a VM, the summary's `guest kernel:` lines and serial.log \
+             tell)"
         ),
         Some(c) => format!("{what} printed no JSON report and exited {c} (its stderr is above)"),
         None => format!("{what} printed no JSON report: ssh was killed by a signal"),
@@ -430,7 +431,7 @@ mod tests {
     #[test]
     fn a_missing_report_says_whether_the_connection_died() {
         // CI, 2026-11-25: the guest kernel panicked during validate; ssh exited 255.
-        assert!(no_report("validate", Some(255)).contains("did the guest die?"));
+        assert!(no_report("validate", Some(255)).contains("did the machine die?"));
         assert!(no_report("bootstrap", Some(1)).contains("exited 1"));
         assert!(no_report("validate", None).contains("signal"));
     }

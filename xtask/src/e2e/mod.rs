@@ -393,7 +393,11 @@ fn print_summary(s: &Summary) {
         o.push_str(&format!(
             "validate{}: {} PASS, {} WARN, {} FAIL\n",
             match (out.allow_emulation, out.tcg_vm) {
-                (true, _) => " (--allow-emulation: guest CPU has no vmx/svm)".to_string(),
+                (true, false) => " (--allow-emulation: guest CPU has no vmx/svm)".to_string(),
+                (true, true) => format!(
+                    " (--allow-emulation: guest CPU has no vmx/svm; {}: a VM under TCG)",
+                    drive::tcg_vm_validate_flags()
+                ),
                 (false, true) => format!(
                     " ({}: nested KVM on TCG's emulated AMD-V is unreliable)",
                     drive::tcg_vm_validate_flags()
