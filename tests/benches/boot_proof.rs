@@ -9,6 +9,7 @@
 //! - `BOOT_BENCH_VERBOSE`: print the proof's progress with timestamps
 //! - `BOOT_BENCH_DOMAIN_TYPE`: `kvm` or `qemu`, as `validate --domain-type` (default: the
 //!   best type libvirt can run here)
+//! - `BOOT_BENCH_BOOT_TIMEOUT`: seconds, as `validate --boot-timeout` (60)
 
 use validate::boot::net::Tuning;
 use validate::boot::{prove, Proof};
@@ -59,6 +60,11 @@ fn main() {
         domain_type: std::env::var("BOOT_BENCH_DOMAIN_TYPE")
             .ok()
             .map(|t| t.parse().expect("BOOT_BENCH_DOMAIN_TYPE: kvm or qemu")),
+        boot_timeout: std::time::Duration::from_secs(
+            env_or("BOOT_BENCH_BOOT_TIMEOUT", "60")
+                .parse()
+                .expect("BOOT_BENCH_BOOT_TIMEOUT: seconds"),
+        ),
         ..Options::default()
     };
     let mut figures: Vec<(String, String, f64)> = Vec::new();

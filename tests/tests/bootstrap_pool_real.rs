@@ -8,8 +8,7 @@
 //! the test fails. What the step did is read back through libvirt's API (the `virt`
 //! crate), not through the step's own virsh parsers.
 
-mod common;
-use common::real_libvirt;
+use virthost_testkit::real_libvirt;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

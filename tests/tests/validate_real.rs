@@ -10,8 +10,7 @@
 //! is tested in `validate/tests/real_binary.rs` and `boot_signals.rs` (only there does cargo
 //! build it for the tests).
 
-mod common;
-use common::real_libvirt;
+use virthost_testkit::{left_by, real_libvirt};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,31 +45,8 @@ fn run_proof(p: &Proof) -> Vec<CheckResult> {
 
 /// Nothing this process created (name `virthost-validate-<our pid>-...`) is left.
 fn assert_nothing_left(conn: &Connect) {
-    let mine = format!("{PREFIX}{}-", std::process::id());
-    let doms: Vec<String> = conn
-        .list_all_domains(0)
-        .unwrap()
-        .iter()
-        .filter_map(|d| d.name().ok())
-        .filter(|n| n.starts_with(&mine))
-        .collect();
-    let nets: Vec<String> = conn
-        .list_all_networks(0)
-        .unwrap()
-        .iter()
-        .filter_map(|n| n.name().ok())
-        .filter(|n| n.starts_with(&mine))
-        .collect();
-    let files: Vec<PathBuf> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
-        .map(|e| e.path())
-        .collect();
-    assert!(
-        doms.is_empty() && nets.is_empty() && files.is_empty(),
-        "left behind: domains {doms:?}, networks {nets:?}, files {files:?}"
-    );
+    let left = left_by(conn, &format!("{PREFIX}{}-", std::process::id()));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

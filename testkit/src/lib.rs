@@ -1,0 +1,68 @@
+//! What the real-daemon tests share, across packages (`validate`'s tests of its binary,
+//! `virthost-tests`): the real libvirtd that `xtask/host/start-services.sh` starts (libvirtd
+//! in netns `virthost-test`), or a skip that becomes a failure under
+//! `VIRTHOST_REQUIRE_REAL=1` (which `cargo xtask test` sets); and what a test left behind.
+//! A dev-dependency only: nothing here ships in a binary.
+
+use bootstrap::desired::LIBVIRT_URI;
+use virt::connect::Connect;
+
+/// The real daemon at `qemu:///system`, or `None` (skip) when it is absent or this is not
+/// root and `VIRTHOST_REQUIRE_REAL` is not `1`; with it, a panic that says how to start it.
+pub fn real_libvirt() -> Option<Connect> {
+    virt::error::clear_error_callback();
+    let required = std::env::var("VIRTHOST_REQUIRE_REAL").as_deref() == Ok("1");
+    let root = is_root();
+    match (root, Connect::open(Some(LIBVIRT_URI))) {
+        (true, Ok(c)) => Some(c),
+        (root, res) => {
+            let why = match res {
+                Err(e) => format!("libvirtd unreachable at {LIBVIRT_URI}: {e}"),
+                Ok(_) => format!("not root (root: {root})"),
+            };
+            if required {
+                panic!("VIRTHOST_REQUIRE_REAL=1 but {why}; run `bash xtask/host/start-services.sh` as root");
+            }
+            eprintln!("skipping: {why}");
+            None
+        }
+    }
+}
+
+/// Whether this process runs as root (effective uid 0), read from `/proc/self/status`.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Names of the domains and networks of `conn`, and of the files in `$TMPDIR`, that start
+/// with `prefix` (validate's boot proof names all three `virthost-validate-<pid>-...`).
+pub fn left_by(conn: &Connect, prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = conn
+        .list_all_domains(0)
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.name().ok())
+        .chain(
+            conn.list_all_networks(0)
+                .unwrap()
+                .iter()
+                .filter_map(|n| n.name().ok()),
+        )
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    out.extend(
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix)),
+    );
+    out
+}
