@@ -188,6 +188,13 @@ pub fn processes(root: &HostRoot, pred: impl Fn(&str) -> bool) -> Vec<Process> {
     out
 }
 
+/// The `comm` of process `pid`, if it runs (and `/proc` is readable).
+pub fn process_name(root: &HostRoot, pid: u32) -> Option<String> {
+    std::fs::read_to_string(root.path(format!("/proc/{pid}/comm")))
+        .ok()
+        .map(|c| c.trim_end().to_string())
+}
+
 /// Running QEMU guests (`qemu-kvm`, `qemu-system-x86_64`: `comm` is cut at 15 bytes).
 pub fn running_guests(root: &HostRoot) -> Vec<Process> {
     processes(root, |c| {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod cpu;
 pub mod desired;
+pub mod dpkglock;
 pub mod facts;
 pub mod hostroot;
 pub mod ipxe;

@@ -385,6 +385,8 @@ impl PackageDb for SystemPackageDb {
         if self.family != Family::Apt {
             return Ok(());
         }
+        // apt-get waits for dpkg's locks (DPKG_CONF_OPTS), dpkg fails at once: wait here.
+        crate::dpkglock::wait(&self.root, crate::dpkglock::TIMEOUT, progress)?;
         let mut c = self.command("dpkg");
         c.args(["--force-confdef", "--force-confold", "--configure", "-a"]);
         self.stream(c, progress)
