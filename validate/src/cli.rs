@@ -52,7 +52,7 @@ pub struct Cli {
     /// Seconds each NIC model's boot proof may take, domain start to callback (10-3600)
     ///
     /// Raise it on slow hosts (TCG, loaded or nested ones). A hung domain is still reported
-    /// after 15 s of console silence, whatever the timeout.
+    /// after 15 s (kvm) or 45 s (qemu) of console silence, whatever the timeout.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BOOT_TIMEOUT_S, conflicts_with = "skip_boot", value_parser = boot_timeout)]
     boot_timeout: u64,
     /// NIC models whose iPXE ROMs must be present and that the boot proof boots.

@@ -90,7 +90,7 @@ pub struct Timings {
     pub script_s: Option<f64>,
     pub callback_s: Option<f64>,
     /// The longest time the console stayed unchanged after its first output (to the end of
-    /// the wait): what [`stall`] compares with its 15 s.
+    /// the wait): what [`stall`] compares with its silence (15 s kvm, 45 s qemu).
     pub longest_quiet_s: Option<f64>,
 }
 
@@ -698,7 +698,7 @@ impl Run {
             // Only once the firmware printed: a domain silent from the start is "no firmware
             // output" (TCG on a loaded host can take a while to print anything).
             if let Some(last) = prog.last_output {
-                hung = stall::stalled(last, now, &cpu);
+                hung = stall::stalled(last, now, &cpu, stall::silence(dtype));
                 if hung.is_some() {
                     break;
                 }
