@@ -179,8 +179,7 @@ pub fn processes(root: &HostRoot, pred: impl Fn(&str) -> bool) -> Vec<Process> {
         .filter_map(|e| {
             let e = e.ok()?;
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            let comm = comm.trim_end().to_string();
+            let comm = process_name(root, pid)?;
             pred(&comm).then_some(Process { pid, comm })
         })
         .collect();

@@ -12,7 +12,7 @@ use virt::connect::Connect;
 pub fn real_libvirt() -> Option<Connect> {
     virt::error::clear_error_callback();
     let required = std::env::var("VIRTHOST_REQUIRE_REAL").as_deref() == Ok("1");
-    let root = is_root();
+    let root = nix::unistd::geteuid().is_root();
     match (root, Connect::open(Some(LIBVIRT_URI))) {
         (true, Ok(c)) => Some(c),
         (root, res) => {
@@ -27,18 +27,6 @@ pub fn real_libvirt() -> Option<Connect> {
             None
         }
     }
-}
-
-/// Whether this process runs as root (effective uid 0), read from `/proc/self/status`.
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Names of the domains and networks of `conn`, and of the files in `$TMPDIR`, that start

@@ -24,7 +24,7 @@ use validate::boot::PREFIX;
 use validate::checks::libvirt::SYSTEM_URI;
 use virt::connect::Connect;
 
-/// Two NICs boot one after the other, each within `boot::TIMEOUT` (60 s).
+/// Two NICs boot one after the other, each within `--boot-timeout`'s default (`options::DEFAULT_BOOT_TIMEOUT_S`, 60 s).
 const DEADLINE: Duration = Duration::from_secs(240);
 
 /// A finished `validate` run.

@@ -28,9 +28,6 @@ use xmlscan::escape;
 
 /// Name prefix of every domain, network and serial file the boot proof creates.
 pub const PREFIX: &str = "virthost-validate-";
-/// How long one NIC model may take from domain start to callback, unless `--boot-timeout`
-/// says otherwise.
-pub const TIMEOUT: Duration = Duration::from_secs(crate::options::DEFAULT_BOOT_TIMEOUT_S);
 
 /// What to boot. [`run`] builds it from the options; tests set the negative cases.
 #[derive(Debug, Clone)]
