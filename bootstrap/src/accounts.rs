@@ -126,6 +126,31 @@ pub fn parse_group(text: &str) -> Vec<Group> {
         .collect()
 }
 
+/// Where useradd reads the first uid of a regular (not system) account.
+pub const LOGIN_DEFS_PATH: &str = "/etc/login.defs";
+/// `UID_MIN` when login.defs does not say: shadow's default, and every family's.
+pub const DEFAULT_UID_MIN: u32 = 1000;
+
+/// `UID_MIN` of login.defs text (`UID_MIN  1000`); the last valid setting counts.
+pub fn uid_min(login_defs: &str) -> u32 {
+    login_defs
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("UID_MIN")).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or(DEFAULT_UID_MIN)
+}
+
+/// `UID_MIN` of the host (its default when login.defs is missing or does not say).
+pub fn read_uid_min(root: &HostRoot) -> u32 {
+    root.read_optional(LOGIN_DEFS_PATH)
+        .ok()
+        .flatten()
+        .map_or(DEFAULT_UID_MIN, |t| uid_min(&t))
+}
+
 fn fields(line: &str) -> Option<Vec<&str>> {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim().is_empty() || line.starts_with('#') || line.starts_with(['+', '-']) {
@@ -178,6 +203,17 @@ mod tests {
         assert!(a.in_group("stack", "stack"), "primary group");
         assert!(!a.in_group("daemon", "kvm"));
         assert!(!a.in_group("stack", "nosuchgroup"));
+    }
+
+    #[test]
+    fn uid_min_from_login_defs() {
+        assert_eq!(
+            uid_min("# UID_MIN 5\nUID_MIN\t\t 1000\nUID_MAX 60000\n"),
+            1000
+        );
+        assert_eq!(uid_min("UID_MIN 500\n"), 500);
+        assert_eq!(uid_min("UID_MIN x\nUID_MINX 7\n"), DEFAULT_UID_MIN);
+        assert_eq!(uid_min(""), DEFAULT_UID_MIN);
     }
 
     #[test]

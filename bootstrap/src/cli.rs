@@ -1,12 +1,16 @@
-//! What `bootstrap` does once its command line is parsed (`main.rs` only parses): root
-//! check, key files validated before anything is written, platform, facts, plan, run,
-//! report, exit code.
+//! What `bootstrap` does once its command line is parsed (`main.rs` only parses): every
+//! input checked before anything else (the user name, the key files, that the files to
+//! write can name the user), the host lock, platform, facts, plan, run, report, exit code.
+//! Invalid input exits [`exit::USAGE`] with the host exactly as it was.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use crate::accounts::{self, Accounts};
 use crate::desired;
 use crate::facts::Facts;
+use crate::hostlock::{self, Access, LockError};
 use crate::hostroot::HostRoot;
 use crate::os::Family;
 use crate::pkg::SystemPackageDb;
@@ -14,15 +18,16 @@ use crate::plan::{self, Options};
 use crate::report::{Human, Report};
 use crate::sshkey;
 use crate::step::{self, Mode, Summary};
+use crate::username::{Rules, UserName};
 use crate::virsh::SystemVirsh;
 
-/// Exit codes (README, contracts.md).
+/// Exit codes (README).
 pub mod exit {
     /// Apply: converged. `--check`: nothing pending.
     pub const OK: u8 = 0;
     /// A step failed.
     pub const FAILED: u8 = 1;
-    /// Bad flag, unreadable or invalid key file.
+    /// Bad flag or input: user name, key file, a name the files cannot hold.
     pub const USAGE: u8 = 2;
     /// Apply needs root.
     pub const NOT_ROOT: u8 = 3;
@@ -30,6 +35,8 @@ pub mod exit {
     pub const PENDING: u8 = 4;
     /// Unsupported OS without `--os-family`.
     pub const UNSUPPORTED: u8 = 5;
+    /// Another bootstrap held the host lock for all of `--lock-wait`; nothing was changed.
+    pub const LOCKED: u8 = 6;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +51,18 @@ pub struct Invocation {
     pub check: bool,
     pub root_keys: Vec<PathBuf>,
     pub stack_keys: Vec<PathBuf>,
+    /// As given: checked here, against the host family's rules once that is known.
     pub user: String,
     pub sudo: bool,
     pub report: ReportFormat,
     /// `None` for `auto`.
     pub os_family: Option<Family>,
+    /// How long to wait for another bootstrap's host lock.
+    pub lock_wait: Duration,
 }
 
 pub fn run(inv: Invocation) -> ExitCode {
-    ExitCode::from(run_code(inv, &HostRoot::system()))
+    ExitCode::from(run_at(inv, &HostRoot::system()))
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
@@ -60,16 +70,15 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
     code
 }
 
-fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
+/// [`run`] on the host laid out under `root` (a test's temporary root; `/` in the binary).
+#[doc(hidden)]
+pub fn run_at(inv: Invocation, root: &HostRoot) -> u8 {
     let mode = if inv.check { Mode::Check } else { Mode::Apply };
-    if mode == Mode::Apply && !nix::unistd::geteuid().is_root() {
-        return fail(
-            exit::NOT_ROOT,
-            "must run as root to change the host (run it with sudo, or use --check to only read)",
-        );
+    // Inputs first, before the host is read or locked: a bad name or a private key given
+    // by mistake stops the run here, and is never copied.
+    if let Err(e) = UserName::parse(&inv.user, Rules::Any) {
+        return fail(exit::USAGE, format!("--user: {e}"));
     }
-    // Every key file is parsed before anything is read or written: a private key given by
-    // mistake stops the run here, and is never copied.
     let (root_keys, stack_keys) = match (
         sshkey::read_key_files(&inv.root_keys),
         sshkey::read_key_files(&inv.stack_keys),
@@ -77,18 +86,57 @@ fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
         (Ok(r), Ok(s)) => (r, s),
         (Err(e), _) | (_, Err(e)) => return fail(exit::USAGE, format!("{e:#}")),
     };
+    if mode == Mode::Apply && root.is_system() && !nix::unistd::geteuid().is_root() {
+        return fail(
+            exit::NOT_ROOT,
+            "must run as root to change the host (run it with sudo, or use --check to only read)",
+        );
+    }
+    let access = match mode {
+        Mode::Apply => Access::Exclusive,
+        Mode::Check => Access::Shared,
+    };
+    let tell = |m: &str| eprintln!("bootstrap: {m}");
+    let _lock = match hostlock::acquire(root, access, inv.lock_wait, &tell) {
+        Ok(l) => l,
+        Err(e @ LockError::Timeout { .. }) => return fail(exit::LOCKED, e),
+        // A reader that may not open the lock file reads without it (it changes nothing).
+        Err(LockError::Io { source, .. })
+            if mode == Mode::Check && source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            None
+        }
+        Err(e) => return fail(exit::FAILED, e),
+    };
     let platform = match Facts::platform(root, inv.os_family) {
         Ok(Ok(p)) => p,
         Ok(Err(unsupported)) => return fail(exit::UNSUPPORTED, unsupported),
         Err(e) => return fail(exit::FAILED, format!("reading os-release: {e:#}")),
     };
+    let user = match UserName::parse(&inv.user, Rules::of(platform.family)) {
+        Ok(u) => u,
+        Err(e) => return fail(exit::USAGE, format!("--user: {e}")),
+    };
+    if let Err(why) = account_in_reach(root, &user) {
+        return fail(exit::USAGE, format!("--user: {why}"));
+    }
     let db = SystemPackageDb::new(platform.family, root.clone(), mode == Mode::Apply);
     let facts = match Facts::gather(root, platform, &db) {
         Ok(f) => f,
         Err(e) => return fail(exit::FAILED, format!("reading the host: {e:#}")),
     };
+    // Every file that names the user can name it, before any step writes anything.
+    let rendered = plan::polkit_backend(&facts)
+        .content(&user)
+        .and_then(|_| match inv.sudo {
+            true => desired::sudoers_content(&user).map(drop),
+            false => Ok(()),
+        });
+    if let Err(e) = rendered {
+        return fail(exit::USAGE, format!("--user: {e:#}"));
+    }
     let opts = Options {
-        user: inv.user,
+        user,
         sudo: inv.sudo,
         root_keys,
         stack_keys,
@@ -130,6 +178,26 @@ fn run_code(inv: Invocation, root: &HostRoot) -> u8 {
     }
 }
 
+/// The VM user is a regular account or a new one: never root, never a system account
+/// (uid below login.defs' `UID_MIN`), whose shell, keys and rights bootstrap would change.
+fn account_in_reach(root: &HostRoot, user: &UserName) -> Result<(), String> {
+    if user.is_root() {
+        return Err("the VM user cannot be root (use --root-key for root's keys)".into());
+    }
+    let Ok(accounts) = Accounts::read(root) else {
+        return Ok(()); // the user step reports an unreadable user database
+    };
+    let min = accounts::read_uid_min(root);
+    match accounts.user(user.as_str()) {
+        Some(u) if u.uid < min => Err(format!(
+            "'{user}' is a system account (uid {}, below UID_MIN {min}): bootstrap would give it \
+             a login shell, SSH keys and libvirt rights; choose another name",
+            u.uid
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +211,7 @@ mod tests {
             sudo: false,
             report: ReportFormat::Json,
             os_family: None,
+            lock_wait: Duration::ZERO,
         }
     }
 
@@ -156,7 +225,7 @@ mod tests {
         )
         .unwrap();
         let root = HostRoot::at(d.path());
-        assert_eq!(run_code(inv(), &root), exit::UNSUPPORTED);
+        assert_eq!(run_at(inv(), &root), exit::UNSUPPORTED);
         let key = d.path().join("id_rsa");
         std::fs::write(
             &key,
@@ -166,9 +235,9 @@ mod tests {
         let mut bad = inv();
         bad.root_keys = vec![key];
         // The key is refused before the OS is even read.
-        assert_eq!(run_code(bad, &root), exit::USAGE);
+        assert_eq!(run_at(bad, &root), exit::USAGE);
         let mut missing = inv();
         missing.stack_keys = vec![d.path().join("nope.pub")];
-        assert_eq!(run_code(missing, &root), exit::USAGE);
+        assert_eq!(run_at(missing, &root), exit::USAGE);
     }
 }

@@ -6,6 +6,8 @@ use serde::Serialize;
 use crate::cpu::VirtExtension;
 use crate::ipxe::BuildDate;
 use crate::os::{Distro, Family, Platform};
+use crate::render;
+use crate::username::UserName;
 
 /// The `apiVersion` of every machine-readable report.
 pub const API_VERSION: &str = "virthost.dev/v1";
@@ -131,7 +133,7 @@ fn repo_hint(platform: &Platform, role: Role) -> String {
 pub const DEFAULT_USER: &str = "stack";
 pub const USER_SHELL: &str = "/bin/bash";
 
-pub fn user_home(user: &str) -> String {
+pub fn user_home(user: &UserName) -> String {
     format!("/home/{user}")
 }
 
@@ -187,26 +189,13 @@ impl PolkitBackend {
         }
     }
 
-    /// The file content that grants [`LIBVIRT_MANAGE_ACTION`] to `user` alone.
-    pub fn content(self, user: &str) -> String {
+    /// The file content that grants [`LIBVIRT_MANAGE_ACTION`] to `user` alone, rendered
+    /// with the language's quoting ([`render`]); an error when the file's language cannot
+    /// hold the name literally (a `.pkla` cannot match `*` or `?`).
+    pub fn content(self, user: &UserName) -> anyhow::Result<String> {
         match self {
-            PolkitBackend::Rules => format!(
-                "// Managed by virthost bootstrap: lets '{user}' manage libvirt ({LIBVIRT_MANAGE_ACTION}).\n\
-                 polkit.addRule(function(action, subject) {{\n    \
-                     if (action.id == \"{LIBVIRT_MANAGE_ACTION}\" && subject.user == \"{user}\") {{\n        \
-                         return polkit.Result.YES;\n    \
-                     }}\n\
-                 }});\n"
-            ),
-            PolkitBackend::LocalAuthority => format!(
-                "# Managed by virthost bootstrap: lets '{user}' manage libvirt.\n\
-                 [virthost: {user} manages libvirt]\n\
-                 Identity=unix-user:{user}\n\
-                 Action={LIBVIRT_MANAGE_ACTION}\n\
-                 ResultAny=yes\n\
-                 ResultInactive=yes\n\
-                 ResultActive=yes\n"
-            ),
+            PolkitBackend::Rules => Ok(render::polkit_rule(LIBVIRT_MANAGE_ACTION, user.as_str())),
+            PolkitBackend::LocalAuthority => render::pkla(LIBVIRT_MANAGE_ACTION, user.as_str()),
         }
     }
 }
@@ -215,28 +204,44 @@ impl PolkitBackend {
 pub const NESTED_CONF_PATH: &str = "/etc/modprobe.d/virthost-kvm-nested.conf";
 
 pub fn nested_conf(ext: VirtExtension) -> String {
-    format!(
-        "# Managed by virthost bootstrap: nested virtualization for the VMs' own guests.\noptions {} nested=1\n",
-        ext.kvm_module()
+    render::modprobe_options(
+        "Managed by virthost bootstrap: nested virtualization for the VMs' own guests.",
+        ext.kvm_module(),
+        &[("nested", "1")],
     )
+    .expect("the KVM module names are modprobe tokens")
 }
 
 /// `/dev/kvm` must be `root:kvm 0660` so the user QEMU runs as can open it (ENVIRONMENT.md:
 /// without it libvirt re-probes QEMU on every call). Installed where the distribution's
 /// udev rules do not already set it.
 pub const KVM_UDEV_RULE_PATH: &str = "/etc/udev/rules.d/65-virthost-kvm.rules";
-pub const KVM_UDEV_RULE: &str =
-    "# Managed by virthost bootstrap: /dev/kvm for the kvm group.\nKERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\"\n";
 pub const KVM_GROUP: &str = "kvm";
 pub const KVM_MODE: u32 = 0o660;
 
-/// Optional passwordless sudo for the user (`bootstrap --sudo`).
-pub fn sudoers_path(user: &str) -> String {
-    format!("/etc/sudoers.d/virthost-{user}")
+/// The udev rule that gives `/dev/kvm` to [`KVM_GROUP`] with [`KVM_MODE`].
+pub fn kvm_udev_rule() -> String {
+    render::udev_rule(
+        "Managed by virthost bootstrap: /dev/kvm for the kvm group.",
+        &[("KERNEL", "kvm")],
+        &[("GROUP", KVM_GROUP), ("MODE", &format!("{KVM_MODE:04o}"))],
+    )
+    .expect("the rule's values are constants")
 }
 
-pub fn sudoers_content(user: &str) -> String {
-    format!("# Managed by virthost bootstrap.\n{user} ALL=(ALL) NOPASSWD: ALL\n")
+/// Optional passwordless sudo for the user (`bootstrap --sudo`).
+/// The file lives in `/etc/sudoers.d/`; its name says whose it is, in the characters sudo
+/// reads there ([`render::sudoers_file_name`]).
+pub fn sudoers_path(user: &UserName) -> String {
+    format!(
+        "/etc/sudoers.d/{}",
+        render::sudoers_file_name("virthost-", user.as_str())
+    )
+}
+
+/// An error when sudoers cannot name the user (its reserved `ALL`).
+pub fn sudoers_content(user: &UserName) -> anyhow::Result<String> {
+    render::sudoers_nopasswd_all(user.as_str())
 }
 
 /// Directories where QEMU finds iPXE ROMs, per family.
@@ -337,11 +342,13 @@ mod tests {
             PolkitBackend::for_version("124-2ubuntu1"),
             PolkitBackend::Rules
         );
-        let rule = PolkitBackend::Rules.content("stack");
+        let name = |n| UserName::parse(n, crate::username::Rules::Any).unwrap();
+        let rule = PolkitBackend::Rules.content(&name("stack")).unwrap();
         assert!(
-            rule.contains("subject.user == \"stack\"") && rule.contains("org.libvirt.unix.manage")
+            rule.contains("subject.user == \"stack\"")
+                && rule.contains("\"org.libvirt.unix.manage\"")
         );
-        let pkla = PolkitBackend::LocalAuthority.content("ops");
+        let pkla = PolkitBackend::LocalAuthority.content(&name("ops")).unwrap();
         assert!(pkla.contains("Identity=unix-user:ops"));
     }
 

@@ -8,11 +8,9 @@
 //! `F_SETLK`) on both files below; `F_GETLK` names the process that holds one without
 //! taking it.
 
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::facts::process_name;
 use crate::hostroot::HostRoot;
 use crate::step::Progress;
 
@@ -36,18 +34,13 @@ pub struct Holder {
 impl Holder {
     /// `pid 1120 (dpkg)` with the process name from `/proc` where it can be read.
     fn describe(&self, root: &HostRoot) -> String {
-        match (self.pid, process_name(root, self.pid as u32)) {
-            (p, Some(name)) if p > 0 => format!("pid {p} ({name})"),
-            (p, None) if p > 0 => format!("pid {p}"),
-            _ => "another process".to_string(),
-        }
+        crate::hostlock::describe_pid(root, self.pid)
     }
 }
 
 /// The first of [`LOCKS`] another process holds; `None` when both are free or absent (no
 /// dpkg database: nothing to wait for).
 pub fn holder(root: &HostRoot) -> std::io::Result<Option<Holder>> {
-    use nix::fcntl::{fcntl, FcntlArg};
     for lock in LOCKS {
         let path = root.path(lock);
         let file = match std::fs::File::open(&path) {
@@ -55,17 +48,8 @@ pub fn holder(root: &HostRoot) -> std::io::Result<Option<Holder>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        // SAFETY: a plain C struct; all-zero is a valid value, the fields that matter are
-        // set below.
-        let mut fl: nix::libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = nix::libc::F_WRLCK as _;
-        fl.l_whence = nix::libc::SEEK_SET as _;
-        fcntl(file.as_fd(), FcntlArg::F_GETLK(&mut fl)).map_err(std::io::Error::from)?;
-        if fl.l_type != nix::libc::F_UNLCK as nix::libc::c_short {
-            return Ok(Some(Holder {
-                lock: path,
-                pid: fl.l_pid,
-            }));
+        if let Some(pid) = crate::hostlock::holder_of(&file, nix::libc::F_WRLCK)? {
+            return Ok(Some(Holder { lock: path, pid }));
         }
     }
     Ok(None)
@@ -110,6 +94,7 @@ mod tests {
     use nix::unistd::{fork, ForkResult, Pid};
     use std::cell::RefCell;
     use std::io::Read;
+    use std::os::fd::AsFd;
 
     struct Said(RefCell<Vec<String>>);
     impl Progress for Said {

@@ -483,7 +483,7 @@ mod tests {
         write(
             d.path(),
             "etc/udev/rules.d/65-virthost-kvm.rules",
-            desired::KVM_UDEV_RULE,
+            &desired::kvm_udev_rule(),
         );
         assert_eq!(
             running_guests(&r),

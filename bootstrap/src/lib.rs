@@ -3,6 +3,7 @@
 //! checks a host against it.
 
 pub mod accounts;
+pub mod argfile;
 pub mod atomic;
 pub mod cli;
 pub mod cmd;
@@ -10,13 +11,16 @@ pub mod cpu;
 pub mod desired;
 pub mod dpkglock;
 pub mod facts;
+pub mod hostlock;
 pub mod hostroot;
 pub mod ipxe;
 pub mod os;
 pub mod pkg;
 pub mod plan;
+pub mod render;
 pub mod report;
 pub mod sshkey;
 pub mod step;
 pub mod steps;
+pub mod username;
 pub mod virsh;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use bootstrap::cli::{self, Invocation, ReportFormat};
 use bootstrap::desired;
+use bootstrap::hostlock;
 use bootstrap::os::Family;
 use clap::{Parser, ValueEnum};
 
@@ -50,11 +51,15 @@ struct Cli {
     /// Package-manager family; anything but auto drives an unsupported OS, best effort.
     #[arg(long = "os-family", value_enum, default_value = "auto")]
     os_family: OsFamily,
+    /// Seconds to wait while another bootstrap holds this host's lock (0-86400); then exit 6.
+    #[arg(long = "lock-wait", value_name = "SECONDS", default_value_t = hostlock::DEFAULT_WAIT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=86400))]
+    lock_wait: u64,
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok (apply: converged; --check: nothing pending), \
-1 a step failed, 2 usage error (bad flag, unreadable or invalid key file), 3 not root (apply \
-only), 4 --check: changes pending, 5 unsupported OS without --os-family.";
+1 a step failed, 2 usage error (bad flag, user name or key file; nothing was changed), 3 not \
+root (apply only), 4 --check: changes pending, 5 unsupported OS without --os-family, 6 another \
+bootstrap held the host lock for all of --lock-wait (nothing was changed).";
 
 fn main() -> ExitCode {
     let c = Cli::parse();
@@ -74,5 +79,6 @@ fn main() -> ExitCode {
             OsFamily::Dnf => Some(Family::Dnf),
             OsFamily::Apt => Some(Family::Apt),
         },
+        lock_wait: std::time::Duration::from_secs(c.lock_wait),
     })
 }

@@ -13,13 +13,14 @@ use crate::steps::pool::PoolStep;
 use crate::steps::sudo::SudoStep;
 use crate::steps::user::UserStep;
 use crate::steps::{ipxe::Ipxe, libvirt::Libvirt, packages::Packages, virt};
+use crate::username::UserName;
 use crate::virsh::Virsh;
 
 /// What the command line asks for beyond the desired state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// The user that manages VMs (`--user`, default [`desired::DEFAULT_USER`]).
-    pub user: String,
+    pub user: UserName,
     /// Passwordless sudo for that user (`--sudo`).
     pub sudo: bool,
     /// The keys of the `--root-key` files, parsed before anything is written.
@@ -31,7 +32,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            user: desired::DEFAULT_USER.to_string(),
+            user: UserName::parse(desired::DEFAULT_USER, crate::username::Rules::Debian)
+                .expect("the default user name is valid everywhere"),
             sudo: false,
             root_keys: vec![],
             stack_keys: vec![],
@@ -89,7 +91,7 @@ fn account_steps<'a>(facts: &'a Facts, opts: &'a Options) -> Vec<Box<dyn Step + 
     }
     if !opts.root_keys.is_empty() {
         steps.push(Box::new(KeysStep {
-            user: "root".into(),
+            user: UserName::root(),
             keys: opts.root_keys.clone(),
         }));
     }

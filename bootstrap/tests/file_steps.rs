@@ -15,6 +15,7 @@ use bootstrap::steps::files::ManagedFile;
 use bootstrap::steps::keys::KeysStep;
 use bootstrap::steps::polkit::PolkitStep;
 use bootstrap::steps::user::UserStep;
+use bootstrap::username::{Rules, UserName};
 
 const PUB: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH5MtzcSvmMSc4QzuI91jV6PvabZH2w7/O/Yzu6MM0SI alice@laptop\n";
 const PRIVATE: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\n\
@@ -90,8 +91,9 @@ fn build(
     root_keys: &[PathBuf],
     stack_keys: &[PathBuf],
 ) -> anyhow::Result<Vec<Box<dyn Step>>> {
-    let root_keys = KeysStep::from_files("root", root_keys)?;
-    let user_keys = KeysStep::from_files(user, stack_keys)?;
+    let user = UserName::parse(user, Rules::Debian)?;
+    let root_keys = KeysStep::from_files(&UserName::root(), root_keys)?;
+    let user_keys = KeysStep::from_files(&user, stack_keys)?;
     Ok(vec![
         Box::new(ManagedFile::new(
             "nested",
@@ -102,12 +104,12 @@ fn build(
         Box::new(ManagedFile::new(
             "kvm-udev",
             desired::KVM_UDEV_RULE_PATH,
-            desired::KVM_UDEV_RULE,
+            desired::kvm_udev_rule(),
             0o644,
         )),
-        Box::new(UserStep { name: user.into() }),
+        Box::new(UserStep { name: user.clone() }),
         Box::new(PolkitStep {
-            user: user.into(),
+            user,
             backend: PolkitBackend::Rules,
         }),
         Box::new(root_keys),

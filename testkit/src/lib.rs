@@ -54,3 +54,38 @@ pub fn left_by(conn: &Connect, prefix: &str) -> Vec<String> {
     );
     out
 }
+
+/// Whether `VIRTHOST_REQUIRE_REAL=1` (set by `cargo xtask test`): then a missing tool, daemon
+/// or root is a failure, never a skip.
+pub fn real_required() -> bool {
+    std::env::var("VIRTHOST_REQUIRE_REAL").as_deref() == Ok("1")
+}
+
+/// The path of `tool` on `PATH`, or `None` (skip, said on stderr); under
+/// `VIRTHOST_REQUIRE_REAL=1` a missing tool panics with the package that brings it
+/// (`xtask/host/install-deps.sh` installs it).
+pub fn tool(tool: &str, package: &str) -> Option<std::path::PathBuf> {
+    match which::which(tool) {
+        Ok(p) => Some(p),
+        Err(_) if real_required() => panic!(
+            "VIRTHOST_REQUIRE_REAL=1 but {tool} is not on PATH: apt-get install {package} \
+             (xtask/host/install-deps.sh does)"
+        ),
+        Err(_) => {
+            eprintln!("skipping: {tool} not on PATH (apt-get install {package})");
+            None
+        }
+    }
+}
+
+/// Root, or `None` (skip, said on stderr); under `VIRTHOST_REQUIRE_REAL=1` a panic.
+pub fn root() -> Option<()> {
+    if nix::unistd::geteuid().is_root() {
+        return Some(());
+    }
+    if real_required() {
+        panic!("VIRTHOST_REQUIRE_REAL=1 but this test needs root");
+    }
+    eprintln!("skipping: needs root");
+    None
+}

@@ -298,7 +298,7 @@ fn leftovers_of_a_killed_run_are_swept() {
 fn libvirt_checks_against_the_real_daemon() {
     let Some(_conn) = real_libvirt() else { return };
     let results = libvirt::run(&Options {
-        user: "root".into(),
+        user: "root".parse().unwrap(),
         ..Options::default()
     });
     eprintln!("{results:#?}");
@@ -419,7 +419,13 @@ fn polkit_check_fails_without_the_rule_and_passes_with_it() {
     );
 
     std::fs::create_dir_all(user.rule.parent().unwrap()).unwrap();
-    std::fs::write(&user.rule, PolkitBackend::Rules.content(&name)).unwrap();
+    std::fs::write(
+        &user.rule,
+        PolkitBackend::Rules
+            .content(&name.parse().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     // polkitd reloads rules on an inotify event; give it a moment.
     let mut r = r;
     for _ in 0..50 {

@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 
 use bootstrap::desired::{DEFAULT_USER, NIC_ROMS};
+use bootstrap::username::UserName;
 use clap::Parser;
 
 use crate::checks::libvirt::DomainType;
 use crate::options::{
-    parse_nodes, NodeGroup, Options, ReportFormat, BOOT_TIMEOUT_RANGE_S, DEFAULT_BOOT_TIMEOUT_S,
-    DEFAULT_CONNECT, NODES_HELP,
+    check_connect, parse_nodes, NodeGroup, Options, ReportFormat, BOOT_TIMEOUT_RANGE_S,
+    DEFAULT_BOOT_TIMEOUT_S, DEFAULT_CONNECT, NODES_HELP,
 };
 
 #[derive(Debug, Parser)]
@@ -27,7 +28,7 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", default_value = "human", value_parser = ["human", "json"])]
     report: String,
     /// libvirt URI to check and to boot the test domain on.
-    #[arg(long, value_name = "URI", default_value = DEFAULT_CONNECT)]
+    #[arg(long, value_name = "URI", default_value = DEFAULT_CONNECT, value_parser = connect_uri)]
     connect: String,
     #[arg(long, value_name = "SPEC", help = NODES_HELP, value_parser = parse_nodes_arg)]
     nodes: Option<Nodes>,
@@ -59,8 +60,8 @@ pub struct Cli {
     #[arg(long = "nic", value_name = "MODELS", value_delimiter = ',', default_value = "virtio", value_parser = parse_nic)]
     nics: Vec<String>,
     /// The user that manages libvirt VMs.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_USER)]
-    user: String,
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_USER, value_parser = user_name)]
+    user: UserName,
     /// Public key file whose keys root's authorized_keys must hold (repeatable).
     #[arg(long = "root-key", value_name = "FILE", value_parser = key_file)]
     root_keys: Vec<PathBuf>,
@@ -78,7 +79,22 @@ pub struct Cli {
 struct Nodes(Vec<NodeGroup>);
 
 fn parse_nodes_arg(s: &str) -> Result<Nodes, String> {
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "'{}' holds a control character",
+            s.escape_default()
+        ));
+    }
     parse_nodes(s).map(Nodes)
+}
+
+fn connect_uri(s: &str) -> Result<String, String> {
+    check_connect(s).map(|()| s.to_string())
+}
+
+/// An account name either family's tools accept (`bootstrap::username`).
+fn user_name(s: &str) -> Result<UserName, String> {
+    s.parse::<UserName>().map_err(|e| e.to_string())
 }
 
 fn parse_nic(s: &str) -> Result<String, String> {
@@ -108,6 +124,12 @@ fn boot_timeout(s: &str) -> Result<u64, String> {
 }
 
 fn key_file(s: &str) -> Result<PathBuf, String> {
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "'{}' holds a control character",
+            s.escape_default()
+        ));
+    }
     let p = PathBuf::from(s);
     bootstrap::sshkey::read_key_file(&p).map_err(|e| format!("{e:#}"))?;
     Ok(p)

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use bootstrap::username::UserName;
+
 use crate::checks::libvirt::DomainType;
 
 /// `--boot-timeout`'s default: seconds one NIC model's boot proof may take from domain
@@ -39,6 +41,79 @@ pub fn uri_host(uri: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
+/// The longest `--connect` URI accepted.
+pub const MAX_URI_LEN: usize = 2048;
+/// The transports of libvirt's remote driver that validate connects through. `ext` is not
+/// among them: it runs whatever local command the URI names.
+pub const TRANSPORTS: &[&str] = &["unix", "ssh", "libssh", "libssh2", "tls", "tcp"];
+
+/// Checks a `--connect` value: a libvirt URI `driver[+transport]://...` (or a libvirt.conf
+/// alias, a plain word). Refused: control characters or spaces, a scheme that is not one,
+/// the `ext` transport and a `command=` parameter (both make libvirt run a local command of
+/// the URI's choosing, as root when validate runs as root). Pure: nothing is resolved.
+pub fn check_connect(uri: &str) -> Result<(), String> {
+    let shown = uri.escape_default();
+    if uri.is_empty() {
+        return Err("--connect: an empty URI".into());
+    }
+    if uri.len() > MAX_URI_LEN {
+        return Err(format!(
+            "--connect: the URI is {} bytes, at most {MAX_URI_LEN}",
+            uri.len()
+        ));
+    }
+    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "--connect: '{shown}' holds a space or control character"
+        ));
+    }
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        let alias = uri
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        return if alias {
+            Ok(())
+        } else {
+            Err(format!(
+                "--connect: '{shown}' is neither a libvirt URI (driver[+transport]://host/path)                  nor an alias"
+            ))
+        };
+    };
+    let (driver, transport) = scheme.split_once('+').unwrap_or((scheme, ""));
+    let word = |s: &str| {
+        s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    if !word(driver) || (scheme.contains('+') && !word(transport)) {
+        return Err(format!(
+            "--connect: '{shown}': '{scheme}' is not a libvirt URI scheme"
+        ));
+    }
+    if !transport.is_empty() && !TRANSPORTS.contains(&transport) {
+        return Err(format!(
+            "--connect: '{shown}': the transport '{transport}' is not accepted (known: {}{})",
+            TRANSPORTS.join(", "),
+            if transport == "ext" {
+                "; ext runs a local command the URI names"
+            } else {
+                ""
+            }
+        ));
+    }
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    for param in query.split('&') {
+        let key = param.split_once('=').map_or(param, |(k, _)| k);
+        if key.eq_ignore_ascii_case("command") {
+            return Err(format!(
+                "--connect: '{shown}': the 'command' parameter makes libvirt run a local command \
+                 of the URI's choosing; put the ssh you want first on PATH instead"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// `--connect URI`: the libvirt daemon to check and boot the test domain on.
@@ -62,7 +137,7 @@ pub struct Options {
     /// boots, each a key of `bootstrap::desired::NIC_ROMS`. Never empty (default `virtio`).
     pub nics: Vec<String>,
     /// `--user NAME`: the stack user (default `bootstrap::desired::DEFAULT_USER`).
-    pub user: String,
+    pub user: UserName,
     /// `--root-key FILE`...: public-key files whose keys root's authorized_keys must hold.
     /// `cli` has already checked that each is readable and holds at least one valid key.
     pub root_keys: Vec<PathBuf>,
@@ -83,7 +158,9 @@ impl Default for Options {
             domain_type: None,
             boot_timeout: Duration::from_secs(DEFAULT_BOOT_TIMEOUT_S),
             nics: vec!["virtio".to_string()],
-            user: bootstrap::desired::DEFAULT_USER.to_string(),
+            user: bootstrap::desired::DEFAULT_USER
+                .parse()
+                .expect("the default user name is valid"),
             root_keys: Vec::new(),
             stack_keys: Vec::new(),
             report: ReportFormat::Human,
@@ -348,6 +425,47 @@ fn parse_size(s: &str) -> Result<NodeSize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_uris_are_checked_before_libvirt_sees_them() {
+        for ok in [
+            "qemu:///system",
+            "qemu+ssh://stack@hv.example:2222/system?keyfile=/k&no_verify=1",
+            "qemu+unix:///system?socket=/run/x.sock",
+            "test:///default",
+            "qemu+tls://[2001:db8::1]/system",
+            "myalias",
+        ] {
+            assert_eq!(check_connect(ok), Ok(()), "{ok}");
+        }
+        let cases = [
+            ("", "empty"),
+            (
+                "qemu+ext:///system?command=/tmp/x",
+                "ext runs a local command",
+            ),
+            (
+                "qemu+ssh://h/system?command=/tmp/evil",
+                "'command' parameter",
+            ),
+            (
+                "qemu+ssh://h/system?no_tty=1&COMMAND=x",
+                "'command' parameter",
+            ),
+            ("qemu:///system\n--x", "space or control character"),
+            ("qemu:///sys tem", "space or control character"),
+            ("QEMU:///system", "not a libvirt URI scheme"),
+            ("qemu+:///system", "not a libvirt URI scheme"),
+            ("qemu+foo:///system", "transport 'foo' is not accepted"),
+            ("../etc/passwd", "neither a libvirt URI"),
+        ];
+        for (uri, want) in cases {
+            let e = check_connect(uri).unwrap_err();
+            assert!(e.contains(want), "{uri}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert!(check_connect(&format!("qemu:///{}", "a".repeat(3000))).is_err());
+    }
 
     #[test]
     fn uri_host_tells_local_from_remote_daemons() {

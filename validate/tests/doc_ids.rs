@@ -75,7 +75,7 @@ fn emitted() -> BTreeSet<String> {
     // qemu:///system.
     let libvirt = validate::checks::libvirt::run(&Options {
         connect: "test:///default".into(),
-        user: "virthost-doc-ids-no-such-user".into(),
+        user: "virthost-doc-ids-no-such-user".parse().unwrap(),
         ..Options::default()
     });
     ids.extend(libvirt.into_iter().map(|c| c.id));

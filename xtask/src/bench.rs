@@ -17,6 +17,7 @@ use crate::cmd::CommandExt;
 use bootstrap::desired::{self, PolkitBackend};
 use bootstrap::hostroot::HostRoot;
 use bootstrap::os::{OsRelease, Platform};
+use bootstrap::username::{Rules, UserName};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -154,7 +155,7 @@ fn playbook(pubkey: &str) -> Result<String> {
         .map(|p| format!("\"{}\"", p.name))
         .collect();
     let user = desired::DEFAULT_USER;
-    let rule = PolkitBackend::Rules.content(user);
+    let rule = PolkitBackend::Rules.content(&UserName::parse(user, Rules::Debian)?)?;
     let indent = |s: &str| {
         s.lines()
             .map(|l| format!("          {l}\n"))
@@ -220,7 +221,7 @@ fn playbook(pubkey: &str) -> Result<String> {
         nested_path = desired::NESTED_CONF_PATH,
         nested = indent(&desired::nested_conf(bootstrap::cpu::VirtExtension::Vmx)),
         udev_path = desired::KVM_UDEV_RULE_PATH,
-        udev = indent(desired::KVM_UDEV_RULE),
+        udev = indent(&desired::kvm_udev_rule()),
         shell = desired::USER_SHELL,
         rule_path = desired::POLKIT_RULE_PATH,
         rule = indent(&rule),

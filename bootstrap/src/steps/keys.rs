@@ -18,6 +18,7 @@ use crate::facts::Selinux;
 use crate::hostroot::HostRoot;
 use crate::sshkey::{self, PublicKey};
 use crate::step::{Check, Progress, Step};
+use crate::username::UserName;
 
 pub const SSH_DIR_MODE: u32 = 0o700;
 pub const AUTHORIZED_KEYS_MODE: u32 = 0o600;
@@ -26,22 +27,22 @@ pub const SELINUX_ENFORCE: &str = "/sys/fs/selinux/enforce";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeysStep {
-    pub user: String,
+    pub user: UserName,
     pub keys: Vec<PublicKey>,
 }
 
 impl KeysStep {
     /// The step for `user` with every key of `files`, parsed now: the first unreadable,
     /// invalid or private key file is an error (the CLI exits 2).
-    pub fn from_files(user: &str, files: &[PathBuf]) -> Result<KeysStep> {
+    pub fn from_files(user: &UserName, files: &[PathBuf]) -> Result<KeysStep> {
         Ok(KeysStep {
-            user: user.to_string(),
+            user: user.clone(),
             keys: sshkey::read_key_files(files)?,
         })
     }
 
     fn is_root(&self) -> bool {
-        self.user == "root"
+        self.user.is_root()
     }
 
     /// The given keys that `existing` (an `authorized_keys` text) lacks, without repeats.
@@ -117,7 +118,7 @@ impl Step for KeysStep {
             return Ok(Check::Skip("no key given".into()));
         }
         let accounts = Accounts::read(root)?;
-        let Some(user) = accounts.user(&self.user) else {
+        let Some(user) = accounts.user(self.user.as_str()) else {
             return Ok(Check::Pending(vec![format!(
                 "add {} key(s) to ~{}/.ssh/authorized_keys once user '{}' exists",
                 self.keys.len(),
@@ -149,7 +150,7 @@ impl Step for KeysStep {
 
     fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
         let accounts = Accounts::read(root)?;
-        let user = accounts.user(&self.user).with_context(|| {
+        let user = accounts.user(self.user.as_str()).with_context(|| {
             format!(
                 "no user '{}' in {}",
                 self.user,
@@ -201,7 +202,7 @@ mod tests {
 
     fn step(user: &str, keys: &[&str]) -> KeysStep {
         KeysStep {
-            user: user.into(),
+            user: UserName::parse(user, crate::username::Rules::Any).unwrap(),
             keys: keys.iter().map(|l| key(l)).collect(),
         }
     }
@@ -328,10 +329,17 @@ mod tests {
         let b = t.path().join("b.pub");
         fs::write(&a, format!("{ED25519}\n")).unwrap();
         fs::write(&b, format!("# two\n{ED25519_2}\n{ED25519}\n")).unwrap();
-        let s = KeysStep::from_files("stack", &[a, b.clone()]).unwrap();
+        let s = KeysStep::from_files(
+            &UserName::parse("stack", crate::username::Rules::Any).unwrap(),
+            &[a, b.clone()],
+        )
+        .unwrap();
         assert_eq!(s.keys.len(), 2);
         fs::write(&b, "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz\n").unwrap();
-        let err = format!("{:#}", KeysStep::from_files("root", &[b]).unwrap_err());
+        let err = format!(
+            "{:#}",
+            KeysStep::from_files(&UserName::root(), &[b]).unwrap_err()
+        );
         assert!(err.contains("private key"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ use crate::desired::PolkitBackend;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
 use crate::steps::files::{apply_file, check_file, root_owned};
+use crate::username::UserName;
 
 pub const MODE: u32 = 0o644;
 
@@ -17,12 +18,12 @@ pub const POLKIT_DIRS: &[&str] = &["/usr/share/polkit-1", "/etc/polkit-1"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolkitStep {
-    pub user: String,
+    pub user: UserName,
     pub backend: PolkitBackend,
 }
 
 impl PolkitStep {
-    fn content(&self) -> String {
+    fn content(&self) -> Result<String> {
         self.backend.content(&self.user)
     }
 }
@@ -38,11 +39,11 @@ impl Step for PolkitStep {
     }
 
     fn depends_on(&self) -> &'static [&'static str] {
-        &["packages"]
+        &["packages", "user"]
     }
 
     fn check(&self, root: &HostRoot) -> Result<Check> {
-        let content = self.content();
+        let content = self.content()?;
         let want = root_owned(&content, MODE);
         check_file(root, self.backend.path(), &want)
     }
@@ -54,7 +55,7 @@ impl Step for PolkitStep {
                 POLKIT_DIRS.join(", ")
             );
         }
-        let content = self.content();
+        let content = self.content()?;
         let want = root_owned(&content, MODE);
         apply_file(root, self.backend.path(), &want, |_| Ok(())).map(drop)
     }
@@ -68,9 +69,13 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+    fn name(n: &str) -> UserName {
+        UserName::parse(n, crate::username::Rules::Any).unwrap()
+    }
+
     fn step(backend: PolkitBackend) -> PolkitStep {
         PolkitStep {
-            user: "stack".into(),
+            user: name("stack"),
             backend,
         }
     }
@@ -83,7 +88,10 @@ mod tests {
             assert!(matches!(s.check(&root).unwrap(), Check::Pending(_)));
             s.apply(&root, &Quiet).unwrap();
             let p = root.path(backend.path());
-            assert_eq!(fs::read_to_string(&p).unwrap(), backend.content("stack"));
+            assert_eq!(
+                fs::read_to_string(&p).unwrap(),
+                backend.content(&name("stack")).unwrap()
+            );
             let m = fs::metadata(&p).unwrap();
             assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o644, 0, 0));
             assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
@@ -98,20 +106,30 @@ mod tests {
         let (_t, root) = testroot::new();
         let s = step(PolkitBackend::Rules);
         let path = PolkitBackend::Rules.path();
-        testroot::write(&root, path, &PolkitBackend::Rules.content("stack"), 0o644);
+        testroot::write(
+            &root,
+            path,
+            &PolkitBackend::Rules.content(&name("stack")).unwrap(),
+            0o644,
+        );
         let before = Snapshot::take(&root);
         let out = testroot::apply_one(s.clone(), &root);
         assert_eq!(out.status, Status::Ok, "{out:?}");
         assert_eq!(Snapshot::take(&root), before);
 
         // Our file, for another user and world-writable: rewritten, mode fixed.
-        testroot::write(&root, path, &PolkitBackend::Rules.content("olduser"), 0o666);
+        testroot::write(
+            &root,
+            path,
+            &PolkitBackend::Rules.content(&name("olduser")).unwrap(),
+            0o666,
+        );
         let out = testroot::apply_one(s, &root);
         assert_eq!(out.status, Status::Changed, "{out:?}");
         let p = root.path(path);
         assert_eq!(
             fs::read_to_string(&p).unwrap(),
-            PolkitBackend::Rules.content("stack")
+            PolkitBackend::Rules.content(&name("stack")).unwrap()
         );
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o644);
     }

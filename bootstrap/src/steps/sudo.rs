@@ -12,12 +12,13 @@ use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
 use crate::steps::files::{apply_file, check_file, root_owned};
+use crate::username::UserName;
 
 pub const MODE: u32 = 0o440;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SudoStep {
-    pub user: String,
+    pub user: UserName,
 }
 
 /// `visudo -c -f FILE`: an error with visudo's own message when the file is not valid.
@@ -38,7 +39,7 @@ fn check_with(visudo: Option<PathBuf>, file: &Path) -> Result<()> {
 }
 
 impl SudoStep {
-    fn content(&self) -> String {
+    fn content(&self) -> Result<String> {
         desired::sudoers_content(&self.user)
     }
 }
@@ -53,13 +54,13 @@ impl Step for SudoStep {
     }
 
     fn check(&self, root: &HostRoot) -> Result<Check> {
-        let content = self.content();
+        let content = self.content()?;
         let want = root_owned(&content, MODE);
         check_file(root, &desired::sudoers_path(&self.user), &want)
     }
 
     fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
-        let content = self.content();
+        let content = self.content()?;
         let want = root_owned(&content, MODE);
         apply_file(
             root,
@@ -76,6 +77,7 @@ mod tests {
     use super::*;
     use crate::step::Quiet;
     use crate::steps::testroot::{self, Snapshot};
+    use crate::username::Rules;
     use std::fs;
     use std::os::unix::fs::MetadataExt;
 
@@ -87,7 +89,7 @@ mod tests {
         }
         let (_t, root) = testroot::new();
         let s = SudoStep {
-            user: "stack".into(),
+            user: UserName::parse("stack", Rules::Debian).unwrap(),
         };
         assert!(matches!(s.check(&root).unwrap(), Check::Pending(_)));
         s.apply(&root, &Quiet).unwrap();
@@ -105,20 +107,45 @@ mod tests {
     }
 
     #[test]
-    fn a_file_visudo_rejects_is_never_put_in_place() {
-        let (_t, root) = testroot::new();
-        // A user name with a space makes a line sudo cannot parse.
-        let s = SudoStep {
-            user: "bad user".into(),
-        };
-        let err = format!("{:#}", s.apply(&root, &Quiet).unwrap_err());
+    fn a_file_visudo_rejects_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("broken");
+        fs::write(&p, "stack ALL=(ALL NOPASSWD ALL\n").unwrap();
+        let err = format!("{:#}", visudo_check(&p).unwrap_err());
         assert!(
             err.starts_with("the sudoers file failed its check"),
             "{err}"
         );
         assert!(err.contains("visudo -c -f"), "{err}");
-        let dir = root.path("/etc/sudoers.d");
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "no file, no temp");
+    }
+
+    #[test]
+    fn a_name_sudoers_reserves_writes_nothing() {
+        let (_t, root) = testroot::new();
+        let s = SudoStep {
+            user: UserName::parse("ALL", Rules::RedHat).unwrap(),
+        };
+        let err = format!("{:#}", s.check(&root).unwrap_err());
+        assert!(err.contains("reserved word"), "{err}");
+        assert!(s.apply(&root, &Quiet).is_err());
+        assert!(!root.path("/etc/sudoers.d").exists(), "no file, no temp");
+    }
+
+    #[test]
+    fn a_dotted_name_gets_a_file_sudo_reads() {
+        let (_t, root) = testroot::new();
+        if cmd::find("visudo").is_none() {
+            panic!("visudo is needed for this test: apt-get install sudo");
+        }
+        let s = SudoStep {
+            user: UserName::parse("john.doe", Rules::RedHat).unwrap(),
+        };
+        s.apply(&root, &Quiet).unwrap();
+        let p = root.path("/etc/sudoers.d/virthost-john_2edoe");
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "# Managed by virthost bootstrap.\njohn\\.doe ALL=(ALL) NOPASSWD: ALL\n"
+        );
     }
 
     #[test]

@@ -16,13 +16,14 @@ use crate::cmd::{self, CommandExt};
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
+use crate::username::UserName;
 
 /// Mode of a home this step creates itself (useradd applies the distribution's own).
 pub const HOME_MODE: u32 = 0o700;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserStep {
-    pub name: String,
+    pub name: UserName,
 }
 
 /// What is wrong with the home of `user` (empty: nothing).
@@ -69,7 +70,7 @@ impl Step for UserStep {
 
     fn check(&self, root: &HostRoot) -> Result<Check> {
         let accounts = Accounts::read(root)?;
-        let Some(user) = accounts.user(&self.name) else {
+        let Some(user) = accounts.user(self.name.as_str()) else {
             return Ok(Check::Pending(vec![format!(
                 "create user {} (home {}, shell {})",
                 self.name,
@@ -98,14 +99,14 @@ impl Step for UserStep {
     }
 
     fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
-        if Accounts::read(root)?.user(&self.name).is_none() {
+        if Accounts::read(root)?.user(self.name.as_str()).is_none() {
             let mut cmd = host_command(root, "useradd")?;
             cmd.args(["--create-home", "--shell", desired::USER_SHELL])
-                .arg(&self.name);
+                .arg(self.name.as_str());
             cmd.run()?;
         }
         let accounts = Accounts::read(root)?;
-        let user = accounts.user(&self.name).with_context(|| {
+        let user = accounts.user(self.name.as_str()).with_context(|| {
             format!(
                 "useradd succeeded but '{}' is not in {}",
                 self.name,
@@ -114,7 +115,8 @@ impl Step for UserStep {
         })?;
         if user.shell != desired::USER_SHELL {
             let mut cmd = host_command(root, "usermod")?;
-            cmd.args(["--shell", desired::USER_SHELL]).arg(&self.name);
+            cmd.args(["--shell", desired::USER_SHELL])
+                .arg(self.name.as_str());
             cmd.run()?;
         }
         if !home_changes(root, user)?.is_empty() {
@@ -132,9 +134,9 @@ impl Step for UserStep {
 }
 
 /// The owner of `name`'s files, read from the host's user database.
-pub fn owner_of(root: &HostRoot, name: &str) -> Result<Owner> {
+pub fn owner_of(root: &HostRoot, name: &UserName) -> Result<Owner> {
     Accounts::read(root)?
-        .user(name)
+        .user(name.as_str())
         .map(User::owner)
         .with_context(|| format!("no user '{name}' in {}", root.path("/etc/passwd").display()))
 }
@@ -145,6 +147,10 @@ mod tests {
     use crate::step::{Quiet, Status};
     use crate::steps::testroot::{self, Snapshot, STACK_GID, STACK_UID};
     use std::os::unix::fs::PermissionsExt;
+
+    fn name(n: &str) -> UserName {
+        UserName::parse(n, crate::username::Rules::Any).unwrap()
+    }
 
     /// A root with the distribution's useradd configuration, as `useradd --root` reads it.
     fn root_with_login_defs() -> (tempfile::TempDir, HostRoot) {
@@ -163,7 +169,7 @@ mod tests {
     fn creates_a_user_with_useradd_in_the_root() {
         let (_t, root) = root_with_login_defs();
         let host_passwd = fs::read_to_string("/etc/passwd").unwrap();
-        let s = UserStep { name: "ops".into() };
+        let s = UserStep { name: name("ops") };
         let Check::Pending(changes) = s.check(&root).unwrap() else {
             panic!("pending expected");
         };
@@ -198,7 +204,7 @@ mod tests {
         let passwd = testroot::PASSWD.replace("/home/stack:/bin/bash", "/home/stack:/bin/sh");
         testroot::write(&root, "/etc/passwd", &passwd, 0o644);
         let s = UserStep {
-            name: "stack".into(),
+            name: name("stack"),
         };
         let Check::Pending(changes) = s.check(&root).unwrap() else {
             panic!("pending expected");
@@ -218,7 +224,7 @@ mod tests {
     fn an_existing_user_and_home_are_converged() {
         let (_t, root) = testroot::new();
         let s = UserStep {
-            name: "stack".into(),
+            name: name("stack"),
         };
         let Check::Converged(detail) = s.check(&root).unwrap() else {
             panic!("converged expected");
@@ -233,7 +239,7 @@ mod tests {
     fn creates_a_missing_home_and_fixes_its_owner() {
         let (_t, root) = testroot::new();
         let s = UserStep {
-            name: "stack".into(),
+            name: name("stack"),
         };
         let home = root.path("/home/stack");
         fs::remove_dir(&home).unwrap();
@@ -251,7 +257,7 @@ mod tests {
         let m = fs::metadata(&home).unwrap();
         assert_eq!((m.mode() & 0o7777, m.uid()), (0o750, STACK_UID));
         assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
-        assert_eq!(owner_of(&root, "stack").unwrap().uid, STACK_UID);
-        assert!(owner_of(&root, "nobody-here").is_err());
+        assert_eq!(owner_of(&root, &name("stack")).unwrap().uid, STACK_UID);
+        assert!(owner_of(&root, &name("nobody-here")).is_err());
     }
 }

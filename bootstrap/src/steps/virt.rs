@@ -11,9 +11,7 @@ use super::files::{apply_file, is_in_place, root_owned};
 use crate::atomic::{self, Owner, Wanted};
 use crate::cmd::CommandExt;
 use crate::cpu::VirtExtension;
-use crate::desired::{
-    self, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH,
-};
+use crate::desired::{self, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
 use crate::facts::{self, DevNode, KvmModules};
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
@@ -186,7 +184,7 @@ impl Step for DevKvm {
             && !is_in_place(
                 root,
                 KVM_UDEV_RULE_PATH,
-                &root_owned(KVM_UDEV_RULE, OWNED_MODE),
+                &root_owned(&desired::kvm_udev_rule(), OWNED_MODE),
             )?
         {
             pending.push(format!(
@@ -215,7 +213,8 @@ impl Step for DevKvm {
         let gid = facts::group_gid(root, KVM_GROUP)?
             .with_context(|| format!("group {KVM_GROUP} missing after groupadd"))?;
         if facts::distro_kvm_udev_rule(root).is_none() {
-            let rule = root_owned(KVM_UDEV_RULE, OWNED_MODE);
+            let text = desired::kvm_udev_rule();
+            let rule = root_owned(&text, OWNED_MODE);
             apply_file(root, KVM_UDEV_RULE_PATH, &rule, |_| Ok(()))?;
         }
         let Some(node) = DevNode::read(root, DEV_KVM)? else {
@@ -322,7 +321,7 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(d.path().join("etc/udev/rules.d/65-virthost-kvm.rules"))
                 .unwrap(),
-            KVM_UDEV_RULE
+            desired::kvm_udev_rule()
         );
         let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Ok);

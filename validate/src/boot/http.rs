@@ -184,12 +184,18 @@ fn serve(s: TcpStream, script: &str, token: &str) -> Option<Event> {
     event
 }
 
-fn percent_decode(s: &str) -> String {
+#[doc(hidden)]
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
+        // Two hex digits: ASCII, so `s[i + 1..i + 3]` is on char boundaries (`%aé` is not).
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
             if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
                 out.push(v);
                 i += 3;
@@ -214,6 +220,15 @@ mod tests {
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn percent_decode_keeps_what_is_no_escape() {
+        // Found by validate/tests/parser_props.rs: `%aé` was sliced inside the `é`, a panic
+        // that killed the server thread.
+        assert_eq!(percent_decode("%aé"), "%aé");
+        assert_eq!(percent_decode("%+1%-1"), "%+1%-1");
+        assert_eq!(percent_decode("52%3A54%3a01"), "52:54:01");
     }
 
     #[test]

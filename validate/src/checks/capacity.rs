@@ -146,10 +146,11 @@ pub fn meminfo(text: &str) -> Option<(u64, u64)> {
     let total = *fields.get("MemTotal")?;
     let avail = match fields.get("MemAvailable") {
         Some(a) => *a,
+        // Saturating: values near u64::MAX (a corrupt file) must not overflow.
         None => ["MemFree", "Buffers", "Cached"]
             .iter()
             .filter_map(|k| fields.get(k))
-            .sum(),
+            .fold(0u64, |sum, v| sum.saturating_add(*v)),
     };
     Some((total, avail))
 }
@@ -346,6 +347,14 @@ mod tests {
         assert_eq!(meminfo(m), Some((24683656 * 1024, 20000000 * 1024)));
         let old = "MemTotal: 100 kB\nMemFree: 10 kB\nBuffers: 5 kB\nCached: 20 kB\n";
         assert_eq!(meminfo(old), Some((102400, 35 * 1024)));
+    }
+
+    #[test]
+    fn meminfo_sums_huge_values_without_overflow() {
+        // Found by validate/tests/parser_props.rs: free + buffers overflowed u64 (a panic in
+        // debug builds, a wrapped-around small "available" in release ones).
+        let m = "MemFree:        18014398509481983 kB\nBuffers:            1032 kB\nMemTotal:        8009540 kB";
+        assert_eq!(meminfo(m), Some((8009540 * 1024, u64::MAX)));
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub fn run(opts: &Options) -> Vec<CheckResult> {
         out.extend(timed(|| vec![domain_type_check(conn)]));
     }
     out.extend(timed(|| {
-        vec![polkit_check(SYSTEM_URI, &opts.user, Path::new("/"))]
+        vec![polkit_check(SYSTEM_URI, opts.user.as_str(), Path::new("/"))]
     }));
     out
 }

@@ -33,12 +33,12 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
         &opts.root_keys,
         "--root-key",
     ));
-    if opts.user != "root" {
-        let user = host.accounts.user(&opts.user).cloned();
+    if !opts.user.is_root() {
+        let user = host.accounts.user(opts.user.as_str()).cloned();
         out.extend(account(
             host,
             user.as_ref(),
-            &opts.user,
+            opts.user.as_str(),
             &opts.stack_keys,
             "--stack-key",
         ));

@@ -344,7 +344,7 @@ fn users() -> TestHost {
 fn user_exists_with_home_and_shell() {
     let run_for = |t: &TestHost, name: &str| {
         let opts = Options {
-            user: name.into(),
+            user: name.parse().unwrap(),
             ..Options::default()
         };
         with_host(t, |h| user::run(&opts, h)).remove(0)
@@ -415,7 +415,7 @@ fn ssh_keys_and_modes() {
     assert_eq!(get(&r, "ssh.perms.stack").status, Status::Pass);
     // Keys for a user that does not exist.
     let opts = Options {
-        user: "ghost".into(),
+        user: "ghost".parse().unwrap(),
         stack_keys: vec![key("undercloud")],
         ..Options::default()
     };

@@ -15,7 +15,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
         "run bootstrap --user {name} (creates {name} with home {} and shell {USER_SHELL})",
         bootstrap::desired::user_home(name)
     );
-    let Some(u) = host.accounts.user(name) else {
+    let Some(u) = host.accounts.user(name.as_str()) else {
         return vec![CheckResult::fail(
             id,
             format!("no user {name} in /etc/passwd"),
