@@ -389,6 +389,9 @@ fn print_summary(s: &Summary) {
     if let Some(n) = out.run2_changed_steps {
         o.push_str(&format!("bootstrap run 2: {n} step(s) changed\n"));
     }
+    if let Some(c) = &out.concurrent {
+        o.push_str(&format!("bootstrap at once: {c}\n"));
+    }
     if let Some(v) = &out.validate_summary {
         o.push_str(&format!(
             "validate{}: {} PASS, {} WARN, {} FAIL\n",
