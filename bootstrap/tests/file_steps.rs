@@ -172,3 +172,24 @@ fn all_file_steps_converge_and_a_second_run_changes_nothing() {
     }
     assert_eq!(tree(t.path()), before);
 }
+
+#[test]
+fn the_steps_of_a_user_that_could_not_be_made_are_skipped_and_write_nothing() {
+    let (t, root) = host();
+    // The user database cannot be read: the user step fails.
+    fs::remove_file(root.path("/etc/passwd")).unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let public = keys.path().join("id.pub");
+    fs::write(&public, PUB).unwrap();
+    let steps = build("ops", &[], std::slice::from_ref(&public)).unwrap();
+    let out = run(&steps[2..], &root, Mode::Apply, &Quiet, |_| {});
+    let by_id = |id: &str| out.iter().find(|o| o.id == id).unwrap();
+    assert_eq!(by_id("user").status, Status::Failed, "{out:?}");
+    for id in ["polkit", "user-keys"] {
+        let o = by_id(id);
+        assert_eq!(o.status, Status::Skipped, "{o:?}");
+        assert_eq!(o.detail, "needs 'user', which failed");
+    }
+    assert!(!root.path(desired::POLKIT_RULE_PATH).exists());
+    assert!(!t.path().join("home/ops").exists());
+}
