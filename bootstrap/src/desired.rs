@@ -84,12 +84,30 @@ pub fn packages(platform: &Platform) -> Vec<Package> {
         .collect()
 }
 
+/// Whether the distribution's polkit is 0.105, which reads local-authority `.pkla` files
+/// only: Ubuntu before 24.04 (22.04 ships 0.105-33). Everything else bootstrap supports has
+/// polkit >= 0.106 with JavaScript rules (RHEL 7's 0.112 included).
+fn has_polkit_0105(platform: &Platform) -> bool {
+    matches!((platform.distro, platform.major), (Distro::Ubuntu, m) if m < 24)
+}
+
 /// The package that carries polkit's daemon on apt hosts: Ubuntu 22.04 still calls it
-/// `policykit-1` (polkit 0.105, local-authority `.pkla` files only).
+/// `policykit-1`.
 fn polkit_package(platform: &Platform) -> &'static str {
-    match (platform.distro, platform.major) {
-        (Distro::Ubuntu, m) if m < 24 => "policykit-1",
-        _ => "polkitd",
+    if has_polkit_0105(platform) {
+        "policykit-1"
+    } else {
+        "polkitd"
+    }
+}
+
+/// The backend of the polkit the platform's packages install (before they are installed,
+/// and where the installed version cannot be read).
+pub fn polkit_backend_of(platform: &Platform) -> PolkitBackend {
+    if has_polkit_0105(platform) {
+        PolkitBackend::LocalAuthority
+    } else {
+        PolkitBackend::Rules
     }
 }
 

@@ -3,7 +3,6 @@
 
 use crate::desired::{self, PolkitBackend, Role};
 use crate::facts::Facts;
-use crate::os::Distro;
 use crate::pkg::PackageDb;
 use crate::sshkey::PublicKey;
 use crate::step::Step;
@@ -109,8 +108,5 @@ fn account_steps<'a>(facts: &'a Facts, opts: &'a Options) -> Vec<Box<dyn Step + 
 pub fn polkit_backend(facts: &Facts) -> PolkitBackend {
     facts
         .polkit_backend
-        .unwrap_or(match (facts.platform.distro, facts.platform.major) {
-            (Distro::Ubuntu, m) if m < 24 => PolkitBackend::LocalAuthority,
-            _ => PolkitBackend::Rules,
-        })
+        .unwrap_or_else(|| desired::polkit_backend_of(&facts.platform))
 }

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use validate::boot::{self, Proof, Rom, PREFIX};
 use validate::check::{CheckResult, Status};
-use validate::checks::libvirt::{self, DomainType, SYSTEM_URI};
+use validate::checks::libvirt::{self, SYSTEM_URI};
+use validate::options::DomainType;
 use validate::options::Options;
 use virt::connect::Connect;
 

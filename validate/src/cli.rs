@@ -7,9 +7,8 @@ use bootstrap::desired::{DEFAULT_USER, NIC_ROMS};
 use bootstrap::username::UserName;
 use clap::Parser;
 
-use crate::checks::libvirt::DomainType;
 use crate::options::{
-    check_connect, parse_nodes, NodeGroup, Options, ReportFormat, BOOT_TIMEOUT_RANGE_S,
+    check_connect, parse_nodes, DomainType, NodeGroup, Options, ReportFormat, BOOT_TIMEOUT_RANGE_S,
     DEFAULT_BOOT_TIMEOUT_S, DEFAULT_CONNECT, NODES_HELP,
 };
 
@@ -25,8 +24,8 @@ use crate::options::{
 )]
 pub struct Cli {
     /// Output format: human (aligned lines) or json (docs/validate-report.md).
-    #[arg(long, value_name = "FORMAT", default_value = "human", value_parser = ["human", "json"])]
-    report: String,
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ReportFormat::Human)]
+    report: ReportFormat,
     /// libvirt URI to check and to boot the test domain on.
     #[arg(long, value_name = "URI", default_value = DEFAULT_CONNECT, value_parser = connect_uri)]
     connect: String,
@@ -48,7 +47,7 @@ pub struct Cli {
     /// The type your deployment will use. Default: kvm where hardware virtualization works,
     /// else qemu. A type that cannot run here FAILs the proof; it is never swapped for the
     /// other.
-    #[arg(long, value_name = "TYPE", conflicts_with = "skip_boot", value_parser = domain_type())]
+    #[arg(long, value_name = "TYPE", conflicts_with = "skip_boot", value_enum)]
     domain_type: Option<DomainType>,
     /// Seconds each NIC model's boot proof may take, domain start to callback (10-3600)
     ///
@@ -109,12 +108,6 @@ fn parse_nic(s: &str) -> Result<String, String> {
     }
 }
 
-/// `kvm` or `qemu` (listed in `--help`), parsed by [`DomainType`]'s own `FromStr`.
-fn domain_type() -> impl clap::builder::TypedValueParser<Value = DomainType> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(["kvm", "qemu"]).try_map(|s| s.parse::<DomainType>())
-}
-
 fn boot_timeout(s: &str) -> Result<u64, String> {
     let (lo, hi) = (BOOT_TIMEOUT_RANGE_S.start(), BOOT_TIMEOUT_RANGE_S.end());
     match s.parse::<u64>() {
@@ -149,7 +142,7 @@ impl Cli {
             user: self.user.clone(),
             root_keys: self.root_keys.clone(),
             stack_keys: self.stack_keys.clone(),
-            report: self.report.parse().unwrap_or(ReportFormat::Human),
+            report: self.report,
         }
     }
 }

@@ -5,14 +5,11 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use bootstrap::username::UserName;
-
-use crate::checks::libvirt::DomainType;
 
 /// `--boot-timeout`'s default: seconds one NIC model's boot proof may take from domain
 /// start to callback (TCG here: 3-4 s; a test domain emulated inside an emulated host: 27 s
@@ -22,7 +19,7 @@ pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 60;
 pub const BOOT_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u64> = 10..=3600;
 
 /// The libvirt URI checked when `--connect` is not given.
-pub const DEFAULT_CONNECT: &str = "qemu:///system";
+pub const DEFAULT_CONNECT: &str = bootstrap::desired::LIBVIRT_URI;
 
 /// The host part of a libvirt URI (`driver[+transport]://[user@][host][:port]/[path][?params]`),
 /// IPv6 addresses with their brackets; `None` when it is empty, which means a daemon on this
@@ -168,22 +165,37 @@ impl Default for Options {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// `--report`: aligned lines for people, or one JSON document (docs/validate-report.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ReportFormat {
     #[default]
     Human,
     Json,
 }
 
-impl FromStr for ReportFormat {
+/// The libvirt domain type test domains use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DomainType {
+    Kvm,
+    Qemu,
+}
+
+impl DomainType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomainType::Kvm => "kvm",
+            DomainType::Qemu => "qemu",
+        }
+    }
+}
+
+impl std::str::FromStr for DomainType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "human" => Ok(ReportFormat::Human),
-            "json" => Ok(ReportFormat::Json),
-            o => Err(format!(
-                "unknown report format '{o}' (expected human or json)"
-            )),
+            "kvm" => Ok(DomainType::Kvm),
+            "qemu" => Ok(DomainType::Qemu),
+            o => Err(format!("unknown domain type '{o}' (expected kvm or qemu)")),
         }
     }
 }

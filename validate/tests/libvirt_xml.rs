@@ -9,8 +9,9 @@ use std::time::Duration;
 use validate::check::{CheckResult, Status};
 use validate::checks::libvirt::{
     domain_type_result, domain_types_from, offered_types, pool_result, pool_target_path,
-    DomainType, DomainTypes,
+    DomainTypes,
 };
+use validate::options::DomainType;
 
 fn fixture(name: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -18,7 +18,7 @@ use crate::dist::workspace_root;
 /// xtask does not link `validate`, which links libvirt).
 const PREFIX: &str = "virthost-validate-";
 /// The daemon the real-system tests use.
-const URI: &str = "qemu:///system";
+const URI: &str = bootstrap::desired::LIBVIRT_URI;
 /// libvirtd destroys an auto-destroy domain a moment after its client's connection closes.
 const SETTLE: Duration = Duration::from_secs(10);
 

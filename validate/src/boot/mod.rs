@@ -22,7 +22,8 @@ use virt::domain::Domain;
 use virt::network::Network;
 
 use crate::check::CheckResult;
-use crate::checks::libvirt::{domain_types, version_string, DomainType};
+use crate::checks::libvirt::{domain_types, version_string};
+use crate::options::DomainType;
 use crate::options::Options;
 use xmlscan::escape;
 

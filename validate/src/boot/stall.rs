@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::checks::libvirt::DomainType;
+use crate::options::DomainType;
 
 /// Console silence after which a busy kvm domain counts as hung: healthy nested kvm boots
 /// were never quiet for more than 2.6 s.

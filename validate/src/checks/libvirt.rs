@@ -15,7 +15,7 @@ use virt::connect::Connect;
 
 use crate::boot::xmlscan;
 use crate::check::{timed, CheckResult};
-use crate::options::Options;
+use crate::options::{DomainType, Options};
 
 /// The URI the stack (and polkit's rule) is about.
 pub const SYSTEM_URI: &str = desired::LIBVIRT_URI;
@@ -158,33 +158,6 @@ pub fn pool_result(default: Option<(&str, bool)>) -> CheckResult {
 
 /// Describing domain types takes milliseconds; seconds mean libvirt re-probes QEMU.
 const SLOW_CAPABILITIES: Duration = Duration::from_secs(5);
-
-/// The libvirt domain type test domains use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DomainType {
-    Kvm,
-    Qemu,
-}
-
-impl DomainType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DomainType::Kvm => "kvm",
-            DomainType::Qemu => "qemu",
-        }
-    }
-}
-
-impl std::str::FromStr for DomainType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "kvm" => Ok(DomainType::Kvm),
-            "qemu" => Ok(DomainType::Qemu),
-            o => Err(format!("unknown domain type '{o}' (expected kvm or qemu)")),
-        }
-    }
-}
 
 /// What libvirt offers for the host's architecture, and what really works.
 #[derive(Debug, Clone, PartialEq, Eq)]
