@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod argfile;
+pub mod assess;
 pub mod atomic;
 pub mod cli;
 pub mod cmd;

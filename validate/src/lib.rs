@@ -2,6 +2,7 @@
 //! checking it against the one shared model in `bootstrap::desired`.
 
 pub mod accounts;
+pub mod assessed;
 pub mod boot;
 pub mod check;
 pub mod checks;

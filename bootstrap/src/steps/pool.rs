@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::assess::pool::{self, Kind, PoolAction, PoolFacts, Want};
+use crate::assess::Assessment;
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
-use crate::virsh::{self, Failure, PoolDef, PoolInfo, PoolState, Virsh};
+use crate::virsh::{self, Failure, PoolDef, PoolInfo, Virsh};
 
 pub struct PoolStep<'a> {
     /// The pool's name ([`desired::POOL_NAME`]; tests use their own).
@@ -55,17 +57,34 @@ enum Found {
     Pool(PoolInfo, PoolDef),
 }
 
-/// One virsh call `apply` makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Define,
-    MakePersistent,
-    Build,
-    Start,
-    Autostart,
-}
-
 impl PoolStep<'_> {
+    fn want(&self) -> Want {
+        Want {
+            name: self.name.clone(),
+            path: self.path.clone(),
+        }
+    }
+
+    /// What the assessment sees of what virsh said.
+    fn facts(found: &Found) -> PoolFacts {
+        match found {
+            Found::NoVirsh(_) => PoolFacts::Unknown("virsh is not installed yet".into()),
+            Found::NoLibvirt(reason, _) => {
+                PoolFacts::Unknown(format!("libvirt does not answer: {reason}"))
+            }
+            Found::Missing => PoolFacts::Missing,
+            Found::Pool(info, def) => PoolFacts::Pool(info.clone(), def.clone()),
+        }
+    }
+
+    fn assess(&self, root: &HostRoot, found: &Found) -> Assessment<PoolAction> {
+        pool::assess(
+            &self.want(),
+            &Self::facts(found),
+            root.path(&self.path).is_dir(),
+        )
+    }
+
     fn read(&self) -> anyhow::Result<Found> {
         // Both calls at once: each virsh start costs ~30 ms, and this runs on every no-op
         // converge (`cargo xtask bench`). The definition is only used when the pool exists.
@@ -104,78 +123,10 @@ impl PoolStep<'_> {
         }
     }
 
-    /// The pool is the one the model wants (and so `bootstrap`'s to converge).
-    fn is_ours(&self, def: &PoolDef) -> bool {
-        def.kind == desired::POOL_TYPE
-            && def
-                .path
-                .as_deref()
-                .is_some_and(|p| virsh::same_path(p, &self.path))
-    }
-
-    /// What is missing, in the order `apply` does it. `None` for a pool that is not ours.
-    fn actions(&self, root: &HostRoot, found: &Found) -> anyhow::Result<Option<Vec<Action>>> {
-        let dir_exists = root.path(&self.path).is_dir();
-        let mut out = vec![];
-        let (running, autostart) = match found {
-            Found::Missing => {
-                out.push(Action::Define);
-                (false, false)
-            }
-            Found::Pool(info, def) => {
-                if !self.is_ours(def) {
-                    return Ok(None);
-                }
-                if !info.persistent {
-                    out.push(Action::MakePersistent);
-                }
-                let running = match &info.state {
-                    PoolState::Running => true,
-                    PoolState::Inactive => false,
-                    PoolState::Other(state) => bail!(
-                        "storage pool '{}' ({}) is {state}: libvirt cannot use it as it is; \
-                         restart it with `virsh pool-destroy {0}` and `virsh pool-start {0}`",
-                        self.name,
-                        self.path
-                    ),
-                };
-                (running, info.autostart)
-            }
-            Found::NoVirsh(_) | Found::NoLibvirt(..) => unreachable!("no pool state to act on"),
-        };
-        if !running {
-            if !dir_exists {
-                out.push(Action::Build);
-            }
-            out.push(Action::Start);
-        }
-        if !autostart {
-            out.push(Action::Autostart);
-        }
-        Ok(Some(out))
-    }
-
-    fn describe(&self, a: Action) -> String {
-        let n = &self.name;
-        match a {
-            Action::Define => format!(
-                "virsh pool-define-as {n} {} --target {}",
-                desired::POOL_TYPE,
-                self.path
-            ),
-            Action::MakePersistent => {
-                format!("virsh pool-define (make the running transient pool '{n}' persistent, from its own XML)")
-            }
-            Action::Build => format!("virsh pool-build {n} (creates {})", self.path),
-            Action::Start => format!("virsh pool-start {n}"),
-            Action::Autostart => format!("virsh pool-autostart {n}"),
-        }
-    }
-
-    fn act(&self, a: Action) -> anyhow::Result<()> {
+    fn act(&self, a: &PoolAction) -> anyhow::Result<()> {
         let n = self.name.as_str();
-        match a {
-            Action::Define => {
+        match a.kind {
+            Kind::Define => {
                 let res = self.virsh.run(&[
                     "pool-define-as",
                     n,
@@ -196,38 +147,23 @@ impl PoolStep<'_> {
                     return Err(e.into());
                 }
             }
-            Action::MakePersistent => {
+            Kind::MakePersistent => {
                 let xml = self.virsh.run(&["pool-dumpxml", n])?;
                 let file = TempXml::write(n, &xml)?;
                 self.virsh
                     .run(&["pool-define", &file.0.to_string_lossy()])?;
             }
-            Action::Build => {
+            Kind::Build => {
                 self.virsh.run(&["pool-build", n])?;
             }
-            Action::Start => {
+            Kind::Start => {
                 self.virsh.run(&["pool-start", n])?;
             }
-            Action::Autostart => {
+            Kind::Autostart => {
                 self.virsh.run(&["pool-autostart", n])?;
             }
         }
         Ok(())
-    }
-
-    fn state_words(info: &PoolInfo) -> String {
-        let state = match &info.state {
-            PoolState::Running => "running",
-            PoolState::Inactive => "inactive",
-            PoolState::Other(s) => s,
-        };
-        let persistent = if info.persistent { "" } else { ", transient" };
-        let autostart = if info.autostart {
-            "autostart"
-        } else {
-            "no autostart"
-        };
-        format!("{state}{persistent}, {autostart}")
     }
 }
 
@@ -242,46 +178,15 @@ impl Step for PoolStep<'_> {
 
     fn check(&self, root: &HostRoot) -> anyhow::Result<Check> {
         let found = self.read()?;
-        let why = match &found {
-            Found::NoVirsh(_) => Some("virsh is not installed yet".to_string()),
-            Found::NoLibvirt(reason, _) => Some(format!("libvirt does not answer: {reason}")),
-            _ => None,
-        };
-        if let Some(why) = why {
-            return Ok(Check::Pending(vec![format!(
+        self.assess(root, &found).to_check(|why| {
+            format!(
                 "storage pool '{}' ({} at {}): define, start and autostart what is missing \
                  (cannot tell now: {why})",
                 self.name,
                 desired::POOL_TYPE,
                 self.path
-            )]));
-        }
-        let Some(actions) = self.actions(root, &found)? else {
-            let Found::Pool(info, def) = &found else {
-                unreachable!("only a pool can be another's")
-            };
-            return Ok(Check::Converged(format!(
-                "storage pool '{}' is a {} pool at {} ({}), not {} at {}: left as the user \
-                 defined it",
-                self.name,
-                def.kind,
-                def.path.as_deref().unwrap_or("no target path"),
-                Self::state_words(info),
-                desired::POOL_TYPE,
-                self.path
-            )));
-        };
-        if actions.is_empty() {
-            return Ok(Check::Converged(format!(
-                "storage pool '{}': {} at {}, running, autostart",
-                self.name,
-                desired::POOL_TYPE,
-                self.path
-            )));
-        }
-        Ok(Check::Pending(
-            actions.into_iter().map(|a| self.describe(a)).collect(),
-        ))
+            )
+        })
     }
 
     fn apply(&self, root: &HostRoot, _progress: &dyn Progress) -> anyhow::Result<()> {
@@ -294,10 +199,11 @@ impl Step for PoolStep<'_> {
             ),
             _ => {}
         }
-        for a in self.actions(root, &found)?.unwrap_or_default() {
-            self.act(a)?;
+        match self.assess(root, &found) {
+            Assessment::NotMet { actions, .. } => actions.iter().try_for_each(|a| self.act(a)),
+            Assessment::Blocked { detail, hint } => bail!("{detail}: {hint}"),
+            Assessment::Met(_) | Assessment::Unknown(_) => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -567,17 +473,34 @@ mod tests {
     fn another_pool_named_default_is_left_alone() {
         let d = tempfile::tempdir().unwrap();
         for (kind, path) in [("dir", "/srv/vms"), ("logical", d.path().to_str().unwrap())] {
+            // Running: the operator's pool meets the requirement, untouched.
+            let v = FakeLibvirt::new(Some(Pool {
+                kind,
+                path: path.into(),
+                active: true,
+                autostart: true,
+                ..ours(d.path())
+            }));
+            let o = go(&v, d.path(), Mode::Apply);
+            assert_eq!(o.status, Status::Ok, "{o:?}");
+            assert!(
+                o.detail
+                    .contains(&format!("is a {kind} pool at {path} (running, autostart)"))
+                    && o.detail.contains("left as the user defined it"),
+                "{o:?}"
+            );
+            assert!(v.changes().is_empty(), "{:?}", v.calls);
+            // Not running: still untouched, but not ready, and bootstrap says what to do.
             let v = FakeLibvirt::new(Some(Pool {
                 kind,
                 path: path.into(),
                 ..ours(d.path())
             }));
             let o = go(&v, d.path(), Mode::Apply);
-            assert_eq!(o.status, Status::Ok, "{o:?}");
+            assert_eq!(o.status, Status::Failed, "{o:?}");
             assert!(
-                o.detail.contains(&format!(
-                    "is a {kind} pool at {path} (inactive, no autostart)"
-                )) && o.detail.contains("left as the user defined it"),
+                o.detail.contains("(inactive, no autostart)")
+                    && o.detail.contains("virsh pool-start default"),
                 "{o:?}"
             );
             assert!(v.changes().is_empty(), "{:?}", v.calls);

@@ -1,7 +1,8 @@
-//! The user that manages VMs (`stack` unless `--user`): exists, has its home (owned by it;
-//! created 0700 when missing, an existing home keeps its mode) and the login shell
-//! [`desired::USER_SHELL`]. Created with the distribution's `useradd` (so its defaults:
-//! user group, skeleton, uid range), `--root` when the host root is not `/`.
+//! `user`: carries out [`crate::assess::user`]'s actions for the VM user: created with the
+//! distribution's `useradd` (so its defaults: user group, skeleton, uid range), `--root`
+//! when the host root is not `/`; a shell that refuses logins replaced with `usermod`; a
+//! missing home created 0700 (an existing home keeps its mode), a wrongly owned one chowned
+//! (the directory alone).
 
 use std::fs;
 use std::io;
@@ -11,6 +12,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::accounts::{Accounts, User};
+use crate::assess::user::{self, Home, UserAction};
+use crate::assess::Assessment;
 use crate::atomic::{self, Owner};
 use crate::cmd::{self, CommandExt};
 use crate::desired;
@@ -26,29 +29,17 @@ pub struct UserStep {
     pub name: UserName,
 }
 
-/// What is wrong with the home of `user` (empty: nothing).
-fn home_changes(root: &HostRoot, user: &User) -> Result<Vec<String>> {
+/// What is at the home path of `user`.
+fn home_facts(root: &HostRoot, user: &User) -> Result<Home> {
     let home = root.path(&user.home);
     match fs::symlink_metadata(&home) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(vec![format!(
-            "create home {} (mode {HOME_MODE:04o}, owner {})",
-            user.home, user.name
-        )]),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Home::Missing),
         Err(e) => Err(e).with_context(|| format!("{}: cannot stat", home.display())),
-        Ok(m) if !m.is_dir() => bail!(
-            "{}: home of '{}' exists and is not a directory",
-            home.display(),
-            user.name
-        ),
-        Ok(m) if (m.uid(), m.gid()) != (user.uid, user.gid) => Ok(vec![format!(
-            "chown {} to {}:{} (now {}:{})",
-            user.home,
-            user.uid,
-            user.gid,
-            m.uid(),
-            m.gid()
-        )]),
-        Ok(_) => Ok(vec![]),
+        Ok(m) if !m.is_dir() => Ok(Home::NotDir),
+        Ok(m) => Ok(Home::Dir {
+            uid: m.uid(),
+            gid: m.gid(),
+        }),
     }
 }
 
@@ -63,70 +54,66 @@ fn host_command(root: &HostRoot, tool: &str) -> Result<Command> {
     Ok(cmd)
 }
 
+impl UserStep {
+    fn assess(&self, root: &HostRoot) -> Result<Assessment<UserAction>> {
+        let accounts = Accounts::read(root)?;
+        let user = accounts.user(self.name.as_str());
+        let home = match user {
+            Some(u) => home_facts(root, u)?,
+            None => Home::Missing,
+        };
+        Ok(user::assess(&self.name, user, home))
+    }
+
+    fn act(&self, root: &HostRoot, a: &UserAction) -> Result<()> {
+        match a {
+            UserAction::Create { .. } => {
+                let mut cmd = host_command(root, "useradd")?;
+                cmd.args(["--create-home", "--shell", desired::USER_SHELL])
+                    .arg(self.name.as_str());
+                cmd.run()?;
+            }
+            UserAction::SetShell { .. } => {
+                let mut cmd = host_command(root, "usermod")?;
+                cmd.args(["--shell", desired::USER_SHELL])
+                    .arg(self.name.as_str());
+                cmd.run()?;
+            }
+            UserAction::CreateHome { home, .. } => {
+                let owner = owner_of(root, &self.name)?;
+                atomic::create_dirs(&root.path(home), HOME_MODE, owner)?;
+            }
+            UserAction::ChownHome { home, uid, gid, .. } => {
+                // Only the directory itself: a recursive chown of a home is not ours to do.
+                let p = root.path(home);
+                std::os::unix::fs::lchown(&p, Some(*uid), Some(*gid))
+                    .with_context(|| format!("{}: cannot chown", p.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Step for UserStep {
     fn id(&self) -> &'static str {
         "user"
     }
 
     fn check(&self, root: &HostRoot) -> Result<Check> {
-        let accounts = Accounts::read(root)?;
-        let Some(user) = accounts.user(self.name.as_str()) else {
-            return Ok(Check::Pending(vec![format!(
-                "create user {} (home {}, shell {})",
-                self.name,
-                desired::user_home(&self.name),
-                desired::USER_SHELL
-            )]));
-        };
-        let mut changes = Vec::new();
-        if user.shell != desired::USER_SHELL {
-            changes.push(format!(
-                "set login shell of {} to {} (now '{}')",
-                user.name,
-                desired::USER_SHELL,
-                user.shell
-            ));
-        }
-        changes.extend(home_changes(root, user)?);
-        Ok(if changes.is_empty() {
-            Check::Converged(format!(
-                "{} (uid {}) with home {} and shell {}",
-                user.name, user.uid, user.home, user.shell
-            ))
-        } else {
-            Check::Pending(changes)
-        })
+        self.assess(root)?.to_check(|why| why.to_string())
     }
 
     fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
-        if Accounts::read(root)?.user(self.name.as_str()).is_none() {
-            let mut cmd = host_command(root, "useradd")?;
-            cmd.args(["--create-home", "--shell", desired::USER_SHELL])
-                .arg(self.name.as_str());
-            cmd.run()?;
-        }
-        let accounts = Accounts::read(root)?;
-        let user = accounts.user(self.name.as_str()).with_context(|| {
-            format!(
-                "useradd succeeded but '{}' is not in {}",
-                self.name,
-                root.path("/etc/passwd").display()
-            )
-        })?;
-        if user.shell != desired::USER_SHELL {
-            let mut cmd = host_command(root, "usermod")?;
-            cmd.args(["--shell", desired::USER_SHELL])
-                .arg(self.name.as_str());
-            cmd.run()?;
-        }
-        if !home_changes(root, user)?.is_empty() {
-            let home = root.path(&user.home);
-            if home.exists() {
-                // Only the directory itself: a recursive chown of a home is not ours to do.
-                std::os::unix::fs::lchown(&home, Some(user.uid), Some(user.gid))
-                    .with_context(|| format!("{}: cannot chown", home.display()))?;
-            } else {
-                atomic::create_dirs(&home, HOME_MODE, user.owner())?;
+        // Twice at most: a user useradd just made is assessed again for what is left.
+        for _ in 0..2 {
+            match self.assess(root)? {
+                Assessment::Met(_) | Assessment::Unknown(_) => return Ok(()),
+                Assessment::Blocked { detail, hint } => bail!("{detail}: {hint}"),
+                Assessment::NotMet { actions, .. } => {
+                    for a in &actions {
+                        self.act(root, a)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -201,7 +188,15 @@ mod tests {
     #[test]
     fn fixes_the_shell_with_usermod() {
         let (_t, root) = root_with_login_defs();
-        let passwd = testroot::PASSWD.replace("/home/stack:/bin/bash", "/home/stack:/bin/sh");
+        // A shell of the user's own (sh) is kept; one that refuses logins is replaced.
+        let sh = testroot::PASSWD.replace("/home/stack:/bin/bash", "/home/stack:/bin/sh");
+        testroot::write(&root, "/etc/passwd", &sh, 0o644);
+        let s = UserStep {
+            name: name("stack"),
+        };
+        assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
+        let passwd =
+            testroot::PASSWD.replace("/home/stack:/bin/bash", "/home/stack:/usr/sbin/nologin");
         testroot::write(&root, "/etc/passwd", &passwd, 0o644);
         let s = UserStep {
             name: name("stack"),
@@ -211,7 +206,7 @@ mod tests {
         };
         assert_eq!(
             changes,
-            ["set login shell of stack to /bin/bash (now '/bin/sh')"]
+            ["set login shell of stack to /bin/bash (now '/usr/sbin/nologin', which refuses logins)"]
         );
         let out = testroot::apply_one(s.clone(), &root);
         assert_eq!(out.status, Status::Changed, "{out:?}");

@@ -356,7 +356,19 @@ fn user_exists_with_home_and_shell() {
     let t = users().meta("/home/stack", 1000, 1000, 0o700, FileKind::File);
     assert!(run_for(&t, "stack")
         .detail
-        .contains("home directory does not exist"));
+        .contains("exists and is not a directory"));
+    // What bootstrap's user step wants, validate wants: the home owned by the user.
+    let t = users().meta("/home/stack", 0, 0, 0o755, FileKind::Dir);
+    let r = run_for(&t, "stack");
+    assert_eq!(r.status, Status::Fail);
+    assert!(r.detail.contains("owned by 0:0, not by stack"), "{r:?}");
+    assert!(
+        r.hint
+            .unwrap()
+            .starts_with("run bootstrap (its `user` step: chown /home/stack"),
+        "{:?}",
+        run_for(&t, "stack")
+    );
 }
 
 fn key(name: &str) -> std::path::PathBuf {

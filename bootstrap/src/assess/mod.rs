@@ -1,0 +1,58 @@
+//! The one answer to "is this requirement met on this host?", shared by both binaries.
+//!
+//! The flow: host facts (`facts`, `virsh`, `accounts`: read only) -> desired state
+//! (`desired`) -> **assessment** (here: a pure function of the facts, per requirement) ->
+//! `bootstrap` carries out the assessment's actions and assesses again (`steps`), `validate`
+//! renders the same assessment as PASS / WARN / FAIL with a hint that names bootstrap's
+//! step (`validate::assessed`). Two verdicts that could drift apart cannot exist: there is
+//! one function.
+//!
+//! Moved here so far: the storage pool ([`pool`]) and the VM user ([`user`]); the other
+//! requirements still have a step `check()` and a validate check each (issue 9).
+
+pub mod pool;
+pub mod user;
+
+use crate::step::Check;
+
+/// One thing the step that owns a requirement does to meet it.
+pub trait Action {
+    /// What it does, as `--check` lists it (`virsh pool-start default`).
+    fn describe(&self) -> String;
+}
+
+/// What one requirement is on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assessment<A> {
+    /// Met; the detail says what is there.
+    Met(String),
+    /// Not met: what is wrong, and the actions (in order) that meet it.
+    NotMet { detail: String, actions: Vec<A> },
+    /// Not met, and not bootstrap's to fix (the operator's own pool, a file where a
+    /// directory must be): what is wrong and what to do.
+    Blocked { detail: String, hint: String },
+    /// Cannot tell now (libvirt not installed or not answering yet): why.
+    Unknown(String),
+}
+
+impl<A: Action> Assessment<A> {
+    /// The actions' descriptions (empty unless [`Assessment::NotMet`]).
+    pub fn described(&self) -> Vec<String> {
+        match self {
+            Assessment::NotMet { actions, .. } => actions.iter().map(Action::describe).collect(),
+            _ => vec![],
+        }
+    }
+
+    /// As a bootstrap step's [`Check`]: met is converged, not met pending with its actions,
+    /// blocked an error with what to do, unknown pending with why (the steps before it,
+    /// packages and libvirt, are what make it knowable).
+    pub fn to_check(&self, unknown_pending: impl FnOnce(&str) -> String) -> anyhow::Result<Check> {
+        Ok(match self {
+            Assessment::Met(d) => Check::Converged(d.clone()),
+            Assessment::NotMet { .. } => Check::Pending(self.described()),
+            Assessment::Blocked { detail, hint } => anyhow::bail!("{detail}: {hint}"),
+            Assessment::Unknown(why) => Check::Pending(vec![unknown_pending(why)]),
+        })
+    }
+}
