@@ -213,86 +213,30 @@ pub struct PoolDef {
     pub path: Option<String>,
 }
 
-/// Parses the pool XML libvirt writes (no comments, no CDATA; entities in text and
-/// attributes are the five predefined ones).
+/// Parses a pool's XML: the live description (`virsh pool-dumpxml`, libvirt's API) or the
+/// persistent definition (`/etc/libvirt/storage/NAME.xml`, with libvirt's warning comment).
+/// With `roxmltree` (a full XML parser: entities, comments, CDATA, either quote).
 pub fn parse_pool_xml(xml: &str) -> anyhow::Result<PoolDef> {
-    let start = xml
-        .find("<pool")
-        .filter(|&i| {
-            xml[i + 5..]
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_whitespace() || c == '>')
-        })
-        .with_context(|| format!("no <pool> element in {xml:?}"))?;
-    let tag_end = xml[start..]
-        .find('>')
-        .map(|i| start + i)
-        .with_context(|| format!("unterminated <pool> tag in {xml:?}"))?;
-    let kind = attribute(&xml[start..tag_end], "type")
-        .with_context(|| format!("<pool> has no type attribute in {xml:?}"))?;
-    let path = element(xml, "target")
-        .and_then(|target| element(target, "path"))
-        .map(|p| unescape(p.trim()))
-        .filter(|p| !p.is_empty());
+    let doc = roxmltree::Document::parse(xml).context("the pool's XML does not parse")?;
+    let pool = doc.root_element();
+    if pool.tag_name().name() != "pool" {
+        anyhow::bail!("the XML is a <{}>, not a <pool>", pool.tag_name().name());
+    }
+    let kind = pool
+        .attribute("type")
+        .context("<pool> has no type attribute")?;
+    let path = pool
+        .children()
+        .find(|n| n.has_tag_name("target"))
+        .and_then(|t| t.children().find(|n| n.has_tag_name("path")))
+        .and_then(|p| p.text())
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from);
     Ok(PoolDef {
-        kind: unescape(&kind),
+        kind: kind.to_string(),
         path,
     })
-}
-
-/// The value of `name='...'` or `name="..."` in a start tag.
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let mut rest = tag;
-    loop {
-        let i = rest.find(name)?;
-        let before_ok = rest[..i].ends_with(char::is_whitespace);
-        let after = rest[i + name.len()..].trim_start();
-        rest = &rest[i + name.len()..];
-        if !before_ok {
-            continue;
-        }
-        let Some(after) = after.strip_prefix('=') else {
-            continue;
-        };
-        let after = after.trim_start();
-        let quote = after.chars().next().filter(|c| *c == '\'' || *c == '"')?;
-        let value = &after[1..];
-        return value.find(quote).map(|end| value[..end].to_string());
-    }
-}
-
-/// The text between the first `<name>` (or `<name ...>`) and its `</name>`.
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}");
-    let mut from = 0;
-    loop {
-        let i = from + xml[from..].find(&open)?;
-        let after = &xml[i + open.len()..];
-        match after.chars().next()? {
-            '>' => {
-                let body = &after[1..];
-                return body.find(&format!("</{name}>")).map(|end| &body[..end]);
-            }
-            c if c.is_whitespace() => {
-                let gt = after.find('>')?;
-                if after[..gt].ends_with('/') {
-                    return Some("");
-                }
-                let body = &after[gt + 1..];
-                return body.find(&format!("</{name}>")).map(|end| &body[..end]);
-            }
-            _ => from = i + open.len(),
-        }
-    }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }
 
 /// Whether two absolute paths name the same directory as libvirt compares them: repeated

@@ -37,7 +37,7 @@ fn host() -> (tempfile::TempDir, HostRoot) {
     put(
         &root,
         "/etc/passwd",
-        "root:x:0:0:root:/root:/bin/bash\nstack:x:1234:1235::/home/stack:/bin/sh\n",
+        "root:x:0:0:root:/root:/bin/bash\nstack:x:1234:1235::/home/stack:/usr/sbin/nologin\n",
         0o644,
     );
     put(&root, "/etc/group", "root:x:0:\nstack:x:1235:\n", 0o644);

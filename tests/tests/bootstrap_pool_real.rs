@@ -206,14 +206,15 @@ fn a_pool_of_that_name_elsewhere_is_left_alone() {
     let other = t.other_dir();
     let other_s = other.display().to_string();
     virsh_ok(&["pool-define-as", &t.name, "dir", "--target", &other_s]);
+    // Not running: not ready, and bootstrap says what to do without touching it.
     for mode in [Mode::Check, Mode::Apply] {
         let o = go(&t, mode);
-        assert_eq!((o.status, o.changes.len()), (Status::Ok, 0), "{o:?}");
+        assert_eq!((o.status, o.changes.len()), (Status::Failed, 0), "{o:?}");
         assert!(
             o.detail.contains(&format!(
                 "is a dir pool at {other_s} (inactive, no autostart), not dir at {}",
                 t.path.display()
-            )) && o.detail.contains("left as the user defined it"),
+            )) && o.detail.contains(&format!("virsh pool-start {}", t.name)),
             "{o:?}"
         );
     }
@@ -221,6 +222,18 @@ fn a_pool_of_that_name_elsewhere_is_left_alone() {
     assert_eq!(
         libvirt_state(&conn, &t.name),
         Some((false, false, true, other.clone()))
+    );
+    assert!(!t.path.exists());
+    // Once the operator starts it, their pool meets the requirement as it is.
+    virsh_ok(&["pool-start", &t.name]);
+    for mode in [Mode::Check, Mode::Apply] {
+        let o = go(&t, mode);
+        assert_eq!((o.status, o.changes.len()), (Status::Ok, 0), "{o:?}");
+        assert!(o.detail.contains("left as the user defined it"), "{o:?}");
+    }
+    assert_eq!(
+        libvirt_state(&conn, &t.name),
+        Some((true, false, true, other.clone()))
     );
     assert!(!t.path.exists());
 }

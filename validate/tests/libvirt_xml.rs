@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bootstrap::assess::pool::PoolFacts;
+use bootstrap::virsh::{PoolDef, PoolInfo, PoolState};
 use validate::check::{CheckResult, Status};
 use validate::checks::libvirt::{
     domain_type_result, domain_types_from, offered_types, pool_result, pool_target_path,
@@ -149,21 +151,79 @@ fn pool_checks_snapshot() {
         None
     );
 
+    // The pool the capture made, as libvirt's API would describe it in each state.
+    let def = bootstrap::virsh::parse_pool_xml(&xml).unwrap();
+    let ours = |state: PoolState, persistent: bool, autostart: bool, path: Option<&str>| {
+        PoolFacts::Pool(
+            PoolInfo {
+                name: "default".into(),
+                state,
+                persistent,
+                autostart,
+            },
+            PoolDef {
+                path: path.map(String::from),
+                ..def.clone()
+            },
+        )
+    };
+    let img = Some(bootstrap::desired::IMAGES_DIR);
     let cases = vec![
-        ("active", pool_result(Some((&xml, true)))),
-        ("defined, not active", pool_result(Some((&xml, false)))),
-        ("no description", pool_result(Some(("", true)))),
-        ("no pool 'default'", pool_result(None)),
+        (
+            "running, autostart",
+            pool_result(&ours(PoolState::Running, true, true, img), true),
+        ),
+        (
+            "defined, not active",
+            pool_result(&ours(PoolState::Inactive, true, false, img), true),
+        ),
+        (
+            "running, no autostart",
+            pool_result(&ours(PoolState::Running, true, false, img), true),
+        ),
+        (
+            "the capture's own path (the operator's pool)",
+            pool_result(
+                &ours(PoolState::Running, true, true, def.path.as_deref()),
+                true,
+            ),
+        ),
+        ("no pool 'default'", pool_result(&PoolFacts::Missing, false)),
+        (
+            "inaccessible",
+            pool_result(
+                &ours(PoolState::Other("inaccessible".into()), true, true, img),
+                true,
+            ),
+        ),
     ];
     let statuses: Vec<Status> = cases.iter().map(|(_, r)| r.status).collect();
     assert_eq!(
         statuses,
-        [Status::Pass, Status::Warn, Status::Pass, Status::Warn]
+        [
+            Status::Pass,
+            Status::Warn,
+            Status::Warn,
+            Status::Pass,
+            Status::Warn,
+            Status::Warn
+        ]
     );
-    assert!(cases[0]
+    assert!(cases[1]
+        .1
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("virsh pool-start default; virsh pool-autostart default"));
+    assert!(cases[3]
         .1
         .detail
-        .contains("active at /tmp/virthost-vfix-pool.C3PrDF"));
-    assert!(cases[2].1.detail.contains("active at ?"));
+        .contains("at /tmp/virthost-vfix-pool.C3PrDF"));
+    assert!(cases[4]
+        .1
+        .hint
+        .as_deref()
+        .unwrap()
+        .starts_with("run bootstrap (its `pool` step: virsh pool-define-as default dir"));
     insta::assert_json_snapshot!("pool", named(cases));
 }

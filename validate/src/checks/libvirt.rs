@@ -10,9 +10,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bootstrap::assess::pool::{self, PoolFacts};
 use bootstrap::desired::{self, IMAGES_DIR, POOL_NAME};
+use bootstrap::virsh::{PoolInfo, PoolState};
 use virt::connect::Connect;
 
+use crate::assessed::{self, Severity};
 use crate::boot::xmlscan;
 use crate::check::{timed, CheckResult};
 use crate::options::{DomainType, Options};
@@ -98,12 +101,12 @@ pub fn default_pool_path(conn: &Connect) -> Option<PathBuf> {
 }
 
 /// `<target><path>` of a storage pool's XML: the live description (`virsh pool-dumpxml`)
-/// or the persistent definition (`/etc/libvirt/storage/<name>.xml`).
+/// or the persistent definition (`/etc/libvirt/storage/<name>.xml`), read by the one pool
+/// XML reader, `bootstrap::virsh::parse_pool_xml`.
 pub fn pool_target_path(xml: &str) -> Option<PathBuf> {
-    let target = xmlscan::sections(xml, "target").into_iter().next()?;
-    xmlscan::texts(target, "path")
-        .first()
-        .filter(|p| !p.is_empty())
+    bootstrap::virsh::parse_pool_xml(xml)
+        .ok()?
+        .path
         .map(PathBuf::from)
 }
 
@@ -118,42 +121,49 @@ pub fn image_dir(opts: &Options) -> PathBuf {
 }
 
 fn pool_check(conn: &Connect) -> CheckResult {
-    match conn.lookup_storage_pool_by_name(POOL_NAME) {
-        Ok(pool) => {
-            let xml = pool.xml_desc(0).unwrap_or_default();
-            pool_result(Some((&xml, pool.is_active().unwrap_or(false))))
-        }
-        Err(_) => pool_result(None),
+    pool_result(&pool_facts(conn), Path::new(IMAGES_DIR).is_dir())
+}
+
+/// libvirt's pool states (`virStoragePoolState`) as `virsh pool-info` words them.
+pub fn pool_state(state: u32) -> PoolState {
+    match state {
+        0 => PoolState::Inactive,
+        2 => PoolState::Running,
+        1 => PoolState::Other("building".into()),
+        3 => PoolState::Other("degraded".into()),
+        4 => PoolState::Other("inaccessible".into()),
+        n => PoolState::Other(format!("in state {n}")),
     }
 }
 
-/// `libvirt.pool` from the pool `default`: its XML and whether it is active; `None` when
-/// libvirt has no such pool.
-pub fn pool_result(default: Option<(&str, bool)>) -> CheckResult {
-    const ID: &str = "libvirt.pool";
-    let Some((xml, active)) = default else {
-        let define = format!(
-            "`virsh pool-define-as default dir --target {IMAGES_DIR} && virsh pool-build default \
-             && virsh pool-start default && virsh pool-autostart default`"
-        );
-        return CheckResult::warn(
-            ID,
-            format!("no storage pool 'default'; images would go to {IMAGES_DIR}"),
-            format!("run bootstrap (its `pool` step defines it), or: {define}"),
-        );
+/// What libvirt's API says of the pool `default`, in the terms bootstrap reads from virsh.
+pub fn pool_facts(conn: &Connect) -> PoolFacts {
+    let Ok(pool) = conn.lookup_storage_pool_by_name(POOL_NAME) else {
+        return PoolFacts::Missing;
     };
-    let path = pool_target_path(xml)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "?".into());
-    if active {
-        CheckResult::pass(ID, format!("pool 'default' active at {path}"))
-    } else {
-        CheckResult::warn(
-            ID,
-            format!("pool 'default' ({path}) is not active"),
-            "`virsh pool-start default && virsh pool-autostart default`",
-        )
-    }
+    let read = || -> Result<PoolFacts, String> {
+        let info = pool.info().map_err(|e| e.message().to_string())?;
+        let xml = pool.xml_desc(0).map_err(|e| e.message().to_string())?;
+        let def = bootstrap::virsh::parse_pool_xml(&xml).map_err(|e| format!("{e:#}"))?;
+        Ok(PoolFacts::Pool(
+            PoolInfo {
+                name: POOL_NAME.into(),
+                state: pool_state(info.state),
+                persistent: pool.is_persistent().map_err(|e| e.message().to_string())?,
+                autostart: pool.autostart().map_err(|e| e.message().to_string())?,
+            },
+            def,
+        ))
+    };
+    read().unwrap_or_else(|e| PoolFacts::Unknown(format!("pool '{POOL_NAME}': {e}")))
+}
+
+/// `libvirt.pool`: bootstrap's `pool` requirement (`bootstrap::assess::pool`), where the
+/// pool is `facts` and the images directory exists or not. A WARN when not met: deployment
+/// tooling (virt-install) defines a pool itself when it needs one.
+pub fn pool_result(facts: &PoolFacts, dir_exists: bool) -> CheckResult {
+    let a = pool::assess(&pool::Want::model(), facts, dir_exists);
+    assessed::result("libvirt.pool", Severity::Warn, ("bootstrap", "pool"), &a)
 }
 
 /// Describing domain types takes milliseconds; seconds mean libvirt re-probes QEMU.
