@@ -29,7 +29,7 @@ pub fn result<A: Action>(
         Severity::Fail => CheckResult::fail(id, detail, hint),
         Severity::Warn => CheckResult::warn(id, detail, hint),
     };
-    match a {
+    let r = match a {
         Assessment::Met(detail) => CheckResult::pass(id, detail),
         Assessment::NotMet { detail, .. } => with(
             detail,
@@ -46,5 +46,6 @@ pub fn result<A: Action>(
                 "run validate again once that is resolved; `{bootstrap}`'s `{step}` step owns this"
             ),
         ),
-    }
+    };
+    r.by_step(step)
 }

@@ -39,6 +39,10 @@ pub struct CheckResult {
     /// What to do about a WARN or FAIL; `None` for PASS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The bootstrap step that makes this check pass (`pool`, `user`, `packages`); `None`
+    /// for what is outside bootstrap's reach (hardware, capacity, sshd, the boot proof).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap_step: Option<String>,
     pub duration_ms: u64,
 }
 
@@ -66,8 +70,15 @@ impl CheckResult {
             status,
             detail: detail.into(),
             hint: hint.map(Into::into),
+            bootstrap_step: None,
             duration_ms: 0,
         }
+    }
+
+    /// Marks the check as what bootstrap's step `step` makes pass.
+    pub fn by_step(mut self, step: &str) -> Self {
+        self.bootstrap_step = Some(step.to_string());
+        self
     }
 
     /// Sets the duration.

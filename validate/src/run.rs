@@ -26,7 +26,40 @@ pub fn run_system(opts: &Options) -> Report {
         let mut progress = |msg: &str| eprintln!("validate: {msg}");
         boot_checks(opts, &mut progress)
     }));
-    Report::new(HostFacts::of(&host), results)
+    Report::new(HostFacts::of(&host), owned(results, &opts.user))
+}
+
+/// Which bootstrap step makes a check pass, for the checks not yet judged by a shared
+/// assessment (`crate::assessed` marks those itself); `None`: outside bootstrap's reach.
+pub fn bootstrap_step(id: &str, user: &str) -> Option<&'static str> {
+    Some(match id {
+        _ if id.starts_with("package.") => "packages",
+        _ if id == "ipxe.build" || id.starts_with("ipxe.rom.") => "ipxe",
+        "kvm.module" | "kvm.nested" => "kvm",
+        "kvm.device" | "kvm.access" => "devkvm",
+        "libvirt.connect" => "libvirt",
+        "libvirt.polkit" => "polkit",
+        _ => match id
+            .strip_prefix("ssh.keys.")
+            .or_else(|| id.strip_prefix("ssh.perms."))?
+        {
+            "root" => "root-keys",
+            who if who == user => "user-keys",
+            _ => return None,
+        },
+    })
+}
+
+fn owned(results: Vec<CheckResult>, user: &bootstrap::username::UserName) -> Vec<CheckResult> {
+    results
+        .into_iter()
+        .map(
+            |r| match (&r.bootstrap_step, bootstrap_step(&r.id, user.as_str())) {
+                (None, Some(step)) => r.by_step(step),
+                _ => r,
+            },
+        )
+        .collect()
 }
 
 /// The boot proof's results: nothing with `--skip-boot`; a WARN per NIC model, without
@@ -70,7 +103,7 @@ pub fn run_host(opts: &Options, probe: &dyn Probe) -> Report {
     let mut results = before_libvirt(opts, &host);
     let pool = persistent_pool_path(&host);
     results.extend(after_libvirt(opts, &host, pool));
-    Report::new(HostFacts::of(&host), results)
+    Report::new(HostFacts::of(&host), owned(results, &opts.user))
 }
 
 fn before_libvirt(opts: &Options, host: &Host) -> Vec<CheckResult> {

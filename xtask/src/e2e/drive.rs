@@ -77,6 +77,10 @@ pub struct Outcome {
     pub tcg_vm: bool,
     /// What the concurrent bootstrap runs found.
     pub concurrent: Option<String>,
+    /// Checks outside bootstrap's reach that did not PASS ("WARN cpu.threads").
+    pub outside_bootstrap: Vec<String>,
+    /// Checks bootstrap owns that did not PASS after it converged (the run fails on any).
+    pub owned_not_pass: Vec<String>,
 }
 
 fn sudo(r: &Remote) -> &'static str {
@@ -347,6 +351,28 @@ fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result
     let verdict = validate_once(a, cmd, inp, "validate.json")?;
     out.warns = verdict.warns;
     out.validate_summary = Some(verdict.summary);
+    out.outside_bootstrap = verdict.outside;
+    // One definition of ready: after bootstrap converged, every check it owns PASSes
+    // (checks of a step bootstrap skipped here, kvm without VT-x, are not its to pass).
+    let skipped = skipped_steps(&inp.run_dir.join("bootstrap-2.json"));
+    let owned: Vec<&String> = verdict
+        .owned_not_pass
+        .iter()
+        .filter(|(step, _)| !skipped.contains(step))
+        .map(|(_, line)| line)
+        .collect();
+    out.owned_not_pass = owned.iter().map(|s| s.to_string()).collect();
+    if !owned.is_empty() {
+        bail!(
+            "after bootstrap, {} check(s) it owns did not PASS:\n  {}",
+            owned.len(),
+            owned
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
     if !verdict.fails.is_empty() || !verdict.exited_ok {
         bail!(
             "validate exited {} with {} FAIL(s) (report {}):\n  {}",
@@ -359,9 +385,28 @@ fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result
     Ok(())
 }
 
+/// The ids of the steps a bootstrap report says were skipped.
+fn skipped_steps(report: &Path) -> Vec<String> {
+    let v: Value = fs::read(report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    v["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["status"] == "skipped")
+        .filter_map(|s| s["id"].as_str().map(String::from))
+        .collect()
+}
+
 struct Verdict {
     fails: Vec<String>,
     warns: Vec<String>,
+    /// (bootstrap step, "check: detail") of each check bootstrap owns that did not PASS.
+    owned_not_pass: Vec<(String, String)>,
+    /// "STATUS check" of each check outside bootstrap's reach that did not PASS.
+    outside: Vec<String>,
     summary: Value,
     exited_ok: bool,
     status: std::process::ExitStatus,
@@ -374,7 +419,19 @@ fn validate_once(a: &Remote, cmd: &str, inp: &Input, file: &str) -> Result<Verdi
     fs::write(&path, &res.stdout)?;
     let report = parse_report(&res.stdout, res.status, "validate", &path)?;
     let (mut fails, mut warns) = (Vec::new(), Vec::new());
+    let (mut owned_not_pass, mut outside) = (Vec::new(), Vec::new());
     for c in report["checks"].as_array().cloned().unwrap_or_default() {
+        let status = c["status"].as_str().unwrap_or("?");
+        if status != "PASS" {
+            let id = c["id"].as_str().unwrap_or("?");
+            match c["bootstrap_step"].as_str() {
+                Some(step) => owned_not_pass.push((
+                    step.to_string(),
+                    format!("{status} {id}: {}", c["detail"].as_str().unwrap_or("")),
+                )),
+                None => outside.push(format!("{status} {id}")),
+            }
+        }
         let line = format!(
             "{}: {}{}",
             c["id"].as_str().unwrap_or("?"),
@@ -394,6 +451,8 @@ fn validate_once(a: &Remote, cmd: &str, inp: &Input, file: &str) -> Result<Verdi
     Ok(Verdict {
         fails,
         warns,
+        owned_not_pass,
+        outside,
         summary: report["summary"].clone(),
         exited_ok: res.status.success(),
         status: res.status,

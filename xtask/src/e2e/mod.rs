@@ -392,6 +392,24 @@ fn print_summary(s: &Summary) {
     if let Some(c) = &out.concurrent {
         o.push_str(&format!("bootstrap at once: {c}\n"));
     }
+    if out.validate_summary.is_some() {
+        o.push_str(&format!(
+            "validate: {}; outside its reach: {}\n",
+            if out.owned_not_pass.is_empty() {
+                "every check bootstrap owns PASSed".to_string()
+            } else {
+                format!(
+                    "{} check(s) bootstrap owns did not PASS",
+                    out.owned_not_pass.len()
+                )
+            },
+            if out.outside_bootstrap.is_empty() {
+                "all PASS".to_string()
+            } else {
+                out.outside_bootstrap.join(", ")
+            }
+        ));
+    }
     if let Some(v) = &out.validate_summary {
         o.push_str(&format!(
             "validate{}: {} PASS, {} WARN, {} FAIL\n",
