@@ -220,4 +220,23 @@ mod tests {
         );
         assert!(!UserName::parse("stack", Rules::Debian).unwrap().is_root());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Whatever the text, parsing ends, and a name it accepts is short printable ASCII
+        /// that every renderer writes back exactly (the second lock agrees with the first).
+        #[test]
+        fn any_text_parses_or_is_refused(s in "\\PC{0,40}|[a-zA-Z0-9._$ ;\"'\\-]{0,40}") {
+            for rules in [Rules::Debian, Rules::RedHat] {
+                if let Ok(n) = UserName::parse(&s, rules) {
+                    proptest::prop_assert!(n.as_str().len() <= MAX_LEN);
+                    proptest::prop_assert!(n.as_str().bytes().all(|b| b.is_ascii_graphic()));
+                    let lit = crate::render::js_string(n.as_str());
+                    let back: String = serde_json::from_str(&lit).unwrap();
+                    proptest::prop_assert_eq!(back, n.as_str());
+                    proptest::prop_assert!(crate::render::pkla("a", n.as_str()).is_ok());
+                }
+            }
+        }
+    }
 }

@@ -126,7 +126,7 @@ mod tests {
             ManagedFile::new(
                 "kvm-udev",
                 desired::KVM_UDEV_RULE_PATH,
-                &desired::kvm_udev_rule(),
+                desired::kvm_udev_rule(),
                 0o644,
             ),
         ]

@@ -1,0 +1,1434 @@
+//! Property tests: every `validate` parser that reads bytes it did not write survives
+//! arbitrary input: no panic, no hang, bounded time (each call runs under a watchdog).
+//!
+//! Covered (inputs: arbitrary strings, lossy UTF-8 of arbitrary bytes, and real fixture text
+//! from `fixtures/` mutated: cut at random points, random bytes spliced in, lines
+//! duplicated, dropped and swapped, the parser's own tokens mixed with garbage):
+//!
+//! - `boot::xmlscan::{tags, attr, texts, sections, escape}`: libvirt XML
+//! - `checks::libvirt::{offered_types, domain_types_from, pool_target_path, pool_result,
+//!   domain_type_result}`, `DomainTypes::{best, choose}`: capabilities, domain
+//!   capabilities, pool XML
+//! - `boot::net::{parse_proc_route, parse_network_ips, pick}`: `/proc/net/route`, network XML
+//! - `boot::serial::{clean, tail, Progress::update}`: the test domain's serial console
+//! - `boot::http`: `percent_decode` and the callback server's request parsing, over real
+//!   TCP requests (`Server::start` on 127.0.0.1): the server must answer every request and
+//!   still serve after it
+//! - `checks::capacity::{meminfo, mount_of, xfs_ftype}`: `/proc/meminfo`, `/proc/mounts`,
+//!   `xfs_info` output
+//! - `checks::ssh::{config_ports, parse_listening, sshd_ports, listening_tcp_ports}`:
+//!   sshd_config (and drop-ins), `/proc/net/tcp{,6}`
+//! - `options::{parse_nodes, uri_host}`
+//! - `probe::FixtureProbe::load` (probe.json, its octal modes)
+//! - every host check at once (`run::run_host`: os, cpu, kvm incl. qemu.conf, packages,
+//!   capacity, user, ssh; `report::Report` JSON and human output) over (a) hosts laid out
+//!   from generated files and answers, (b) copies of the `fixtures/validate/*` cases and
+//!   the shared `fixtures/hosts/*` with one file (probe.json included) mutated
+//!
+//! Not here: SSH key files and `authorized_keys` lines (`bootstrap::sshkey`, tested in
+//! `bootstrap/src/sshkey.rs`; the whole-host properties still read authorized_keys).
+//!
+//! `PROPTEST_CASES=N` raises every case count (deeper runs); `PROPTEST_RNG_SEED=N` replays a
+//! run.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+use proptest::test_runner::{Config, TestRunner};
+
+use bootstrap::hostroot::HostRoot;
+use validate::boot::{http, net, serial, xmlscan};
+use validate::checks::libvirt::{self as lv, DomainTypes};
+use validate::checks::{capacity, ssh};
+use validate::options::DomainType;
+use validate::options::{self, Options};
+use validate::probe::{
+    CommandOutput, FileKind, FileMeta, FixtureAnswers, FixtureProbe, KvmAnswer, Space,
+};
+
+// ---------------------------------------------------------------------------------------
+// Shared machinery: watchdog, configuration, fixture seeds, generators.
+// ---------------------------------------------------------------------------------------
+
+/// Text inputs are at most this long (bytes); XML at most [`XML_MAX`].
+const TEXT_MAX: usize = 4096;
+const XML_MAX: usize = 16 * 1024;
+/// One parser call on one bounded input must end within this, or it counts as a hang.
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+/// `cases` cases (or `PROPTEST_CASES`), no regression files written.
+fn config(cases: u32) -> Config {
+    let base = Config::default();
+    Config {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            base.cases
+        } else {
+            cases
+        },
+        failure_persistence: None,
+        max_shrink_iters: 4096,
+        // A failure in a file-based property shrinks for at most this long (ms).
+        max_shrink_time: 60_000,
+        ..base
+    }
+}
+
+/// Runs `f` on a thread of its own and returns its value: a panic in it is re-raised here,
+/// and a call that does not end within [`WATCHDOG`] fails as a hang.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(v) => {
+            let _ = worker.join();
+            v
+        }
+        Err(RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the worker ended without an answer or a panic"),
+        },
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("no answer within {WATCHDOG:?} on a bounded input: a hang")
+        }
+    }
+}
+
+/// A temporary directory for a host, on tmpfs (`/dev/shm`) when `TMPDIR` is not set:
+/// creating and removing a host's files there is about 30 times faster than on this
+/// machine's disk, which keeps the file-based properties within their time.
+fn scratch() -> tempfile::TempDir {
+    if std::env::var_os("TMPDIR").is_none() {
+        if let Ok(d) = tempfile::Builder::new()
+            .prefix("parser-props-")
+            .tempdir_in("/dev/shm")
+        {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The validate fixture cases (`fixtures/validate/<case>/` with a `probe.json`).
+fn cases() -> Vec<PathBuf> {
+    sorted_dirs(&fixtures_dir().join("validate"))
+        .into_iter()
+        .filter(|d| d.join("probe.json").is_file())
+        .collect()
+}
+
+/// The shared fixture hosts (`fixtures/hosts/*`).
+fn hosts() -> Vec<PathBuf> {
+    sorted_dirs(&fixtures_dir().join("hosts"))
+}
+
+/// `rel` (relative to a host's `/`) of every validate case and shared host that has it.
+fn host_files(rel: &str) -> Vec<String> {
+    let roots = cases().into_iter().map(|c| c.join("root")).chain(hosts());
+    let out: Vec<String> = roots
+        .filter_map(|d| std::fs::read_to_string(d.join(rel)).ok())
+        .collect();
+    assert!(!out.is_empty(), "no fixture has {rel}");
+    out
+}
+
+/// Fixture files by path relative to `fixtures/`.
+fn fixture_files(rels: &[&str]) -> Vec<String> {
+    rels.iter()
+        .map(|r| {
+            let p = fixtures_dir().join(r);
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
+/// The first `max` bytes of `s`, cut back to a line end (or a char boundary).
+fn head(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    match s[..end].rfind('\n') {
+        Some(nl) if nl > 0 => s[..=nl].to_string(),
+        _ => s[..end].to_string(),
+    }
+}
+
+/// `s` cut to at most `max` bytes at a char boundary.
+fn cap(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// Bytes and short strings that break naive parsers: separators, quotes, escapes,
+/// multi-byte characters (slicing at a byte offset inside them panics), controls.
+#[rustfmt::skip]
+const NASTY: &[&str] = &[
+    "\n", "\n\n", "\r\n", "\r", "\t", " ", "  ", ":", "=", "==", "\"", "'", "\\", "\\\"", "#",
+    "<", ">", "/>", "</", "&", "&amp;", "&lt;", ";", ",", ".", "-", "+", "~", "%", "%4", "0",
+    "00", "-1", "4294967296", "18446744073709551616", "99999999999999999999", "é", "€", "😀",
+    "\u{0}", "\u{7f}", "\u{feff}", "\u{fffd}", "\u{1b}[0m", "\u{1b}[", "\u{1b}", "ä:", "=é",
+    "\té", "%é", "%aé", "%%", "%zz", "%+1",
+];
+
+/// A short random string: random chars, lossy random bytes, a nasty token or a number.
+fn garbage() -> BoxedStrategy<String> {
+    prop_oneof![
+        prop::collection::vec(any::<char>(), 0..12).prop_map(String::from_iter),
+        prop::collection::vec(any::<u8>(), 0..12)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        select(NASTY).prop_map(str::to_string),
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+    ]
+    .boxed()
+}
+
+/// A token of the parser (`words`) or garbage.
+fn token(words: &'static [&'static str]) -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => select(words).prop_map(str::to_string),
+        2 => garbage(),
+    ]
+    .boxed()
+}
+
+/// One edit of a seed text.
+#[derive(Debug, Clone)]
+enum Edit {
+    /// Cut everything from here on.
+    Truncate(Index),
+    Insert(Index, String),
+    /// Replace up to `usize` bytes from here.
+    Replace(Index, usize, String),
+    DupLine(Index),
+    DelLine(Index),
+    SwapLines(Index, Index),
+}
+
+fn edit(words: &'static [&'static str]) -> BoxedStrategy<Edit> {
+    prop_oneof![
+        1 => any::<Index>().prop_map(Edit::Truncate),
+        4 => (any::<Index>(), token(words)).prop_map(|(i, s)| Edit::Insert(i, s)),
+        3 => (any::<Index>(), 0usize..24, token(words)).prop_map(|(i, n, s)| Edit::Replace(i, n, s)),
+        2 => any::<Index>().prop_map(Edit::DupLine),
+        2 => any::<Index>().prop_map(Edit::DelLine),
+        1 => (any::<Index>(), any::<Index>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
+    ]
+    .boxed()
+}
+
+/// A char boundary of `s` picked by `i` (0..=len).
+fn boundary(s: &str, i: &Index) -> usize {
+    let mut p = i.index(s.len() + 1);
+    while !s.is_char_boundary(p) {
+        p -= 1;
+    }
+    p
+}
+
+fn apply(s: &mut String, e: &Edit) {
+    match e {
+        Edit::Truncate(i) => {
+            let p = boundary(s, i);
+            s.truncate(p);
+        }
+        Edit::Insert(i, t) => {
+            let p = boundary(s, i);
+            s.insert_str(p, t);
+        }
+        Edit::Replace(i, n, t) => {
+            let p = boundary(s, i);
+            let mut end = (p + n).min(s.len());
+            while !s.is_char_boundary(end) {
+                end += 1;
+            }
+            s.replace_range(p..end, t);
+        }
+        Edit::DupLine(_) | Edit::DelLine(_) | Edit::SwapLines(..) => {
+            let mut lines: Vec<String> = s.split_inclusive('\n').map(String::from).collect();
+            if lines.is_empty() {
+                return;
+            }
+            match e {
+                Edit::DupLine(i) => {
+                    let k = i.index(lines.len());
+                    let l = lines[k].clone();
+                    lines.insert(k, l);
+                }
+                Edit::DelLine(i) => {
+                    lines.remove(i.index(lines.len()));
+                }
+                Edit::SwapLines(a, b) => {
+                    let (a, b) = (a.index(lines.len()), b.index(lines.len()));
+                    lines.swap(a, b);
+                }
+                _ => unreachable!(),
+            }
+            *s = lines.concat();
+        }
+    }
+}
+
+/// A seed (its first `max` bytes) with `edits` edits (few keep most of its structure, so
+/// the parser's deep paths run), capped at `max` bytes.
+fn mutated(
+    seeds: Vec<String>,
+    words: &'static [&'static str],
+    max: usize,
+    edits: std::ops::Range<usize>,
+) -> BoxedStrategy<String> {
+    let seeds: Vec<String> = seeds.iter().map(|s| head(s, max)).collect();
+    (select(seeds), prop::collection::vec(edit(words), edits))
+        .prop_map(move |(seed, edits)| {
+            let mut s = seed;
+            for e in &edits {
+                apply(&mut s, e);
+            }
+            cap(s, max)
+        })
+        .boxed()
+}
+
+/// Lines of the seeds, lines made of the parser's tokens and separators, and garbage lines,
+/// shuffled together.
+fn line_soup(
+    seeds: &[String],
+    words: &'static [&'static str],
+    max: usize,
+) -> BoxedStrategy<String> {
+    let mut real: Vec<String> = seeds
+        .iter()
+        .flat_map(|s| s.lines().map(String::from))
+        .collect();
+    real.sort();
+    real.dedup();
+    if real.is_empty() {
+        real.push(String::new());
+    }
+    let built = prop::collection::vec(
+        (
+            token(words),
+            select(&[" ", "\t", ":", "=", ": ", "\t: ", "  ", ""][..]),
+        ),
+        0..6,
+    )
+    .prop_map(|parts| {
+        parts
+            .into_iter()
+            .map(|(t, sep)| format!("{t}{sep}"))
+            .collect::<String>()
+    });
+    let line = prop_oneof![
+        4 => select(real),
+        3 => built,
+        1 => garbage(),
+    ];
+    (
+        prop::collection::vec(line, 0..48),
+        select(&["\n", "\r\n", "\n\n", ""][..]),
+    )
+        .prop_map(move |(lines, nl)| cap(lines.join(nl), max))
+        .boxed()
+}
+
+/// Any input for a parser seeded by `seeds` with tokens `words`: arbitrary text, lossy
+/// arbitrary bytes, a mutated seed, or a line soup; at most `max` bytes.
+fn input(seeds: Vec<String>, words: &'static [&'static str], max: usize) -> BoxedStrategy<String> {
+    prop_oneof![
+        1 => prop::collection::vec(any::<char>(), 0..512).prop_map(move |c| cap(String::from_iter(c), max)),
+        1 => prop::collection::vec(any::<u8>(), 0..max)
+            .prop_map(move |b| cap(String::from_utf8_lossy(&b).into_owned(), max)),
+        2 => mutated(seeds.clone(), words, max, 0..3),
+        2 => mutated(seeds.clone(), words, max, 0..12),
+        2 => line_soup(&seeds, words, max),
+    ]
+    .boxed()
+}
+
+/// Raw file content: valid text from [`input`] or arbitrary bytes (invalid UTF-8 too).
+fn file_bytes(seeds: Vec<String>, words: &'static [&'static str]) -> BoxedStrategy<Vec<u8>> {
+    prop_oneof![
+        4 => input(seeds, words, TEXT_MAX).prop_map(String::into_bytes),
+        1 => prop::collection::vec(any::<u8>(), 0..256),
+    ]
+    .boxed()
+}
+
+/// A host path and its content (`None`: absent).
+type HostFile = (&'static str, Option<Vec<u8>>);
+
+fn no_newline(what: &str, s: &str) -> Result<(), TestCaseError> {
+    prop_assert!(!s.contains('\n'), "{what} holds a newline: {s:?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Tokens of each format.
+// ---------------------------------------------------------------------------------------
+
+#[rustfmt::skip]
+const XML_WORDS: &[&str] = &[
+    "<capabilities>", "</capabilities>", "<guest>", "</guest>", "<os_type>hvm</os_type>",
+    "<os_type>", "</os_type>", "hvm", "<arch name='x86_64'>", "<arch name=\"x86_64\">",
+    "</arch>", "<arch", "<domain type='kvm'/>", "<domain type='qemu'/>", "<domain",
+    "<domain>kvm</domain>", "</domain>", "<domainCapabilities>", "<pool type='dir'>", "</pool>",
+    "<target>", "</target>", "<path>", "</path>", "<path/>", "<ip", "<ip ",
+    "<ip address='10.0.0.1' netmask='255.255.255.0'/>",
+    "<ip family='ipv6' address='fd00::1' prefix='64'/>", "address=", "netmask=", "prefix=",
+    "family=", "name=", "type=", "='", "=\"", "'", "\"", "<", ">", "/>", "</", " ", "\n", "\t",
+    "<!--", "-->", "<![CDATA[", "]]>", "&amp;", "x86_64", "aarch64", "kvm", "qemu", "32", "33",
+    "0", "255.255.255.255", "999.1.1.1",
+];
+
+#[rustfmt::skip]
+const SERIAL_WORDS: &[&str] = &[
+    "SeaBIOS (version 1.16.3)", "iPXE", "iPXE ", " -- Open Source Network Boot Firmware",
+    "iPXE 1.0.0+git-20190125.36a4c85-5.1 -- Open Source Network Boot Firmware -- http://ipxe.org",
+    "Configuring (net0 52:54:00:41:e0:13)", "Configuring (net", "...... ok", " ok",
+    "Nothing to boot", "No bootable device", "No more network devices", "\u{1b}[2J",
+    "\u{1b}[1;1H", "\u{1b}[", "\u{1b}", "\u{1b}c", "\r\n", "\r", "\u{7}", "\u{8}",
+];
+
+#[rustfmt::skip]
+const HTTP_WORDS: &[&str] = &[
+    "GET ", "POST ", " HTTP/1.0", " HTTP/1.1", "\r\n", "\r\n\r\n", "\n", "Host: x\r\n",
+    "/boot.ipxe", "/booted", "?", "&", "token=", "mac=", "ver=", "%3A", "%41", "%", "%4", "%zz",
+    "%é", "%aé", "%+1", "=", "52:54:00:00:00:01", "1.0.0+git", " ", "  ", "/",
+];
+
+#[rustfmt::skip]
+const MEM_WORDS: &[&str] = &[
+    "MemTotal:       16384 kB", "MemFree:        18014398509481983 kB",
+    "Buffers:        18446744073709551615 kB", "Cached:         18014398509481984 kB",
+    "MemAvailable:   18446744073709551615 kB", "MemTotal:", "MemFree:", "MemAvailable:",
+    "Buffers:", "Cached:", " kB", "kB", ":", "18446744073709551615", "18014398509481984",
+    "18014398509481983", "0", "-1", "  ",
+];
+
+#[rustfmt::skip]
+const MOUNT_WORDS: &[&str] = &[
+    "/", "/var", "/var/lib/libvirt/images", "/srv/vms", "xfs", "ext4", "rw,relatime", "0 0",
+    "\\040", "\\011", "\\134", "\\", " ", "proc", "/dev/sda1", "naming", "=version 2", "ftype=",
+    "ftype=1", "ftype=0", "ftype=x", "ftype=99999999999", "ascii-ci=0,",
+];
+
+#[rustfmt::skip]
+const SSH_WORDS: &[&str] = &[
+    "Port", "port", "PORT", "Port=", "port =", "Match", "match", "User", "22", "2222", "0",
+    "65535", "65536", "-1", "#", "ListenAddress", "Include", "sl", "local_address",
+    "00000000:0016", "00000000:0016 00000000:0000 0A", "0A", "0a", "01", ":", "::", ":FFFF",
+    ":10000", "   0: ",
+];
+
+#[rustfmt::skip]
+const NODE_WORDS: &[&str] = &[
+    "undercloud", "controller", "compute", "ceph", "networker", "ironic", "aio", "edge", ":",
+    ",", "/", "+", "1", "0", "3", "10000", "10001", "4096", "4097", "65536", "65537", "1000000",
+    "1000001", "18446744073709551616", "8/24/100", "2/6/46+47", " ", "",
+];
+
+#[rustfmt::skip]
+const URI_WORDS: &[&str] = &[
+    "qemu", "qemu+ssh", "qemu+unix", "test", "://", ":///", "/system", "/session", "user@", "@",
+    "host", "[", "]", "[::1]", ":22", "?", "#", "/", "socket=/x", "",
+];
+
+#[rustfmt::skip]
+const PROBE_WORDS: &[&str] = &[
+    "{", "}", "[", "]", "\"", ":", ",", "\"mode\": \"0660\"", "\"mode\": \"9\"",
+    "\"mode\": \"-1\"", "\"mode\": \"77777777777\"", "\"uid\": 0", "\"gid\": 4294967296",
+    "\"kind\": \"char\"", "\"kind\": \"pipe\"", "\"result\": \"answered\"",
+    "\"result\": \"open_failed\"", "\"api_version\": 12", "\"api_version\": null", "null",
+    "\"commands\"", "\"meta\"", "\"space\"", "\"kvm\"", "\"_comment\"", "\"stdout\"",
+    "\"success\": true", "\"available\": 1", "\"total\": 18446744073709551616", "\\u0000",
+    "\\ud800", "1e999", "-0",
+];
+
+#[rustfmt::skip]
+const HOST_WORDS: &[&str] = &[
+    "\n", ":", "=", "\t", " ", "ii", "(none):", "0:", "Y", "N", "1", "0", "vmx", "svm",
+    "processor", "flags", "ID", "VERSION_ID", "ID_LIKE", "kvm", "stack", "root", "<target>",
+    "<path>", "</path>", "MemTotal:", "MemAvailable:", " kB", "xfs", "Port", "0A", "user =",
+    "group =", "\"", "qemu", "/srv/vms", "/var/lib/libvirt/images", "é", "😀", "{", "}",
+    "\"mode\": \"0660\"", "\"kind\": \"char\"",
+];
+
+// ---------------------------------------------------------------------------------------
+// XML readers.
+// ---------------------------------------------------------------------------------------
+
+fn xml_seeds() -> Vec<String> {
+    let mut v = fixture_files(&[
+        "validate/libvirt-9.0/capabilities.xml",
+        "validate/libvirt-9.0/domcapabilities-kvm.xml",
+        "validate/libvirt-9.0/domcapabilities-qemu.xml",
+        "validate/libvirt-9.0/pool-dir.xml",
+        "virsh/libvirt-9.0/pool-dumpxml-running.xml",
+    ]);
+    v.extend(host_files("etc/libvirt/storage/default.xml"));
+    v.push(
+        "<network><ip address='172.31.200.1' netmask='255.255.255.0'/>\
+         <ip family='ipv6' address='fd00::1' prefix='64'/><ip address='172.31.201.1' prefix='24'/></network>"
+            .into(),
+    );
+    v
+}
+
+/// XML documents: the inputs of [`input`], plus seeds mutated at the tag level (whole
+/// elements spliced in), up to [`XML_MAX`].
+fn xml() -> BoxedStrategy<String> {
+    input(xml_seeds(), XML_WORDS, XML_MAX)
+}
+
+/// Mostly libvirt's capabilities and domain capabilities, lightly mutated (so guests,
+/// arches and domain types are still found), else any XML.
+fn caps_xml() -> BoxedStrategy<String> {
+    let caps = fixture_files(&[
+        "validate/libvirt-9.0/capabilities.xml",
+        "validate/libvirt-9.0/domcapabilities-kvm.xml",
+        "validate/libvirt-9.0/domcapabilities-qemu.xml",
+    ]);
+    prop_oneof![
+        2 => mutated(caps, XML_WORDS, XML_MAX, 0..4),
+        1 => xml(),
+    ]
+    .boxed()
+}
+
+#[rustfmt::skip]
+const NAMES: &[&str] = &[
+    "guest", "arch", "domain", "os_type", "target", "path", "ip", "pool", "capabilities", "a",
+    "é", "<", "/", " ",
+];
+
+fn check_xmlscan(doc: String) -> Result<(), TestCaseError> {
+    for name in NAMES {
+        for t in xmlscan::tags(&doc, name) {
+            prop_assert!(t.starts_with(name), "tag {t:?} of <{name}>");
+            for a in [
+                "name", "type", "address", "family", "netmask", "prefix", "é",
+            ] {
+                if let Some(v) = xmlscan::attr(t, a) {
+                    // Delimited by one quote, so it cannot hold both.
+                    prop_assert!(!(v.contains('\'') && v.contains('"')), "{a}={v:?}");
+                }
+            }
+        }
+        for text in xmlscan::texts(&doc, name) {
+            prop_assert_eq!(text, text.trim());
+        }
+        for s in xmlscan::sections(&doc, name) {
+            let open = format!("<{name}");
+            let close = format!("</{name}>");
+            prop_assert!(s.starts_with(&open) && s.ends_with(&close), "section {s:?}");
+        }
+    }
+    let esc = xmlscan::escape(&doc);
+    prop_assert!(!esc.contains(['<', '>', '\'', '"']));
+    Ok(())
+}
+
+fn check_libvirt_xml(doc: String, other: String) -> Result<(), TestCaseError> {
+    for arch in ["x86_64", "aarch64", "", "é"] {
+        let offered = lv::offered_types(&doc, arch);
+        let mut dedup = offered.clone();
+        dedup.sort();
+        dedup.dedup();
+        prop_assert_eq!(dedup.len(), offered.len(), "repeats in {:?}", offered);
+        for hw in [false, true] {
+            let t = lv::domain_types_from(&doc, Some(&other), arch, hw);
+            let _ = lv::domain_types_from(&doc, None, arch, hw);
+            check_domain_types(&t)?;
+        }
+    }
+    if let Some(p) = lv::pool_target_path(&doc) {
+        prop_assert!(!p.as_os_str().is_empty());
+    }
+    let _ = bootstrap::virsh::parse_pool_xml(&doc);
+    let _ = net::parse_network_ips(&doc);
+    Ok(())
+}
+
+fn check_domain_types(t: &DomainTypes) -> Result<(), TestCaseError> {
+    let _ = lv::domain_type_result(t, Duration::ZERO);
+    let _ = lv::domain_type_result(t, Duration::from_secs(60));
+    for wanted in [None, Some(DomainType::Kvm), Some(DomainType::Qemu)] {
+        if let Ok(d) = t.choose(wanted) {
+            if let Some(w) = wanted {
+                prop_assert_eq!(d, w);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn libvirt_captures_parse() {
+    let f = fixture_files(&[
+        "validate/libvirt-9.0/capabilities.xml",
+        "validate/libvirt-9.0/domcapabilities-kvm.xml",
+        "validate/libvirt-9.0/pool-dir.xml",
+    ]);
+    let offered = lv::offered_types(&f[0], "x86_64");
+    assert!(offered.iter().any(|t| t == "qemu"), "{offered:?}");
+    let t = lv::domain_types_from(&f[0], Some(&f[1]), "x86_64", true);
+    assert!(t.best().is_some(), "{t:?}");
+    assert!(lv::pool_target_path(&f[2]).is_some());
+}
+
+fn check_network(route: String, xml: String, start: usize) -> Result<(), TestCaseError> {
+    let mut used = net::parse_proc_route(&route);
+    used.extend(net::parse_network_ips(&xml));
+    for (n, m) in &used {
+        prop_assert_eq!(n & m, *n, "prefix {:08x}/{:08x} has host bits", n, m);
+    }
+    if let Some(s) = net::pick(&used, start) {
+        prop_assert_eq!(s.base.octets()[3], 0);
+    }
+    Ok(())
+}
+
+fn check_serial(raw: Vec<u8>) -> Result<(), TestCaseError> {
+    let text = serial::clean(&raw);
+    prop_assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "control characters left in {text:?}"
+    );
+    let mut p = serial::Progress::default();
+    let now = Instant::now();
+    // The console grows: feed every prefix at a char boundary, as the boot loop does.
+    let cuts: Vec<usize> = (0..=text.len())
+        .step_by(61)
+        .chain([text.len()])
+        .filter(|i| text.is_char_boundary(*i))
+        .collect();
+    for c in cuts {
+        p.update(&text[..c], now);
+    }
+    if let Some(v) = &p.version {
+        prop_assert!(!v.is_empty());
+        no_newline("the iPXE version", v)?;
+    }
+    prop_assert_eq!(serial::tail(&text, 0), "");
+    for n in [1, 3, 1000] {
+        no_newline("the console tail", &serial::tail(&text, n))?;
+    }
+    Ok(())
+}
+
+fn serial_input() -> BoxedStrategy<Vec<u8>> {
+    let seed = "\u{1b}[2J\u{1b}[1;1HSeaBIOS (version 1.16.3-debian-1.16.3-2)\r\n\
+        iPXE (PCI 00:03.0) starting execution...ok\r\n\
+        iPXE initialising devices...ok\r\n\r\n\r\n\
+        \u{1b}[1miPXE 1.0.0+git-20190125.36a4c85-5.1\u{1b}[0m -- Open Source Network Boot Firmware -- http://ipxe.org\r\n\
+        Features: DNS HTTP iSCSI NFS TFTP AoE ELF MBOOT PXE bzImage Menu PXEXT\r\n\r\n\
+        net0: 52:54:00:41:e0:13 using virtio-net on 0000:00:03.0 (open)\r\n\
+        Configuring (net0 52:54:00:41:e0:13)...... ok\r\n\
+        net0: 10.213.0.13/255.255.255.0\r\n\
+        Nothing to boot: No such file or directory\r\n";
+    prop_oneof![
+        3 => input(vec![seed.to_string()], SERIAL_WORDS, TEXT_MAX).prop_map(String::into_bytes),
+        1 => prop::collection::vec(any::<u8>(), 0..TEXT_MAX),
+        // A cut inside a multi-byte character or an escape sequence.
+        1 => (prop::collection::vec(any::<u8>(), 0..64), 0usize..4)
+            .prop_map(|(mut b, k)| { b.extend_from_slice(&"é😀\u{1b}[1m".as_bytes()[..k * 2]); b }),
+    ]
+    .boxed()
+}
+
+fn check_capacity(text: String) -> Result<(), TestCaseError> {
+    if let Some((total, _avail)) = capacity::meminfo(&text) {
+        prop_assert!(total % 1024 == 0 || total == u64::MAX);
+        prop_assert!(text.contains("MemTotal"));
+    }
+    for path in [
+        "/var/lib/libvirt/images",
+        "/",
+        "",
+        "relative",
+        "/srv/vms/images",
+    ] {
+        if let Some((mp, _fs, _opts)) = capacity::mount_of(&text, path) {
+            prop_assert!(Path::new(path).starts_with(&mp), "{path} is not under {mp}");
+        }
+    }
+    let _ = capacity::xfs_ftype(&text);
+    Ok(())
+}
+
+fn check_ssh(text: String) -> Result<(), TestCaseError> {
+    let ports = ssh::config_ports(&text);
+    prop_assert!(ports.len() <= text.lines().count());
+    let listening = ssh::parse_listening(&text);
+    prop_assert!(listening.len() <= text.lines().count());
+    Ok(())
+}
+
+fn check_nodes(spec: String) -> Result<(), TestCaseError> {
+    if let Ok(groups) = options::parse_nodes(&spec) {
+        prop_assert!(!groups.is_empty());
+        for g in &groups {
+            prop_assert!(g.count >= 1 && u64::from(g.count) <= options::MAX_COUNT);
+            prop_assert!(!g.name.is_empty());
+            prop_assert!(u64::from(g.size.vcpus) <= options::MAX_VCPUS);
+            prop_assert!(g.size.memory_gib <= options::MAX_MEMORY_GIB);
+            prop_assert!(g.size.disk_gb <= options::MAX_DISK_GB);
+            prop_assert!(g.size.extra_disks_gb.len() <= options::MAX_DATA_DISKS);
+        }
+        let opts = Options {
+            nodes: groups,
+            ..Options::default()
+        };
+        let _ = capacity::planned(&opts);
+    }
+    Ok(())
+}
+
+fn check_uri(uri: String) -> Result<(), TestCaseError> {
+    if let Some(h) = options::uri_host(&uri) {
+        prop_assert!(!h.is_empty() && uri.contains(h));
+    }
+    Ok(())
+}
+
+fn check_percent(s: String) -> Result<(), TestCaseError> {
+    let d = http::percent_decode(&s);
+    prop_assert!(d.chars().count() <= s.chars().count());
+    if !s.contains('%') {
+        prop_assert_eq!(d, s);
+    }
+    Ok(())
+}
+
+#[test]
+fn percent_decode_decodes() {
+    assert_eq!(
+        http::percent_decode("52%3A54%3a00%3A00%3A00%3A01"),
+        "52:54:00:00:00:01"
+    );
+    assert_eq!(http::percent_decode("1.0.0+git"), "1.0.0+git");
+    assert_eq!(http::percent_decode("%zz%4"), "%zz%4");
+    assert_eq!(http::percent_decode("%aé"), "%aé");
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn xmlscan_never_panics(doc in xml()) {
+        bounded(move || check_xmlscan(doc))?;
+    }
+
+    #[test]
+    fn libvirt_xml_readers_never_panic(doc in caps_xml(), other in caps_xml()) {
+        bounded(move || check_libvirt_xml(doc, other))?;
+    }
+
+    #[test]
+    fn network_readers_never_panic(
+        route in input(
+            vec![
+                "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                 eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                 eth0\t0000D50A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n".into(),
+            ],
+            &["\t", "00000000", "0000D50A", "FFFFFFFF", "0000FFFF", "eth0", "virbr0", "G", "-", "+1"],
+            TEXT_MAX,
+        ),
+        xml in xml(),
+        start in any::<usize>(),
+    ) {
+        bounded(move || check_network(route, xml, start))?;
+    }
+
+    #[test]
+    fn serial_console_never_panics(raw in serial_input()) {
+        bounded(move || check_serial(raw))?;
+    }
+
+    #[test]
+    fn capacity_readers_never_panic(text in prop_oneof![
+        input(host_files("proc/meminfo"), MEM_WORDS, TEXT_MAX),
+        input(
+            [
+                host_files("proc/mounts"),
+                fixture_files(&[
+                    "validate/xfs_info/xfsprogs6.1-ftype1.txt",
+                    "validate/xfs_info/xfsprogs6.1-v4-ftype0.txt",
+                ]),
+            ]
+            .concat(),
+            MOUNT_WORDS,
+            TEXT_MAX,
+        ),
+    ]) {
+        bounded(move || check_capacity(text))?;
+    }
+
+    #[test]
+    fn ssh_readers_never_panic(text in input(
+        [host_files("etc/ssh/sshd_config"), host_files("proc/net/tcp"), host_files("proc/net/tcp6")].concat(),
+        SSH_WORDS,
+        TEXT_MAX,
+    )) {
+        bounded(move || check_ssh(text))?;
+    }
+
+    #[test]
+    fn node_specs_never_panic(spec in prop_oneof![
+        prop::collection::vec(token(NODE_WORDS), 0..16).prop_map(|t| t.concat()),
+        input(
+            vec!["undercloud:1,controller:3,compute:2,edge:2:4/16/80+100".into(), "ceph:3:2/6/46+47+47".into()],
+            NODE_WORDS,
+            512,
+        ),
+    ]) {
+        bounded(move || check_nodes(spec))?;
+    }
+
+    #[test]
+    fn uri_host_never_panics(uri in prop_oneof![
+        prop::collection::vec(token(URI_WORDS), 0..10).prop_map(|t| t.concat()),
+        input(vec!["qemu+ssh://root@[fd00::1]:22/system?socket=/x".into()], URI_WORDS, 512),
+    ]) {
+        bounded(move || check_uri(uri))?;
+    }
+
+    #[test]
+    fn percent_decode_never_panics(s in prop_oneof![
+        prop::collection::vec(token(HTTP_WORDS), 0..16).prop_map(|t| t.concat()),
+        input(vec!["token=t0k&mac=52%3A54%3A00%3A00%3A00%3A01&ver=1.0.0".into()], HTTP_WORDS, 1024),
+    ]) {
+        bounded(move || check_percent(s))?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The callback server, over TCP.
+// ---------------------------------------------------------------------------------------
+
+/// Sends `request` (then closes the writing side) and reads the answer.
+fn exchange(port: u16, request: &[u8]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(request)?;
+    s.shutdown(Shutdown::Write)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn http_request() -> BoxedStrategy<Vec<u8>> {
+    let seeds = vec![
+        "GET /booted?token=t0k&mac=52%3A54%3A00%3A00%3A00%3A01&ver=1.0.0+git-20190125 HTTP/1.0\r\nHost: x\r\n\r\n".to_string(),
+        "GET /boot.ipxe HTTP/1.1\r\nHost: 10.213.0.1\r\nUser-Agent: iPXE/1.0.0\r\n\r\n".to_string(),
+    ];
+    prop_oneof![
+        4 => input(seeds, HTTP_WORDS, 2048).prop_map(String::into_bytes),
+        1 => prop::collection::vec(any::<u8>(), 0..512),
+        2 => prop::collection::vec(token(HTTP_WORDS), 0..24).prop_map(|t| t.concat().into_bytes()),
+    ]
+    .boxed()
+}
+
+/// Arbitrary requests never kill the server: after each one (sent to a server of its own,
+/// so a failure shrinks to the request that killed it), `/boot.ipxe` is still served.
+#[test]
+fn callback_server_survives_arbitrary_requests() {
+    let mut runner = TestRunner::new(config(64));
+    let result = runner.run(&http_request(), |req| {
+        let srv = http::Server::start(Ipv4Addr::LOCALHOST, None, "t0k".into())
+            .expect("the HTTP server starts on 127.0.0.1");
+        let answer = exchange(srv.port, &req);
+        // The server may close without an answer (a request line that is not UTF-8), but
+        // it must take the next request.
+        if let Ok(a) = &answer {
+            prop_assert!(a.is_empty() || a.starts_with("HTTP/1.0 "), "answer {a:?}");
+        }
+        let next = exchange(srv.port, b"GET /boot.ipxe HTTP/1.0\r\n\r\n");
+        prop_assert!(
+            next.as_deref()
+                .is_ok_and(|a| a.starts_with("HTTP/1.0 200") && a.contains("#!ipxe")),
+            "after {:?} the server no longer serves /boot.ipxe: {:?}",
+            String::from_utf8_lossy(&req),
+            next
+        );
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // A callback still reports what it carried.
+    let srv = http::Server::start(Ipv4Addr::LOCALHOST, None, "t0k".into()).unwrap();
+    exchange(
+        srv.port,
+        b"GET /booted?token=t0k&mac=52%3A54&ver=1.0 HTTP/1.0\r\n\r\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let events = srv.drain();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, http::Event::Callback { token_ok: true, mac, .. } if mac == "52:54")
+        ),
+        "{events:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// probe.json and whole hosts.
+// ---------------------------------------------------------------------------------------
+
+fn probe_seeds() -> Vec<String> {
+    cases()
+        .iter()
+        .map(|c| std::fs::read_to_string(c.join("probe.json")).unwrap())
+        .collect()
+}
+
+/// A probe.json built field by field. `valid`: every value of its field's type (so the
+/// document loads and the checks read it), else any type and any value (numbers out of
+/// range, modes that are not octal, unknown kinds and results: refused, never a panic).
+fn probe_json_structured(valid: bool) -> BoxedStrategy<String> {
+    use serde_json::{json, Value};
+    let wrong = || -> BoxedStrategy<Value> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<bool>().prop_map(|b| json!(b)),
+            Just(Value::Null),
+            garbage().prop_map(Value::String),
+        ]
+        .boxed()
+    };
+    let or_wrong = move |right: BoxedStrategy<Value>| -> BoxedStrategy<Value> {
+        if valid {
+            right
+        } else {
+            prop_oneof![right, wrong()].boxed()
+        }
+    };
+    let u32v = move || {
+        or_wrong(
+            prop_oneof![Just(0u32), Just(36), Just(1000), any::<u32>()]
+                .prop_map(|n| json!(n))
+                .boxed(),
+        )
+    };
+    let u64v = move || or_wrong(any::<u64>().prop_map(|n| json!(n)).boxed());
+    let octal = if valid {
+        prop_oneof![
+            select(
+                &[
+                    "0660",
+                    "0600",
+                    "0666",
+                    "0777",
+                    "7777",
+                    "17777",
+                    "0",
+                    "1",
+                    "37777777777"
+                ][..]
+            )
+            .prop_map(str::to_string),
+            any::<u32>().prop_map(|m| format!("{m:o}")),
+        ]
+        .boxed()
+    } else {
+        prop_oneof![
+            select(
+                &[
+                    "9",
+                    "-1",
+                    "",
+                    "0x1",
+                    "77777777777",
+                    "+7",
+                    " 0600",
+                    "0600\n",
+                    "\u{0}"
+                ][..]
+            )
+            .prop_map(str::to_string),
+            garbage(),
+        ]
+        .boxed()
+    };
+    let mode = or_wrong(octal.prop_map(|m| json!(m)).boxed());
+    let kinds: &[&str] = if valid {
+        &["file", "dir", "char", "other"]
+    } else {
+        &["pipe", "FILE", ""]
+    };
+    let kind = or_wrong(select(kinds).prop_map(|k| json!(k)).boxed());
+    let meta = (u32v(), u32v(), mode, kind, any::<bool>()).prop_map(
+        |(uid, gid, mode, kind, with_kind)| {
+            let mut m = json!({"uid": uid, "gid": gid, "mode": mode});
+            if with_kind {
+                m["kind"] = kind;
+            }
+            m
+        },
+    );
+    let meta_paths = &[
+        "/dev/kvm",
+        "/dev/vhost-net",
+        "/dev/net/tun",
+        "/root",
+        "/root/.ssh",
+        "/root/.ssh/authorized_keys",
+        "/home/stack",
+        "/home/stack/.ssh",
+        "/home/stack/.ssh/authorized_keys",
+        "",
+    ][..];
+    let xfs = fixture_files(&[
+        "validate/xfs_info/xfsprogs6.1-ftype1.txt",
+        "validate/xfs_info/xfsprogs6.1-v4-ftype0.txt",
+    ]);
+    let command = (any::<bool>(), input(xfs, MOUNT_WORDS, TEXT_MAX))
+        .prop_map(|(success, stdout)| json!({"success": success, "stdout": stdout}));
+    let api = or_wrong(
+        prop_oneof![
+            Just(json!(12)),
+            any::<i32>().prop_map(|n| json!(n)),
+            Just(Value::Null)
+        ]
+        .boxed(),
+    );
+    let kvm = prop_oneof![
+        garbage().prop_map(|e| json!({"result": "open_failed", "error": e})),
+        (api, prop::option::of(garbage())).prop_map(
+            |(v, e)| json!({"result": "answered", "api_version": v, "create_vm_error": e})
+        ),
+        Just(Value::Null),
+    ];
+    let space = (u64v(), u64v()).prop_map(|(a, t)| json!({"available": a, "total": t}));
+    (
+        prop::collection::btree_map(select(meta_paths), meta, 0..10),
+        prop::collection::btree_map(
+            select(
+                &[
+                    "xfs_info /",
+                    "xfs_info /var",
+                    "xfs_info /srv/vms",
+                    "xfs_info /var/lib/libvirt/images",
+                ][..],
+            ),
+            command,
+            0..3,
+        ),
+        prop::collection::btree_map(
+            select(&["/", "/var", "/srv/vms", "", "relative"][..]),
+            space,
+            0..4,
+        ),
+        kvm,
+        if valid {
+            Just(None).boxed()
+        } else {
+            prop::option::weighted(0.2, garbage()).boxed()
+        },
+    )
+        .prop_map(|(meta, commands, space, kvm, unknown)| {
+            let mut v = json!({"meta": meta, "commands": commands, "space": space, "kvm": kvm});
+            if let Some(u) = unknown {
+                // deny_unknown_fields: refused, never a panic.
+                v[u] = json!(1);
+            }
+            serde_json::to_string_pretty(&v).unwrap()
+        })
+        .boxed()
+}
+
+/// A validate fixture case with its probe.json replaced.
+fn check_probe_json(case: PathBuf, json: String) -> Result<(), TestCaseError> {
+    let dir = scratch();
+    copy_tree(&case, dir.path());
+    std::fs::write(dir.path().join("probe.json"), &json).unwrap();
+    if let Ok(p) = FixtureProbe::load(dir.path()) {
+        run_all(&p)?;
+    }
+    Ok(())
+}
+
+/// Every host check, with a few option sets, and both report formats.
+fn run_all(probe: &FixtureProbe) -> Result<(), TestCaseError> {
+    let variants = [
+        Options::default(),
+        Options {
+            nodes: options::parse_nodes("undercloud:1,controller:3,compute:2").unwrap(),
+            allow_emulation: true,
+            overcommit: true,
+            nics: vec![
+                "virtio".into(),
+                "e1000".into(),
+                "rtl8139".into(),
+                "bogus".into(),
+            ],
+            ..Options::default()
+        },
+    ];
+    for opts in &variants {
+        let report = validate::run::run_host(opts, probe);
+        let json = report.to_json();
+        prop_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
+        let _ = report.to_human(false);
+        let _ = report.failed();
+    }
+    Ok(())
+}
+
+/// Files for a generated host, each possibly absent.
+fn host_specs() -> Vec<(&'static str, Vec<String>)> {
+    vec![
+        ("/etc/os-release", host_files("etc/os-release")),
+        ("/proc/cpuinfo", host_files("proc/cpuinfo")),
+        ("/proc/meminfo", host_files("proc/meminfo")),
+        ("/proc/mounts", host_files("proc/mounts")),
+        ("/proc/net/tcp", host_files("proc/net/tcp")),
+        ("/proc/net/tcp6", host_files("proc/net/tcp6")),
+        (
+            "/proc/sys/kernel/hostname",
+            host_files("proc/sys/kernel/hostname"),
+        ),
+        (
+            "/proc/sys/kernel/osrelease",
+            host_files("proc/sys/kernel/osrelease"),
+        ),
+        ("/proc/1/comm", vec!["systemd\n".into(), "sshd\n".into()]),
+        ("/etc/ssh/sshd_config", host_files("etc/ssh/sshd_config")),
+        (
+            "/etc/ssh/sshd_config.d/50-x.conf",
+            vec!["Port 2222\n".into(), "port=22\n".into()],
+        ),
+        (
+            "/etc/libvirt/qemu.conf",
+            host_files("etc/libvirt/qemu.conf"),
+        ),
+        (
+            "/etc/libvirt/storage/default.xml",
+            host_files("etc/libvirt/storage/default.xml"),
+        ),
+        ("/etc/passwd", host_files("etc/passwd")),
+        ("/etc/group", host_files("etc/group")),
+        (
+            "/sys/module/kvm_intel/parameters/nested",
+            vec!["Y\n".into(), "1\n".into()],
+        ),
+        ("/sys/module/kvm_amd/parameters/nested", vec!["0\n".into()]),
+        (
+            "/sys/module/kvm/parameters/halt_poll_ns",
+            vec!["200000\n".into()],
+        ),
+        ("/pkg/installed.txt", host_files("pkg/installed.txt")),
+        ("/var/lib/dpkg/status", vec![String::new()]),
+    ]
+}
+
+fn file_meta() -> BoxedStrategy<FileMeta> {
+    (
+        prop_oneof![Just(0u32), Just(36), Just(1000), any::<u32>()],
+        prop_oneof![Just(0u32), Just(36), Just(1000), any::<u32>()],
+        prop_oneof![
+            Just(0o600u32),
+            Just(0o660),
+            Just(0o666),
+            Just(0o777),
+            any::<u32>()
+        ],
+        select(
+            &[
+                FileKind::File,
+                FileKind::Dir,
+                FileKind::Char,
+                FileKind::Other,
+            ][..],
+        ),
+    )
+        .prop_map(|(uid, gid, mode, kind)| FileMeta {
+            uid,
+            gid,
+            mode,
+            kind,
+        })
+        .boxed()
+}
+
+fn answers() -> BoxedStrategy<FixtureAnswers> {
+    let meta_paths = &[
+        "/dev/kvm",
+        "/dev/vhost-net",
+        "/dev/net/tun",
+        "/root",
+        "/root/.ssh",
+        "/root/.ssh/authorized_keys",
+        "/home/stack",
+        "/home/stack/.ssh",
+        "/home/stack/.ssh/authorized_keys",
+    ][..];
+    let xfs = fixture_files(&[
+        "validate/xfs_info/xfsprogs6.1-ftype1.txt",
+        "validate/xfs_info/xfsprogs6.1-v4-ftype0.txt",
+    ]);
+    let command =
+        (any::<bool>(), input(xfs, MOUNT_WORDS, TEXT_MAX)).prop_map(|(success, stdout)| {
+            CommandOutput {
+                success,
+                stdout,
+                stderr: String::new(),
+            }
+        });
+    let kvm = prop_oneof![
+        garbage().prop_map(|error| KvmAnswer::OpenFailed { error }),
+        (
+            prop::option::of(prop_oneof![Just(12i32), any::<i32>()]),
+            prop::option::of(garbage()),
+        )
+            .prop_map(|(api_version, create_vm_error)| KvmAnswer::Answered {
+                api_version,
+                create_vm_error
+            }),
+    ];
+    let space =
+        (any::<u64>(), any::<u64>()).prop_map(|(available, total)| Space { available, total });
+    (
+        prop::collection::btree_map(select(meta_paths), file_meta(), 0..10),
+        prop::collection::btree_map(
+            select(&["/", "/var", "/var/lib/libvirt/images", "/srv/vms"][..]),
+            space,
+            0..4,
+        ),
+        prop::collection::btree_map(
+            select(
+                &[
+                    "xfs_info /",
+                    "xfs_info /var",
+                    "xfs_info /srv/vms",
+                    "xfs_info /var/lib/libvirt/images",
+                ][..],
+            ),
+            command,
+            0..3,
+        ),
+        prop::option::of(kvm),
+    )
+        .prop_map(|(meta, space, commands, kvm)| FixtureAnswers {
+            meta: meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            space: space.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            commands: commands
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            kvm,
+            ..FixtureAnswers::default()
+        })
+        .boxed()
+}
+
+#[derive(Debug, Clone)]
+struct GeneratedHost {
+    files: Vec<HostFile>,
+    answers: FixtureAnswers,
+}
+
+fn generated_host() -> BoxedStrategy<GeneratedHost> {
+    let files: Vec<BoxedStrategy<HostFile>> = host_specs()
+        .into_iter()
+        .map(|(path, seeds)| {
+            prop::option::weighted(0.85, file_bytes(seeds, HOST_WORDS))
+                .prop_map(move |c| (path, c))
+                .boxed()
+        })
+        .collect();
+    (files, answers())
+        .prop_map(|(files, answers)| GeneratedHost { files, answers })
+        .boxed()
+}
+
+fn check_generated_host(h: GeneratedHost) -> Result<(), TestCaseError> {
+    let dir = scratch();
+    let root = HostRoot::at(dir.path());
+    for (path, content) in &h.files {
+        if let Some(c) = content {
+            let p = root.path(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, c).unwrap();
+        }
+    }
+    prop_assert!(!ssh::sshd_ports(&root).is_empty());
+    let _ = ssh::listening_tcp_ports(&root);
+    let probe = FixtureProbe::new(root, h.answers);
+    run_all(&probe)
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            copy_tree(&src, &dst);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+fn files_of(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir.join(rel)).unwrap() {
+        let e = e.unwrap();
+        let r = rel.join(e.file_name());
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            files_of(dir, &r, out);
+        } else if ft.is_file() && r.extension().is_none_or(|x| x != "rom") {
+            out.push(r);
+        }
+    }
+}
+
+/// A fixture (a validate case, or a shared host read as one), one of its files, and that
+/// file's new content (`None`: removed).
+#[derive(Debug, Clone)]
+struct MutatedFixture {
+    dir: PathBuf,
+    shared: bool,
+    file: PathBuf,
+    content: Option<Vec<u8>>,
+}
+
+fn mutated_fixture() -> BoxedStrategy<MutatedFixture> {
+    let mut all: Vec<(PathBuf, bool, PathBuf, String)> = Vec::new();
+    for (dirs, shared) in [(cases(), false), (hosts(), true)] {
+        for d in dirs {
+            let mut files = Vec::new();
+            files_of(&d, Path::new(""), &mut files);
+            files.sort();
+            for f in files {
+                let text = std::fs::read_to_string(d.join(&f)).unwrap_or_default();
+                all.push((d.clone(), shared, f, text));
+            }
+        }
+    }
+    (
+        select(all),
+        prop::collection::vec(edit(HOST_WORDS), 0..12),
+        0u8..16,
+    )
+        .prop_map(|((dir, shared, file, text), edits, how)| {
+            let content = match how {
+                0 => None,
+                1 => Some(Vec::new()),
+                _ => {
+                    let mut s = head(&text, TEXT_MAX);
+                    for e in &edits {
+                        apply(&mut s, e);
+                    }
+                    let mut b = cap(s, TEXT_MAX).into_bytes();
+                    if how == 2 {
+                        // An invalid UTF-8 byte: read_to_string fails on it.
+                        b.push(0xff);
+                    }
+                    Some(b)
+                }
+            };
+            MutatedFixture {
+                dir,
+                shared,
+                file,
+                content,
+            }
+        })
+        .boxed()
+}
+
+fn check_mutated_fixture(m: MutatedFixture) -> Result<(), TestCaseError> {
+    let t = scratch();
+    copy_tree(&m.dir, t.path());
+    let target = t.path().join(&m.file);
+    match &m.content {
+        Some(c) => std::fs::write(&target, c).unwrap(),
+        None => std::fs::remove_file(&target).unwrap(),
+    }
+    let probe = if m.shared {
+        FixtureProbe::shared_host(t.path())
+    } else {
+        match FixtureProbe::load(t.path()) {
+            Ok(p) => p,
+            Err(_) => return Ok(()),
+        }
+    };
+    run_all(&probe)
+}
+
+#[test]
+fn every_fixture_case_runs() {
+    for c in cases() {
+        let p = FixtureProbe::load(&c).unwrap_or_else(|e| panic!("{}: {e}", c.display()));
+        let r = validate::run::run_host(&Options::default(), &p);
+        assert!(!r.to_json().is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn probe_json_never_panics(
+        case in select(cases()),
+        json in prop_oneof![
+            input(probe_seeds(), PROBE_WORDS, XML_MAX),
+            probe_json_structured(true),
+            probe_json_structured(false),
+        ],
+    ) {
+        bounded(move || check_probe_json(case, json))?;
+    }
+
+    #[test]
+    fn host_checks_on_a_generated_host_never_panic(h in generated_host()) {
+        bounded(move || check_generated_host(h))?;
+    }
+
+    #[test]
+    fn host_checks_on_a_mutated_fixture_never_panic(m in mutated_fixture()) {
+        bounded(move || check_mutated_fixture(m))?;
+    }
+}
