@@ -203,9 +203,33 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("{}: cannot fsync directory", dir.display()))
 }
 
-/// Sets mode and owner of an existing file or directory (not following a symlink).
+/// Sets mode and owner of an existing file or directory, through a descriptor opened with
+/// `O_NOFOLLOW`: a symlink put in its place (in a directory its user controls, `~/.ssh`)
+/// fails the open instead of redirecting the chown or chmod to another file. A regular file
+/// with more than one hard link is refused: its other name may be any file of the host.
 pub fn set_mode_owner(path: &Path, mode: u32, owner: Owner) -> Result<()> {
-    std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid)).with_context(|| {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "{}: cannot open (without following a symlink)",
+                path.display()
+            )
+        })?;
+    let m = f
+        .metadata()
+        .with_context(|| format!("{}: cannot stat", path.display()))?;
+    if m.is_file() && m.nlink() > 1 {
+        bail!(
+            "{}: has {} hard links, so another name of it may be any file of the host: \
+             refusing to change its owner or mode; remove the extra link and run again",
+            path.display(),
+            m.nlink()
+        );
+    }
+    std::os::unix::fs::fchown(&f, Some(owner.uid), Some(owner.gid)).with_context(|| {
         format!(
             "{}: cannot chown to {}:{}",
             path.display(),
@@ -213,7 +237,7 @@ pub fn set_mode_owner(path: &Path, mode: u32, owner: Owner) -> Result<()> {
             owner.gid
         )
     })?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    f.set_permissions(fs::Permissions::from_mode(mode))
         .with_context(|| format!("{}: cannot chmod {:04o}", path.display(), mode))
 }
 

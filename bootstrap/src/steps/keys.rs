@@ -297,6 +297,24 @@ mod tests {
     }
 
     #[test]
+    fn a_hard_linked_authorized_keys_is_never_chmodded() {
+        let (t, root) = testroot::new();
+        let s = step("stack", &[ED25519]);
+        s.apply(&root, &Quiet).unwrap();
+        // The user links another file (here a stand-in for /etc/shadow) as authorized_keys
+        // and makes it group-readable, so that a fix of the mode would land on that file.
+        let secret = t.path().join("etc/shadow");
+        let file = root.path("/home/stack/.ssh/authorized_keys");
+        fs::remove_file(&file).unwrap();
+        fs::write(&secret, format!("{ED25519}\n")).unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o640)).unwrap();
+        fs::hard_link(&secret, &file).unwrap();
+        let err = format!("{:#}", s.apply(&root, &Quiet).unwrap_err());
+        assert!(err.contains("has 2 hard links"), "{err}");
+        assert_eq!(mode_owner(&secret), (0o640, 0, 0));
+    }
+
+    #[test]
     fn refuses_a_symlinked_ssh_dir() {
         let (t, root) = testroot::new();
         let elsewhere = t.path().join("etc");
