@@ -150,6 +150,9 @@ fn repo_hint(platform: &Platform, role: Role) -> String {
 /// The user that manages libvirt VMs for the deployment tooling.
 pub const DEFAULT_USER: &str = "stack";
 pub const USER_SHELL: &str = "/bin/bash";
+/// Mode of a home bootstrap creates itself (useradd applies the distribution's own; an
+/// existing home keeps its mode).
+pub const USER_HOME_MODE: u32 = 0o700;
 
 pub fn user_home(user: &UserName) -> String {
     format!("/home/{user}")

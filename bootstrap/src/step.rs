@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::assess::{Action, Assessment};
 use crate::hostroot::HostRoot;
 
 /// What a step found when it read the host.
@@ -163,6 +164,20 @@ fn run_one(
             pending,
         ),
         Err(e) => (Status::Failed, format!("after apply: {e:#}"), pending),
+    }
+}
+
+impl<A: Action> Assessment<A> {
+    /// As a step's [`Check`]: met is converged, not met pending with its actions, blocked an
+    /// error with what to do, unknown pending with why (the steps before it, packages and
+    /// libvirt, are what make it knowable).
+    pub fn to_check(&self, unknown_pending: impl FnOnce(&str) -> String) -> anyhow::Result<Check> {
+        Ok(match self {
+            Assessment::Met(d) => Check::Converged(d.clone()),
+            Assessment::NotMet { .. } => Check::Pending(self.described()),
+            Assessment::Blocked { detail, hint } => anyhow::bail!("{detail}: {hint}"),
+            Assessment::Unknown(why) => Check::Pending(vec![unknown_pending(why)]),
+        })
     }
 }
 

@@ -13,8 +13,6 @@
 pub mod pool;
 pub mod user;
 
-use crate::step::Check;
-
 /// One thing the step that owns a requirement does to meet it.
 pub trait Action {
     /// What it does, as `--check` lists it (`virsh pool-start default`).
@@ -42,17 +40,5 @@ impl<A: Action> Assessment<A> {
             Assessment::NotMet { actions, .. } => actions.iter().map(Action::describe).collect(),
             _ => vec![],
         }
-    }
-
-    /// As a bootstrap step's [`Check`]: met is converged, not met pending with its actions,
-    /// blocked an error with what to do, unknown pending with why (the steps before it,
-    /// packages and libvirt, are what make it knowable).
-    pub fn to_check(&self, unknown_pending: impl FnOnce(&str) -> String) -> anyhow::Result<Check> {
-        Ok(match self {
-            Assessment::Met(d) => Check::Converged(d.clone()),
-            Assessment::NotMet { .. } => Check::Pending(self.described()),
-            Assessment::Blocked { detail, hint } => anyhow::bail!("{detail}: {hint}"),
-            Assessment::Unknown(why) => Check::Pending(vec![unknown_pending(why)]),
-        })
     }
 }

@@ -51,7 +51,7 @@ impl Action for UserAction {
             }
             UserAction::CreateHome { name, home } => format!(
                 "create home {home} (mode {:04o}, owner {name})",
-                crate::steps::user::HOME_MODE
+                desired::USER_HOME_MODE
             ),
             UserAction::ChownHome {
                 home,

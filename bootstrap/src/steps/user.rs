@@ -21,8 +21,7 @@ use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
 use crate::username::UserName;
 
-/// Mode of a home this step creates itself (useradd applies the distribution's own).
-pub const HOME_MODE: u32 = 0o700;
+use crate::desired::USER_HOME_MODE as HOME_MODE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserStep {
