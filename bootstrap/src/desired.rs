@@ -26,6 +26,9 @@ pub enum Role {
     Wget,
     VirtInstall,
     IpxeRoms,
+    /// OVMF, the UEFI firmware libvirt's `<os firmware='efi'>` selects through QEMU's
+    /// firmware descriptors (`/usr/share/qemu/firmware/*.json`).
+    UefiFirmware,
     Dnsmasq,
     Polkit,
 }
@@ -59,6 +62,7 @@ pub fn packages(platform: &Platform) -> Vec<Package> {
             ("virt-install", VirtInstall),
             ("wget", Wget),
             ("ipxe-roms-qemu", IpxeRoms),
+            (uefi_package(platform.family), UefiFirmware),
         ],
         Family::Apt => vec![
             ("libvirt-daemon-system", Libvirt),
@@ -70,6 +74,7 @@ pub fn packages(platform: &Platform) -> Vec<Package> {
             ("virtinst", VirtInstall),
             ("wget", Wget),
             ("ipxe-qemu", IpxeRoms),
+            (uefi_package(platform.family), UefiFirmware),
             ("dnsmasq-base", Dnsmasq),
             (polkit_package(platform), Polkit),
         ],
@@ -108,6 +113,17 @@ pub fn polkit_backend_of(platform: &Platform) -> PolkitBackend {
         PolkitBackend::LocalAuthority
     } else {
         PolkitBackend::Rules
+    }
+}
+
+/// The UEFI firmware package of a family: Debian and Ubuntu `ovmf` (bookworm 2022.11,
+/// checked with `apt-cache policy`); EL8+ and Fedora `edk2-ovmf`; EL7 `OVMF` (RHEL 7's
+/// build of the same firmware, in the server channel since 7.3).
+pub fn uefi_package(family: Family) -> &'static str {
+    match family {
+        Family::Apt => "ovmf",
+        Family::Dnf => "edk2-ovmf",
+        Family::Yum => "OVMF",
     }
 }
 
@@ -314,12 +330,17 @@ mod tests {
                 "libguestfs-xfs",
                 "virt-install",
                 "wget",
-                "ipxe-roms-qemu"
+                "ipxe-roms-qemu",
+                "OVMF"
             ]
         );
+        assert!(names("ID=rocky\nVERSION_ID=9.5").contains(&"edk2-ovmf"));
         let deb = names("ID=debian\nVERSION_ID=12");
         assert!(
-            deb.contains(&"ipxe-qemu") && deb.contains(&"virtinst") && deb.contains(&"polkitd")
+            deb.contains(&"ipxe-qemu")
+                && deb.contains(&"virtinst")
+                && deb.contains(&"polkitd")
+                && deb.contains(&"ovmf")
         );
         assert!(names("ID=ubuntu\nVERSION_ID=22.04").contains(&"policykit-1"));
         // Every set names exactly one iPXE package, the one `ipxe_package` names.

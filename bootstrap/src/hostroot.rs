@@ -56,6 +56,26 @@ impl HostRoot {
         }
     }
 
+    /// The entries of a host directory as (file name, host path), sorted; a missing
+    /// directory is empty.
+    pub fn list_dir(&self, host_path: &str) -> io::Result<Vec<(String, String)>> {
+        let entries = match std::fs::read_dir(self.path(host_path)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        let mut out: Vec<(String, String)> = entries
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let path = format!("{}/{name}", host_path.trim_end_matches('/'));
+                (name, path)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     pub fn exists(&self, host_path: impl AsRef<Path>) -> bool {
         self.path(host_path).exists()
     }

@@ -298,10 +298,15 @@ fn leftovers_of_a_killed_run_are_swept() {
 #[test]
 fn libvirt_checks_against_the_real_daemon() {
     let Some(_conn) = real_libvirt() else { return };
-    let results = libvirt::run(&Options {
-        user: "root".parse().unwrap(),
-        ..Options::default()
-    });
+    let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
+    let host = validate::checks::Host::load(&probe);
+    let results = libvirt::run(
+        &Options {
+            user: "root".parse().unwrap(),
+            ..Options::default()
+        },
+        &host,
+    );
     eprintln!("{results:#?}");
     let get = |id: &str| {
         results
@@ -317,6 +322,13 @@ fn libvirt_checks_against_the_real_daemon() {
     );
     assert_ne!(get("libvirt.pool").status, Status::Fail);
     assert_ne!(get("libvirt.domain_type").status, Status::Fail);
+    // install-deps.sh installs ovmf: UEFI for q35 and pc, and Debian's enrolled-keys variant.
+    let efi = get("firmware.efi");
+    assert_eq!(efi.status, Status::Pass, "{efi:?}");
+    assert!(efi.detail.contains("/usr/share/OVMF/"), "{efi:?}");
+    let sb = get("firmware.secure_boot");
+    assert_eq!(sb.status, Status::Pass, "{sb:?}");
+    assert!(sb.detail.contains("secure-enrolled.json"), "{sb:?}");
     assert_eq!(
         get("libvirt.polkit").status,
         Status::Pass,
@@ -452,7 +464,9 @@ fn unreachable_libvirt_fails_with_how_to_start_it() {
         nics: vec!["virtio".into(), "e1000".into()],
         ..Options::default()
     };
-    let results = libvirt::run(&opts);
+    let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
+    let host = validate::checks::Host::load(&probe);
+    let results = libvirt::run(&opts, &host);
     let c = results.iter().find(|r| r.id == "libvirt.connect").unwrap();
     assert_eq!(c.status, Status::Fail, "{c:?}");
     assert!(c.hint.as_deref().unwrap().contains("libvirtd -d"), "{c:?}");

@@ -17,7 +17,7 @@ pub fn run_system(opts: &Options) -> Report {
     let host = Host::load(&probe);
     let mut results = Vec::new();
     results.extend(before_libvirt(opts, &host));
-    results.extend(libvirt_checks(opts));
+    results.extend(libvirt_checks(opts, &host));
     let pool = default_pool_path(opts).or_else(|| persistent_pool_path(&host));
     results.extend(after_libvirt(opts, &host, pool));
     results.extend(boot_unless_remote(opts, || {
@@ -123,8 +123,8 @@ fn after_libvirt(opts: &Options, host: &Host, pool: Option<String>) -> Vec<Check
     r
 }
 
-fn libvirt_checks(opts: &Options) -> Vec<CheckResult> {
-    checks::libvirt::run(opts)
+fn libvirt_checks(opts: &Options, host: &Host) -> Vec<CheckResult> {
+    checks::libvirt::run(opts, host)
 }
 
 fn boot_checks(opts: &Options, progress: &mut dyn FnMut(&str)) -> Vec<CheckResult> {

@@ -73,11 +73,16 @@ fn emitted() -> BTreeSet<String> {
     }
     // A user that does not exist: libvirt.polkit answers without forking or touching
     // qemu:///system.
-    let libvirt = validate::checks::libvirt::run(&Options {
-        connect: "test:///default".into(),
-        user: "virthost-doc-ids-no-such-user".parse().unwrap(),
-        ..Options::default()
-    });
+    let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
+    let host = validate::checks::Host::load(&probe);
+    let libvirt = validate::checks::libvirt::run(
+        &Options {
+            connect: "test:///default".into(),
+            user: "virthost-doc-ids-no-such-user".parse().unwrap(),
+            ..Options::default()
+        },
+        &host,
+    );
     ids.extend(libvirt.into_iter().map(|c| c.id));
     for nic in &opts.nics {
         ids.insert(validate::boot::check_id(nic));

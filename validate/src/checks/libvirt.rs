@@ -15,6 +15,7 @@ use bootstrap::desired::{self, IMAGES_DIR, POOL_NAME};
 use bootstrap::virsh::{PoolInfo, PoolState};
 use virt::connect::Connect;
 
+use super::{firmware, Host};
 use crate::assessed::{self, Severity};
 use crate::boot::xmlscan;
 use crate::check::{timed, CheckResult};
@@ -28,8 +29,8 @@ const START_HINT: &str = "start libvirt: `systemctl enable --now libvirtd` (modu
      without systemd: `virtlogd -d && libvirtd -d`; check --connect";
 
 /// The libvirt checks: `libvirt.connect`, `libvirt.pool`, `libvirt.domain_type`,
-/// `libvirt.polkit`.
-pub fn run(opts: &Options) -> Vec<CheckResult> {
+/// `firmware.efi`, `firmware.secure_boot`, `libvirt.polkit`.
+pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     virt::error::clear_error_callback();
     let uri = uri_of(opts);
     let mut out = Vec::new();
@@ -42,6 +43,7 @@ pub fn run(opts: &Options) -> Vec<CheckResult> {
     if let Some(conn) = &conn {
         out.extend(timed(|| vec![pool_check(conn)]));
         out.extend(timed(|| vec![domain_type_check(conn)]));
+        out.extend(timed(|| firmware_checks(conn, host)));
     }
     out.extend(timed(|| {
         vec![polkit_check(SYSTEM_URI, opts.user.as_str(), Path::new("/"))]
@@ -164,6 +166,37 @@ pub fn pool_facts(conn: &Connect) -> PoolFacts {
 pub fn pool_result(facts: &PoolFacts, dir_exists: bool) -> CheckResult {
     let a = pool::assess(&pool::Want::model(), facts, dir_exists);
     assessed::result("libvirt.pool", Severity::Warn, ("bootstrap", "pool"), &a)
+}
+
+/// `firmware.efi` from libvirt's domain capabilities for each of [`firmware::MACHINES`]
+/// (with the domain type the boot proof would use), `firmware.secure_boot` from the firmware
+/// descriptors on this host.
+fn firmware_checks(conn: &Connect, host: &Host) -> Vec<CheckResult> {
+    let arch = std::env::consts::ARCH;
+    let virttype = domain_types(conn)
+        .ok()
+        .and_then(|t| t.best())
+        .map(|t| t.as_str());
+    let per_machine: Vec<(&str, Option<Result<String, String>>)> = firmware::MACHINES
+        .iter()
+        .map(|m| {
+            let caps = conn
+                .domain_capabilities(None, Some(arch), Some(m), virttype, 0)
+                .map_err(|e| e.message().to_string());
+            (*m, Some(caps))
+        })
+        .collect();
+    let family = host.platform.as_ref().map(|p| p.family);
+    let descriptors: Vec<(String, String)> = firmware::DESCRIPTOR_DIRS
+        .iter()
+        .flat_map(|d| host.probe.root().list_dir(d).unwrap_or_default())
+        .filter(|(name, _)| name.ends_with(".json"))
+        .filter_map(|(name, path)| Some((name, host.read(&path)?)))
+        .collect();
+    vec![
+        firmware::efi_result(family, &per_machine),
+        firmware::secure_boot_result(family, &descriptors),
+    ]
 }
 
 /// Describing domain types takes milliseconds; seconds mean libvirt re-probes QEMU.

@@ -3,6 +3,7 @@
 
 pub mod capacity;
 pub mod cpu;
+pub mod firmware;
 pub mod kvm;
 pub mod libvirt;
 pub mod os;
