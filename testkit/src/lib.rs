@@ -45,13 +45,17 @@ pub fn left_by(conn: &Connect, prefix: &str) -> Vec<String> {
         )
         .filter(|n| n.starts_with(prefix))
         .collect();
-    out.extend(
-        std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(prefix)),
-    );
+    // Serial files in $TMPDIR, UEFI variable stores in libvirt's NVRAM directory.
+    for dir in [std::env::temp_dir(), "/var/lib/libvirt/qemu/nvram".into()] {
+        out.extend(
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix)),
+        );
+    }
     out
 }
 

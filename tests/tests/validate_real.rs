@@ -20,18 +20,27 @@ use std::time::Duration;
 use validate::boot::{self, Proof, Rom, PREFIX};
 use validate::check::{CheckResult, Status};
 use validate::checks::libvirt::{self, SYSTEM_URI};
-use validate::options::DomainType;
 use validate::options::Options;
+use validate::options::{BootMode, DomainType};
 use virt::connect::Connect;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// A BIOS boot proof of these NIC models (the UEFI tests say `uefi_proof`).
 fn proof(nics: &[&str]) -> Proof {
     let opts = Options {
         nics: nics.iter().map(|s| s.to_string()).collect(),
+        boot_modes: vec![BootMode::Bios],
         ..Options::default()
     };
     Proof::from_options(&opts)
+}
+
+fn uefi_proof(nics: &[&str]) -> Proof {
+    Proof {
+        modes: vec![BootMode::Uefi],
+        ..proof(nics)
+    }
 }
 
 fn run_proof(p: &Proof) -> Vec<CheckResult> {
@@ -82,6 +91,79 @@ fn boot_proof_passes_for_virtio_and_e1000() {
         assert!(r.detail.contains(&format!("NIC model {nic}")), "{r:?}");
         assert!(r.detail.contains("callback after"), "{r:?}");
     }
+    assert_nothing_left(&conn);
+}
+
+/// UEFI: OVMF (install-deps.sh installs ovmf) starts each NIC's EFI iPXE ROM, which gets
+/// DHCP and calls back; the detail names the firmware; the NVRAM file is gone afterwards.
+#[test]
+fn uefi_boot_proof_passes_for_virtio_and_e1000() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let boots = boot::prove(&uefi_proof(&["virtio", "e1000"]), &mut |_| {});
+    eprintln!("{boots:#?}");
+    assert_eq!(boots.len(), 2);
+    for (b, nic) in boots.iter().zip(["virtio", "e1000"]) {
+        let r = &b.result;
+        assert_eq!(r.id, format!("boot.uefi.{nic}"));
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert!(r.detail.contains("UEFI (/usr/share/OVMF/"), "{r:?}");
+        let t = &b.timings;
+        let (Some(dhcp), Some(callback)) = (t.dhcp_s, t.callback_s) else {
+            panic!("missing timings: {t:?}");
+        };
+        assert!(0.0 < dhcp && dhcp <= callback, "{t:?}");
+    }
+    assert_nothing_left(&conn);
+}
+
+/// Without UEFI firmware (QEMU's descriptors masked by empty files of the same name in
+/// /etc/qemu/firmware, as the firmware spec allows), firmware.efi FAILs naming bootstrap,
+/// and the UEFI proof FAILs before creating anything; the BIOS proof still runs.
+#[test]
+fn without_uefi_firmware_the_uefi_proof_fails_before_creating_anything() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let etc = std::path::Path::new("/etc/qemu/firmware");
+    std::fs::create_dir_all(etc).unwrap();
+    let masks: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/share/qemu/firmware")
+        .unwrap()
+        .flatten()
+        .map(|e| etc.join(e.file_name()))
+        .filter(|m| !m.exists())
+        .collect();
+    assert!(
+        !masks.is_empty(),
+        "no firmware descriptors to mask: is ovmf installed?"
+    );
+    for m in &masks {
+        std::fs::write(m, "").unwrap();
+    }
+    let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
+    let host = validate::checks::Host::load(&probe);
+    let checks = libvirt::run(&Options::default(), &host);
+    let mut p = uefi_proof(&["virtio"]);
+    p.modes = vec![BootMode::Bios, BootMode::Uefi];
+    let mut log = Vec::new();
+    let boots = boot::prove(&p, &mut |m| log.push(m.to_string()));
+    for m in &masks {
+        let _ = std::fs::remove_file(m);
+    }
+    let efi = checks.iter().find(|c| c.id == "firmware.efi").unwrap();
+    assert_eq!(efi.status, Status::Fail, "{efi:?}");
+    assert!(
+        efi.hint.as_deref().unwrap().contains("installs ovmf"),
+        "{efi:?}"
+    );
+    let ids: Vec<&str> = boots.iter().map(|b| b.result.id.as_str()).collect();
+    assert_eq!(ids, ["boot.ipxe.virtio", "boot.uefi.virtio"]);
+    assert_eq!(boots[0].result.status, Status::Pass, "{:?}", boots[0]);
+    let u = &boots[1].result;
+    assert_eq!(u.status, Status::Fail, "{u:?}");
+    assert!(u.detail.contains("no UEFI test domain can start"), "{u:?}");
+    assert!(u.hint.as_deref().unwrap().contains("firmware.efi"), "{u:?}");
+    // Only the BIOS domain was ever booted.
+    assert!(!log.iter().any(|l| l.contains("UEFI domain")), "{log:?}");
     assert_nothing_left(&conn);
 }
 
@@ -276,6 +358,11 @@ fn leftovers_of_a_killed_run_are_swept() {
         .expect("create a stale network");
     let stale_file = std::env::temp_dir().join(format!("{name}-virtio.serial"));
     std::fs::write(&stale_file, "stale").unwrap();
+    // A UEFI test domain's variable store, as libvirt names it.
+    std::fs::create_dir_all(boot::NVRAM_DIR).unwrap();
+    let stale_nvram =
+        std::path::Path::new(boot::NVRAM_DIR).join(format!("{name}-uefi-virtio_VARS.fd"));
+    std::fs::write(&stale_nvram, "stale").unwrap();
     // Something of a live run (ours) must survive the sweep.
     let live_file =
         std::env::temp_dir().join(format!("{PREFIX}{}-live.serial", std::process::id()));
@@ -284,7 +371,8 @@ fn leftovers_of_a_killed_run_are_swept() {
     let removed = boot::sweep(&conn);
     let live_kept = live_file.exists();
     let _ = std::fs::remove_file(&live_file);
-    assert!(removed >= 2, "removed {removed}");
+    assert!(removed >= 3, "removed {removed}");
+    assert!(!stale_nvram.exists(), "stale NVRAM file kept");
     assert!(
         conn.lookup_network_by_name(&name).is_err(),
         "stale network kept"
@@ -477,7 +565,9 @@ fn unreachable_libvirt_fails_with_how_to_start_it() {
             .collect::<Vec<_>>(),
         [
             ("boot.ipxe.virtio", Status::Fail),
-            ("boot.ipxe.e1000", Status::Fail)
+            ("boot.ipxe.e1000", Status::Fail),
+            ("boot.uefi.virtio", Status::Fail),
+            ("boot.uefi.e1000", Status::Fail)
         ]
     );
     let skipped = boot::run(

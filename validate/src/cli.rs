@@ -8,8 +8,8 @@ use bootstrap::username::UserName;
 use clap::Parser;
 
 use crate::options::{
-    check_connect, parse_nodes, DomainType, NodeGroup, Options, ReportFormat, BOOT_TIMEOUT_RANGE_S,
-    DEFAULT_BOOT_TIMEOUT_S, DEFAULT_CONNECT, NODES_HELP,
+    check_connect, parse_nodes, BootMode, DomainType, NodeGroup, Options, ReportFormat,
+    BOOT_TIMEOUT_RANGE_S, DEFAULT_BOOT_TIMEOUT_S, DEFAULT_CONNECT, NODES_HELP,
 };
 
 #[derive(Debug, Parser)]
@@ -55,6 +55,16 @@ pub struct Cli {
     /// after 15 s (kvm) or 45 s (qemu) of console silence, whatever the timeout.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_BOOT_TIMEOUT_S, conflicts_with = "skip_boot", value_parser = boot_timeout)]
     boot_timeout: u64,
+    /// Firmware of the boot proof's test domains: bios, uefi or both (each boots every --nic)
+    #[arg(
+        long = "boot-mode",
+        value_name = "MODES",
+        value_delimiter = ',',
+        value_enum,
+        default_value = "bios,uefi",
+        conflicts_with = "skip_boot"
+    )]
+    boot_modes: Vec<BootMode>,
     /// NIC models whose iPXE ROMs must be present and that the boot proof boots.
     #[arg(long = "nic", value_name = "MODELS", value_delimiter = ',', default_value = "virtio", value_parser = parse_nic)]
     nics: Vec<String>,
@@ -138,6 +148,12 @@ impl Cli {
             skip_boot: self.skip_boot,
             domain_type: self.domain_type,
             boot_timeout: std::time::Duration::from_secs(self.boot_timeout),
+            boot_modes: {
+                let mut m = self.boot_modes.clone();
+                m.sort();
+                m.dedup();
+                m
+            },
             nics: self.nics.clone(),
             user: self.user.clone(),
             root_keys: self.root_keys.clone(),

@@ -130,6 +130,9 @@ pub struct Options {
     /// `--boot-timeout SECONDS`: how long one NIC model's boot may take, domain start to
     /// callback ([`DEFAULT_BOOT_TIMEOUT_S`]).
     pub boot_timeout: Duration,
+    /// `--boot-mode bios,uefi`: the firmware the boot proof's domains start with, each with
+    /// every NIC model. Never empty (default both).
+    pub boot_modes: Vec<BootMode>,
     /// `--nic virtio,e1000`: NIC models whose ROMs must be present and that the boot proof
     /// boots, each a key of `bootstrap::desired::NIC_ROMS`. Never empty (default `virtio`).
     pub nics: Vec<String>,
@@ -154,6 +157,7 @@ impl Default for Options {
             skip_boot: false,
             domain_type: None,
             boot_timeout: Duration::from_secs(DEFAULT_BOOT_TIMEOUT_S),
+            boot_modes: vec![BootMode::Bios, BootMode::Uefi],
             nics: vec!["virtio".to_string()],
             user: bootstrap::desired::DEFAULT_USER
                 .parse()
@@ -161,6 +165,26 @@ impl Default for Options {
             root_keys: Vec::new(),
             stack_keys: Vec::new(),
             report: ReportFormat::Human,
+        }
+    }
+}
+
+/// `--boot-mode`: how the boot proof's test domains start. Ironic boots UEFI by default
+/// since Yoga; BIOS (SeaBIOS) is what older deployments and infrared's default use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum BootMode {
+    /// SeaBIOS, `pc` machine, the NIC's legacy iPXE ROM: checks `boot.ipxe.<nic>`.
+    Bios,
+    /// OVMF through libvirt's `<os firmware='efi'>` (Secure Boot off), `q35` machine, the
+    /// NIC's EFI iPXE ROM: checks `boot.uefi.<nic>`.
+    Uefi,
+}
+
+impl BootMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootMode::Bios => "bios",
+            BootMode::Uefi => "uefi",
         }
     }
 }

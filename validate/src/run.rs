@@ -77,11 +77,12 @@ pub fn boot_unless_remote(
     let Some(host) = uri_host(&opts.connect) else {
         return prove();
     };
-    opts.nics
+    opts.boot_modes
         .iter()
-        .map(|nic| {
+        .flat_map(|m| opts.nics.iter().map(move |n| (*m, n)))
+        .map(|(mode, nic)| {
             CheckResult::warn(
-                crate::boot::check_id(nic),
+                crate::boot::check_id(mode, nic),
                 format!(
                     "not run: --connect {} is a daemon on {host}; the boot proof needs validate \
                      to run on the hypervisor itself: run it there",
@@ -157,6 +158,7 @@ mod tests {
             connect: connect.into(),
             skip_boot,
             nics: vec!["virtio".into(), "e1000".into()],
+            boot_modes: vec![crate::options::BootMode::Bios],
             ..Options::default()
         }
     }

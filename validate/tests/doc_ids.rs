@@ -84,8 +84,10 @@ fn emitted() -> BTreeSet<String> {
         &host,
     );
     ids.extend(libvirt.into_iter().map(|c| c.id));
-    for nic in &opts.nics {
-        ids.insert(validate::boot::check_id(nic));
+    for mode in &opts.boot_modes {
+        for nic in &opts.nics {
+            ids.insert(validate::boot::check_id(*mode, nic));
+        }
     }
     ids
 }

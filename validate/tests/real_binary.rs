@@ -237,25 +237,51 @@ fn json_report_with_the_boot_proof_for_virtio_and_e1000() {
         assert_eq!(status("libvirt.domain_type"), "PASS");
     }
 
-    // The boot proof, one check per NIC model, in --nic order, last in the report.
+    // The boot proof, one check per boot mode and NIC model (BIOS, then UEFI, each in --nic
+    // order), last in the report. install-deps.sh installs ovmf, so UEFI boots here.
     let ids: Vec<&str> = checks.iter().filter_map(|c| c["id"].as_str()).collect();
     assert_eq!(
-        ids[ids.len() - 2..],
-        ["boot.ipxe.virtio", "boot.ipxe.e1000"]
+        ids[ids.len() - 4..],
+        [
+            "boot.ipxe.virtio",
+            "boot.ipxe.e1000",
+            "boot.uefi.virtio",
+            "boot.uefi.e1000"
+        ]
     );
-    for nic in ["virtio", "e1000"] {
-        let id = format!("boot.ipxe.{nic}");
-        let d = detail(&id);
-        assert_eq!(status(&id), "PASS", "{d}");
-        assert!(get(&id)["hint"].is_null(), "{d}");
+    for (id, nic, booted) in [
+        (
+            "boot.ipxe.virtio",
+            "virtio",
+            format!("booted a {dtype} BIOS domain"),
+        ),
+        (
+            "boot.ipxe.e1000",
+            "e1000",
+            format!("booted a {dtype} BIOS domain"),
+        ),
+        (
+            "boot.uefi.virtio",
+            "virtio",
+            format!("booted a {dtype} UEFI (/usr/share/OVMF/"),
+        ),
+        (
+            "boot.uefi.e1000",
+            "e1000",
+            format!("booted a {dtype} UEFI (/usr/share/OVMF/"),
+        ),
+    ] {
+        let d = detail(id);
+        assert_eq!(status(id), "PASS", "{d}");
+        assert!(get(id)["hint"].is_null(), "{d}");
         assert!(d.starts_with("iPXE 1.") || d.starts_with("iPXE 2"), "{d}");
-        assert!(d.contains(&format!("booted a {dtype} domain")), "{d}");
+        assert!(d.contains(&booted), "{d}");
         assert!(d.contains(&format!("NIC model {nic}")), "{d}");
         let dhcp = seconds_after(&d, "DHCP after ").unwrap_or_else(|| panic!("DHCP s: {d}"));
         let callback =
             seconds_after(&d, "callback after ").unwrap_or_else(|| panic!("callback s: {d}"));
         assert!(0.0 < dhcp && dhcp <= callback && callback < 60.0, "{d}");
-        let ms = get(&id)["duration_ms"].as_u64().unwrap();
+        let ms = get(id)["duration_ms"].as_u64().unwrap();
         assert!(ms as f64 >= callback * 1000.0, "duration_ms {ms}: {d}");
         eprintln!("{id}: DHCP {dhcp} s, callback {callback} s, check {ms} ms");
     }
@@ -276,7 +302,8 @@ fn human_report_with_progress_and_summary() {
         "validate: boot: creating the isolated test network".to_string(),
         format!("validate: boot: network {prefix}"),
         "validate: boot: booting a ".to_string(),
-        "validate: boot: virtio: PASS iPXE ".to_string(),
+        "validate: boot: bios virtio: PASS iPXE ".to_string(),
+        "validate: boot: uefi virtio: PASS iPXE ".to_string(),
         "validate: boot: removing the test network".to_string(),
         "validate: boot: done".to_string(),
     ];

@@ -23,8 +23,8 @@ use virt::network::Network;
 
 use crate::check::CheckResult;
 use crate::checks::libvirt::{domain_types, version_string};
-use crate::options::DomainType;
 use crate::options::Options;
+use crate::options::{BootMode, DomainType};
 use xmlscan::escape;
 
 /// Name prefix of every domain, network and serial file the boot proof creates.
@@ -38,6 +38,8 @@ pub struct Proof {
     pub nics: Vec<String>,
     /// `false`: the network offers no boot file (negative test).
     pub offer_boot_file: bool,
+    /// `--boot-mode`: each mode boots every NIC model.
+    pub modes: Vec<BootMode>,
     /// The NIC's option ROM: QEMU's default unless a negative test says otherwise.
     pub rom: Rom,
     /// The network tweaks; [`net::Tuning::FAST`] unless a benchmark compares.
@@ -62,6 +64,11 @@ impl Proof {
             },
             nics,
             offer_boot_file: true,
+            modes: if opts.boot_modes.is_empty() {
+                vec![BootMode::Bios]
+            } else {
+                opts.boot_modes.clone()
+            },
             rom: Rom::Default,
             tuning: net::Tuning::FAST,
             timeout: opts.boot_timeout,
@@ -92,9 +99,20 @@ pub struct Timings {
     pub longest_quiet_s: Option<f64>,
 }
 
-/// One NIC model's result and timings.
+impl Proof {
+    /// Every (mode, NIC model) the proof boots, in order.
+    pub fn targets(&self) -> Vec<(BootMode, String)> {
+        self.modes
+            .iter()
+            .flat_map(|m| self.nics.iter().map(move |n| (*m, n.clone())))
+            .collect()
+    }
+}
+
+/// One NIC model's result and timings, in one boot mode.
 #[derive(Debug, Clone)]
 pub struct NicBoot {
+    pub mode: BootMode,
     pub nic: String,
     pub result: CheckResult,
     pub timings: Timings,
@@ -111,9 +129,16 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Vec<CheckResult> {
         .collect()
 }
 
-pub fn check_id(nic: &str) -> String {
-    format!("boot.ipxe.{nic}")
+/// `boot.ipxe.<nic>` (BIOS, the id since the first release) or `boot.uefi.<nic>`.
+pub fn check_id(mode: BootMode, nic: &str) -> String {
+    match mode {
+        BootMode::Bios => format!("boot.ipxe.{nic}"),
+        BootMode::Uefi => format!("boot.uefi.{nic}"),
+    }
 }
+
+/// Where libvirt keeps the NVRAM (UEFI variable store) of each domain: `<name>_VARS.fd`.
+pub const NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
 
 /// Runs the boot proof.
 pub fn prove(p: &Proof, progress: &mut dyn FnMut(&str)) -> Vec<NicBoot> {
@@ -124,12 +149,13 @@ pub fn prove(p: &Proof, progress: &mut dyn FnMut(&str)) -> Vec<NicBoot> {
 fn prove_with(p: &Proof, progress: &mut dyn FnMut(&str), random: RandomSource) -> Vec<NicBoot> {
     let start = Instant::now();
     let fail_all = |detail: String, hint: &str| -> Vec<NicBoot> {
-        p.nics
-            .iter()
-            .map(|nic| NicBoot {
-                nic: nic.clone(),
-                result: CheckResult::fail(check_id(nic), detail.clone(), hint)
+        p.targets()
+            .into_iter()
+            .map(|(mode, nic)| NicBoot {
+                result: CheckResult::fail(check_id(mode, &nic), detail.clone(), hint)
                     .took(start.elapsed()),
+                mode,
+                nic,
                 timings: Timings::default(),
             })
             .collect()
@@ -168,9 +194,38 @@ fn prove_with(p: &Proof, progress: &mut dyn FnMut(&str), random: RandomSource) -
             )
         }
     };
+    // UEFI without firmware: those boots FAIL here, before anything is created.
+    let mut unbootable = Vec::new();
+    let mut p = p.clone();
+    if p.modes.contains(&BootMode::Uefi) {
+        if let Err(why) = uefi_offered(&conn, dtype) {
+            unbootable = p
+                .nics
+                .iter()
+                .map(|nic| NicBoot {
+                    mode: BootMode::Uefi,
+                    nic: nic.clone(),
+                    result: CheckResult::fail(
+                        check_id(BootMode::Uefi, nic),
+                        format!("no UEFI test domain can start: {why}"),
+                        "see firmware.efi: run bootstrap (its `packages` step installs the \
+                         family's OVMF package), or leave uefi out of --boot-mode",
+                    )
+                    .took(start.elapsed()),
+                    timings: Timings::default(),
+                })
+                .collect();
+            p.modes.retain(|m| *m != BootMode::Uefi);
+        }
+    }
+    if p.modes.is_empty() {
+        return unbootable;
+    }
+    let p = &p;
     let _signals = SignalGuard::install();
     let mut run = Run::new(conn, name, random);
-    let out = run.boot_all(p, dtype, progress, start);
+    let mut out = run.boot_all(p, dtype, progress, start);
+    out.extend(unbootable);
     progress("boot: removing the test network");
     run.teardown();
     drop(run);
@@ -205,6 +260,17 @@ pub fn sweep(conn: &Connect) -> usize {
             if owner_dead(&name) {
                 let _ = net.destroy();
                 let _ = net.undefine();
+                n += 1;
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(NVRAM_DIR) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("_VARS.fd")
+                && owner_dead(&name)
+                && std::fs::remove_file(e.path()).is_ok()
+            {
                 n += 1;
             }
         }
@@ -411,12 +477,13 @@ impl Run {
         start: Instant,
     ) -> Vec<NicBoot> {
         let fail_all = |detail: String, hint: String| -> Vec<NicBoot> {
-            p.nics
-                .iter()
-                .map(|nic| NicBoot {
-                    nic: nic.clone(),
-                    result: CheckResult::fail(check_id(nic), detail.clone(), hint.clone())
+            p.targets()
+                .into_iter()
+                .map(|(mode, nic)| NicBoot {
+                    result: CheckResult::fail(check_id(mode, &nic), detail.clone(), hint.clone())
                         .took(start.elapsed()),
+                    mode,
+                    nic,
                     timings: Timings::default(),
                 })
                 .collect()
@@ -524,28 +591,33 @@ impl Run {
         ));
 
         let mut out = Vec::new();
-        for nic in &p.nics {
+        let targets = p.targets();
+        for (mode, nic) in &targets {
             if interrupted().is_some() {
                 break;
             }
             progress(&format!(
-                "boot: booting a {} domain, NIC model {nic}",
-                dtype.as_str()
+                "boot: booting a {} {} domain, NIC model {nic}",
+                dtype.as_str(),
+                mode_word(*mode)
             ));
-            let b = self.boot_one(p, nic, dtype, &net_name, &server, &notes);
+            let b = self.boot_one(p, *mode, nic, dtype, &net_name, &server, &notes);
             progress(&format!(
-                "boot: {nic}: {} {}",
-                b.result.status, b.result.detail
+                "boot: {} {nic}: {} {}",
+                mode.as_str(),
+                b.result.status,
+                b.result.detail
             ));
             out.push(b);
         }
         drop(server);
         if let Some(sig) = interrupted() {
-            for nic in &p.nics[out.len()..] {
+            for (mode, nic) in &targets[out.len()..] {
                 out.push(NicBoot {
+                    mode: *mode,
                     nic: nic.clone(),
                     result: CheckResult::fail(
-                        check_id(nic),
+                        check_id(*mode, nic),
                         format!("interrupted by {sig}"),
                         "run validate again",
                     ),
@@ -560,20 +632,25 @@ impl Run {
     fn boot_one(
         &mut self,
         p: &Proof,
+        mode: BootMode,
         nic: &str,
         dtype: DomainType,
         net_name: &str,
         server: &http::Server,
         note: &str,
     ) -> NicBoot {
-        let id = check_id(nic);
+        let id = check_id(mode, nic);
         let began = Instant::now();
-        let dom_name = format!("{}-{nic}", self.name);
+        let dom_name = match mode {
+            BootMode::Bios => format!("{}-{nic}", self.name),
+            BootMode::Uefi => format!("{}-uefi-{nic}", self.name),
+        };
         let serial_path = serial_dir().join(format!("{dom_name}.serial"));
         let mac = match self.hex(3) {
             Ok(h) => format!("52:54:00:{}:{}:{}", &h[..2], &h[2..4], &h[4..]),
             Err(e) => {
                 return NicBoot {
+                    mode,
                     nic: nic.into(),
                     result: CheckResult::fail(id, e, RANDOM_HINT),
                     timings: Timings::default(),
@@ -583,6 +660,7 @@ impl Run {
         let _ = std::fs::remove_file(&serial_path);
         if let Err(e) = create_readable(&serial_path) {
             return NicBoot {
+                mode,
                 nic: nic.into(),
                 result: CheckResult::fail(
                     id,
@@ -601,6 +679,7 @@ impl Run {
             network: net_name,
             serial: &serial_path,
             rom: &p.rom,
+            mode,
         });
         server.drain();
         let t0 = Instant::now();
@@ -623,6 +702,7 @@ impl Run {
                     format!("see /var/log/libvirt/qemu/{dom_name}.log and libvirtd's log")
                 };
                 return NicBoot {
+                    mode,
                     nic: nic.into(),
                     result: CheckResult::fail(
                         id,
@@ -634,6 +714,16 @@ impl Run {
                 };
             }
         };
+        // UEFI: the firmware libvirt chose, and the NVRAM file it made for the domain,
+        // removed with the rest (also after a SIGKILL: `sweep`).
+        let mut firmware = String::new();
+        if mode == BootMode::Uefi {
+            let (loader, nvram) = dom.xml_desc(0).map(|x| uefi_files(&x)).unwrap_or_default();
+            if let Some(n) = nvram {
+                self.files.push(PathBuf::from(n));
+            }
+            firmware = loader.map(|l| format!(" ({l})")).unwrap_or_default();
+        }
         self.domain = Some(dom);
 
         let mut prog = serial::Progress::default();
@@ -724,8 +814,9 @@ impl Run {
             CheckResult::pass(
                 id,
                 format!(
-                    "iPXE {version} booted a {} domain, NIC model {nic}: DHCP after {}, callback after {}{mac_note}{note}",
+                    "iPXE {version} booted a {} {}{firmware} domain, NIC model {nic}: DHCP after {}, callback after {}{mac_note}{note}",
                     dtype.as_str(),
+                    mode_word(mode),
                     fmt(timings.dhcp_s),
                     fmt(timings.callback_s),
                 ),
@@ -784,10 +875,16 @@ impl Run {
             } else if prog.firmware.is_none() {
                 (
                     "no firmware output".to_string(),
-                    format!(
-                        "the VM printed nothing on its serial console: check QEMU and SeaBIOS \
-                         (/var/log/libvirt/qemu/{dom_name}.log)"
-                    ),
+                    match mode {
+                        BootMode::Bios => format!(
+                            "the VM printed nothing on its serial console: check QEMU and SeaBIOS \
+                             (/var/log/libvirt/qemu/{dom_name}.log)"
+                        ),
+                        BootMode::Uefi => format!(
+                            "OVMF printed nothing on the serial console{firmware}: see \
+                             firmware.efi and /var/log/libvirt/qemu/{dom_name}.log"
+                        ),
+                    },
                 )
             } else if prog.ipxe.is_none() {
                 ("iPXE never started".to_string(), rom_hint(nic))
@@ -834,8 +931,9 @@ impl Run {
             CheckResult::fail(
                 id,
                 format!(
-                    "{stage} ({waited}; {} domain, NIC model {nic}, DHCP {}, script {}){note}; {console}",
+                    "{stage} ({waited}; {} {}{firmware} domain, NIC model {nic}, DHCP {}, script {}){note}; {console}",
                     dtype.as_str(),
+                    mode_word(mode),
                     fmt(timings.dhcp_s),
                     fmt(timings.script_s),
                 ),
@@ -843,6 +941,7 @@ impl Run {
             )
         };
         NicBoot {
+            mode,
             nic: nic.into(),
             result: result.took(began.elapsed()),
             timings,
@@ -948,11 +1047,68 @@ struct DomainSpec<'a> {
     network: &'a str,
     serial: &'a Path,
     rom: &'a Rom,
+    mode: BootMode,
+}
+
+/// `BIOS` / `UEFI`, for messages.
+fn mode_word(mode: BootMode) -> &'static str {
+    match mode {
+        BootMode::Bios => "BIOS",
+        BootMode::Uefi => "UEFI",
+    }
+}
+
+/// Whether libvirt offers UEFI firmware for a `q35` domain of `dtype`: the error says why
+/// not (checked before a UEFI test domain is created).
+fn uefi_offered(conn: &Connect, dtype: DomainType) -> Result<(), String> {
+    let caps = conn
+        .domain_capabilities(
+            None,
+            Some(std::env::consts::ARCH),
+            Some("q35"),
+            Some(dtype.as_str()),
+            0,
+        )
+        .map_err(|e| format!("libvirt would not describe q35 domains: {}", e.message()))?;
+    match crate::checks::firmware::efi_offered(&caps)? {
+        (true, _) => Ok(()),
+        (false, _) => Err("libvirt offers no efi firmware for q35 (no OVMF installed)".into()),
+    }
+}
+
+/// The `<loader>` and `<nvram>` paths of a running UEFI domain's XML.
+fn uefi_files(xml: &str) -> (Option<String>, Option<String>) {
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return (None, None);
+    };
+    let text = |tag: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name(tag))
+            .and_then(|n| n.text())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    (text("loader"), text("nvram"))
 }
 
 /// A diskless domain that boots from its NIC, with SeaBIOS and iPXE on the serial console.
 /// `<acpi/>` is required: without it libvirt 9 passes `-no-acpi`, which QEMU 10 rejects.
 fn domain_xml(d: &DomainSpec) -> String {
+    // UEFI: libvirt picks OVMF through QEMU's firmware descriptors; Secure Boot off, as an
+    // unsigned iPXE ROM must load (and as Ironic's default UEFI nodes boot).
+    let os = match d.mode {
+        BootMode::Bios => {
+            "<os>\n    <type arch='x86_64'>hvm</type>\n    <boot dev='network'/>\n    \
+             <bios useserial='yes'/>\n  </os>"
+                .to_string()
+        }
+        BootMode::Uefi => {
+            "<os firmware='efi'>\n    <type arch='x86_64' machine='q35'>hvm</type>\n    \
+             <firmware>\n      <feature enabled='no' name='secure-boot'/>\n    </firmware>\n    \
+             <boot dev='network'/>\n  </os>"
+                .to_string()
+        }
+    };
     let rom = match d.rom {
         Rom::Default => String::new(),
         Rom::File(r) => format!("\n      <rom file='{}'/>", escape(&r.display().to_string())),
@@ -960,8 +1116,7 @@ fn domain_xml(d: &DomainSpec) -> String {
     };
     format!(
         "<domain type='{ty}'>\n  <name>{name}</name>\n  <memory unit='MiB'>256</memory>\n  \
-         <vcpu>1</vcpu>\n  <os>\n    <type arch='x86_64'>hvm</type>\n    <boot dev='network'/>\n    \
-         <bios useserial='yes'/>\n  </os>\n  <features><acpi/></features>\n  \
+         <vcpu>1</vcpu>\n  {os}\n  <features><acpi/></features>\n  \
          <on_reboot>destroy</on_reboot>\n  <devices>\n    \
          <interface type='network'>\n      <source network='{net}'/>\n      <mac address='{mac}'/>\n      \
          <model type='{nic}'/>{rom}\n    </interface>\n    \
@@ -1036,6 +1191,7 @@ mod tests {
             nics: vec!["virtio".into(), "e1000".into()],
             // Never reached: the proof stops before it connects.
             connect: "test:///nonexistent".into(),
+            boot_modes: vec![BootMode::Bios],
             ..Options::default()
         };
         let mut said = Vec::new();
@@ -1069,6 +1225,7 @@ mod tests {
             network: "virthost-validate-1-ab-0",
             serial: Path::new("/tmp/x.serial"),
             rom: &Rom::File(PathBuf::from("/nonexistent.rom")),
+            mode: BootMode::Bios,
         });
         assert!(x.starts_with("<domain type='qemu'>"));
         for s in [
@@ -1083,5 +1240,35 @@ mod tests {
             assert!(x.contains(s), "{s}");
         }
         assert!(!x.contains("<disk"));
+        let u = domain_xml(&DomainSpec {
+            name: "virthost-validate-1-ab-uefi-e1000",
+            dtype: DomainType::Qemu,
+            nic: "e1000",
+            mac: "52:54:00:01:02:03",
+            network: "n",
+            serial: Path::new("/tmp/u.serial"),
+            rom: &Rom::Default,
+            mode: BootMode::Uefi,
+        });
+        for s in [
+            "<os firmware='efi'>",
+            "machine='q35'",
+            "<feature enabled='no' name='secure-boot'/>",
+            "<boot dev='network'/>",
+            "<acpi/>",
+        ] {
+            assert!(u.contains(s), "{s}: {u}");
+        }
+        assert!(!u.contains("<bios"), "{u}");
+        assert!(roxmltree::Document::parse(&u).is_ok() && roxmltree::Document::parse(&x).is_ok());
+        let (loader, nvram) = uefi_files(
+            "<domain><os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\
+             <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/x_VARS.fd</nvram></os></domain>",
+        );
+        assert_eq!(loader.as_deref(), Some("/usr/share/OVMF/OVMF_CODE_4M.fd"));
+        assert_eq!(
+            nvram.as_deref(),
+            Some("/var/lib/libvirt/qemu/nvram/x_VARS.fd")
+        );
     }
 }
