@@ -579,3 +579,54 @@ fn unreachable_libvirt_fails_with_how_to_start_it() {
     );
     assert!(skipped.is_empty());
 }
+
+/// QEMU's user (libvirt-qemu here) reaches images in a directory it may traverse, and not
+/// in one under a 0700 parent: the FAIL names that parent and how to let it through. The
+/// probe file is gone either way.
+#[test]
+fn qemu_reaches_images_only_where_it_may_traverse() {
+    if virthost_testkit::root().is_none() {
+        return;
+    }
+    let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
+    let host = validate::checks::Host::load(&probe);
+    let t = tempfile::Builder::new()
+        .prefix("virthost-images-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = t.path().join("open");
+    let closed_parent = t.path().join("private");
+    let closed = closed_parent.join("images");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::create_dir_all(&closed).unwrap();
+    std::fs::set_permissions(&closed_parent, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let ok = validate::checks::images::access(&host, &open);
+    assert_eq!(ok.status, Status::Pass, "{ok:?}");
+    assert!(
+        ok.detail.contains("reads and writes an image file"),
+        "{ok:?}"
+    );
+    let bad = validate::checks::images::access(&host, &closed);
+    assert_eq!(bad.status, Status::Fail, "{bad:?}");
+    assert!(
+        bad.detail
+            .contains(&format!("may not traverse {}", closed_parent.display())),
+        "{bad:?}"
+    );
+    assert!(bad
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains(&format!("chmod o+x {}", closed_parent.display())));
+    for d in [&open, &closed] {
+        assert_eq!(
+            std::fs::read_dir(d).unwrap().count(),
+            0,
+            "probe file left in {}",
+            d.display()
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod assessed;
+pub mod asuser;
 pub mod boot;
 pub mod check;
 pub mod checks;

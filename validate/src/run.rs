@@ -19,6 +19,14 @@ pub fn run_system(opts: &Options) -> Report {
     results.extend(before_libvirt(opts, &host));
     results.extend(libvirt_checks(opts, &host));
     let pool = default_pool_path(opts).or_else(|| persistent_pool_path(&host));
+    if uri_host(&opts.connect).is_none() {
+        let dir = pool
+            .clone()
+            .unwrap_or_else(|| bootstrap::desired::IMAGES_DIR.into());
+        results.extend(timed(|| {
+            checks::images::run(&host, std::path::Path::new(&dir))
+        }));
+    }
     results.extend(after_libvirt(opts, &host, pool));
     results.extend(boot_unless_remote(opts, || {
         // Progress of the boot proof (it takes seconds) goes to stderr, so it never mixes

@@ -203,7 +203,7 @@ fn conf_value(conf: &str, key: &str) -> Option<String> {
 
 /// Who QEMU runs as: `user` (and `group`) in qemu.conf, else the distribution's default.
 /// QEMU also gets the user's supplementary groups (libvirt calls initgroups for it).
-fn qemu_identity(host: &Host) -> (String, Option<String>, &'static str) {
+pub(crate) fn qemu_identity(host: &Host) -> (String, Option<String>, &'static str) {
     let default = match host.platform.as_ref().map(|p| p.family) {
         Some(Family::Apt) => ("libvirt-qemu", "Debian's default"),
         _ => ("qemu", "the RHEL default"),

@@ -6,7 +6,6 @@
 //! `domain_types_from`, `domain_type_result`, `pool_target_path`, `pool_result`), tested on
 //! documents captured from a real libvirt (`fixtures/validate/libvirt-9.0/`).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -488,84 +487,21 @@ pub fn polkit_check(uri: &str, user: &str, root: &Path) -> CheckResult {
     }
 }
 
-/// Forks; the child drops to `account` and lists the domains at `uri`. Returns the number
-/// of domains or the child's error.
+/// A child process with `account`'s identity lists the domains at `uri`: the number of
+/// domains or the child's error.
 fn list_domains_as(uri: &str, account: &Account, timeout: Duration) -> Result<usize, String> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    use nix::unistd::{fork, ForkResult, Gid, Uid};
-
-    let (rd, wr) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: the child only drops privileges, talks to libvirt and leaves with _exit,
-    // running no destructor of the parent's state.
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Child => {
-            drop(rd);
-            let result = (|| -> Result<usize, String> {
-                let groups: Vec<Gid> = account.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-                if nix::unistd::geteuid().is_root() {
-                    nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
-                    nix::unistd::setgid(Gid::from_raw(account.gid))
-                        .map_err(|e| format!("setgid: {e}"))?;
-                    nix::unistd::setuid(Uid::from_raw(account.uid))
-                        .map_err(|e| format!("setuid: {e}"))?;
-                }
-                if account.uid != 0 && nix::unistd::geteuid().is_root() {
-                    return Err("still root after setuid".into());
-                }
-                std::env::set_var("HOME", &account.home);
-                std::env::remove_var("XDG_RUNTIME_DIR");
-                std::env::remove_var("XDG_CONFIG_HOME");
-                std::env::remove_var("XDG_CACHE_HOME");
-                virt::error::clear_error_callback();
-                let conn = Connect::open(Some(uri)).map_err(|e| e.message().to_string())?;
-                let n = conn
-                    .list_all_domains(0)
-                    .map_err(|e| e.message().to_string())?
-                    .len();
-                // Leaked on purpose: _exit below; the daemon sees the socket close.
-                std::mem::forget(conn);
-                Ok(n)
-            })();
-            let msg = match result {
-                Ok(n) => format!("OK {n}"),
-                Err(e) => format!("ERR {e}"),
-            };
-            let _ = nix::unistd::write(&wr, msg.as_bytes());
-            // SAFETY: ends the child without running the parent's destructors.
-            unsafe { nix::libc::_exit(0) }
-        }
-        ForkResult::Parent { child } => {
-            drop(wr);
-            let start = Instant::now();
-            loop {
-                match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) => {}
-                    Ok(_) => break,
-                    Err(e) => return Err(format!("waitpid: {e}")),
-                }
-                if start.elapsed() > timeout {
-                    let _ = kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
-                    return Err(format!(
-                        "no answer within {} s (libvirtd or polkitd hanging?)",
-                        timeout.as_secs()
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let mut msg = String::new();
-            let mut f = std::fs::File::from(rd);
-            let _ = f.read_to_string(&mut msg);
-            if let Some(n) = msg.strip_prefix("OK ") {
-                Ok(n.trim().parse().unwrap_or(0))
-            } else if let Some(e) = msg.strip_prefix("ERR ") {
-                Err(e.trim().to_string())
-            } else {
-                Err("the probe process died without an answer".into())
-            }
-        }
-    }
+    let answer = crate::asuser::run_as(account, timeout, || {
+        virt::error::clear_error_callback();
+        let conn = Connect::open(Some(uri)).map_err(|e| e.message().to_string())?;
+        let n = conn
+            .list_all_domains(0)
+            .map_err(|e| e.message().to_string())?
+            .len();
+        // Leaked on purpose: the child ends with _exit; the daemon sees the socket close.
+        std::mem::forget(conn);
+        Ok(n.to_string())
+    })?;
+    Ok(answer.trim().parse().unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod capacity;
 pub mod cpu;
 pub mod firmware;
+pub mod images;
 pub mod kvm;
 pub mod libvirt;
 pub mod os;
