@@ -498,6 +498,22 @@ fn polkit_check_fails_without_the_rule_and_passes_with_it() {
         !hint.contains("start libvirt") && !hint.contains("libvirtd -d"),
         "an authentication failure is not a daemon that is down: {r:?}"
     );
+    // The power proof as that user FAILs the same way, in both modes, leaving nothing.
+    let power_opts = Options {
+        user: name.parse().unwrap(),
+        ..Options::default()
+    };
+    let power_name = boot::new_run_name().unwrap();
+    let p = validate::power::run(&power_opts, DomainType::Qemu, &power_name);
+    assert_eq!(p.len(), 2, "{p:?}");
+    for c in &p {
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.detail.contains("define: "), "{c:?}");
+        assert!(
+            c.hint.as_deref().unwrap().contains("libvirt.polkit"),
+            "{c:?}"
+        );
+    }
 
     // The same user against a socket that does not exist: not an authentication failure,
     // so the hint starts with starting libvirt, then the polkit rule.
@@ -538,6 +554,19 @@ fn polkit_check_fails_without_the_rule_and_passes_with_it() {
     }
     eprintln!("with rule: {r:?}");
     assert_eq!(r.status, Status::Pass, "{r:?}");
+    // With the rule, as virtualbmc and sushy-tools drive a node: every step, both modes.
+    let p = validate::power::run(&power_opts, DomainType::Qemu, &power_name);
+    eprintln!("power: {p:#?}");
+    for (c, id) in p.iter().zip(["power.bios", "power.uefi"]) {
+        assert_eq!((c.id.as_str(), c.status), (id, Status::Pass), "{c:?}");
+        for step in validate::power::STEPS {
+            assert!(c.detail.contains(&format!("{step} ")), "{step}: {c:?}");
+        }
+        assert!(c.detail.contains(&format!("as '{name}'")), "{c:?}");
+    }
+    let conn = Connect::open(Some(SYSTEM_URI)).unwrap();
+    let left = left_by(&conn, &power_name);
+    assert!(left.is_empty(), "left behind: {left:?}");
 
     let r = libvirt::polkit_check(SYSTEM_URI, "virthost-no-such-user", Path::new("/"));
     assert_eq!(r.status, Status::Fail);

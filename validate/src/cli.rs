@@ -42,6 +42,9 @@ pub struct Cli {
     /// Skip the iPXE boot proof.
     #[arg(long)]
     skip_boot: bool,
+    /// Skip the power proof (define, boot device, start, reset, stop, undefine as --user)
+    #[arg(long)]
+    skip_power: bool,
     /// The libvirt domain type the boot proof boots
     ///
     /// The type your deployment will use. Default: kvm where hardware virtualization works,
@@ -146,6 +149,7 @@ impl Cli {
             overcommit: self.overcommit,
             allow_emulation: self.allow_emulation,
             skip_boot: self.skip_boot,
+            skip_power: self.skip_power,
             domain_type: self.domain_type,
             boot_timeout: std::time::Duration::from_secs(self.boot_timeout),
             boot_modes: {

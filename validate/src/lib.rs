@@ -9,6 +9,7 @@ pub mod check;
 pub mod checks;
 pub mod cli;
 pub mod options;
+pub mod power;
 pub mod probe;
 pub mod report;
 pub mod run;

@@ -124,6 +124,8 @@ pub struct Options {
     pub allow_emulation: bool,
     /// `--skip-boot`: do not run the iPXE boot proof.
     pub skip_boot: bool,
+    /// `--skip-power`: do not run the power proof (`validate::power`).
+    pub skip_power: bool,
     /// `--domain-type kvm|qemu`: the libvirt domain type the boot proof boots (the one the
     /// deployment will use); `None`: kvm where it really works, else qemu.
     pub domain_type: Option<DomainType>,
@@ -155,6 +157,7 @@ impl Default for Options {
             overcommit: false,
             allow_emulation: false,
             skip_boot: false,
+            skip_power: false,
             domain_type: None,
             boot_timeout: Duration::from_secs(DEFAULT_BOOT_TIMEOUT_S),
             boot_modes: vec![BootMode::Bios, BootMode::Uefi],

@@ -34,6 +34,13 @@ pub fn run_system(opts: &Options) -> Report {
         let mut progress = |msg: &str| eprintln!("validate: {msg}");
         boot_checks(opts, &mut progress)
     }));
+    if !opts.skip_power {
+        eprintln!(
+            "validate: power: define, boot device, start, reset, stop, undefine as {}",
+            opts.user
+        );
+        results.extend(timed(|| power_checks(opts)));
+    }
     Report::new(HostFacts::of(&host), owned(results, &opts.user))
 }
 
@@ -134,6 +141,43 @@ fn after_libvirt(opts: &Options, host: &Host, pool: Option<String>) -> Vec<Check
 
 fn libvirt_checks(opts: &Options, host: &Host) -> Vec<CheckResult> {
     checks::libvirt::run(opts, host)
+}
+
+/// The power proof with the domain type the boot proof would use.
+fn power_checks(opts: &Options) -> Vec<CheckResult> {
+    let fail = |detail: String, hint: &str| -> Vec<CheckResult> {
+        opts.boot_modes
+            .iter()
+            .map(|m| CheckResult::fail(crate::power::check_id(*m), detail.clone(), hint))
+            .collect()
+    };
+    virt::error::clear_error_callback();
+    let conn = match virt::connect::Connect::open(Some(&opts.connect)) {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(
+                format!("cannot connect to {}: {}", opts.connect, e.message()),
+                "see libvirt.connect",
+            )
+        }
+    };
+    let dtype = match checks::libvirt::domain_types(&conn) {
+        Ok(t) => match t.choose(opts.domain_type) {
+            Ok(d) => d,
+            Err((detail, hint)) => return fail(detail, hint),
+        },
+        Err(e) => {
+            return fail(
+                format!("cannot read libvirt capabilities: {}", e.message()),
+                "see libvirt.domain_type",
+            )
+        }
+    };
+    drop(conn);
+    match crate::boot::new_run_name() {
+        Ok(name) => crate::power::run(opts, dtype, &name),
+        Err(e) => fail(e, "see the boot proof's randomness hint"),
+    }
 }
 
 fn boot_checks(opts: &Options, progress: &mut dyn FnMut(&str)) -> Vec<CheckResult> {

@@ -239,16 +239,23 @@ fn json_report_with_the_boot_proof_for_virtio_and_e1000() {
 
     // The boot proof, one check per boot mode and NIC model (BIOS, then UEFI, each in --nic
     // order), last in the report. install-deps.sh installs ovmf, so UEFI boots here.
+    // Then the power proof, one per boot mode, last.
     let ids: Vec<&str> = checks.iter().filter_map(|c| c["id"].as_str()).collect();
     assert_eq!(
-        ids[ids.len() - 4..],
+        ids[ids.len() - 6..],
         [
             "boot.ipxe.virtio",
             "boot.ipxe.e1000",
             "boot.uefi.virtio",
-            "boot.uefi.e1000"
+            "boot.uefi.e1000",
+            "power.bios",
+            "power.uefi"
         ]
     );
+    for id in ["power.bios", "power.uefi"] {
+        assert_eq!(status(id), "PASS", "{}", detail(id));
+        assert!(detail(id).contains("undefine "), "{}", detail(id));
+    }
     for (id, nic, booted) in [
         (
             "boot.ipxe.virtio",

@@ -249,7 +249,12 @@ pub fn sweep(conn: &Connect) -> usize {
             let Ok(name) = d.name() else { continue };
             if owner_dead(&name) {
                 let _ = d.destroy();
-                let _ = d.undefine();
+                // A persistent UEFI domain (the power proof's) undefines only with its NVRAM.
+                if d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)
+                    .is_err()
+                {
+                    let _ = d.undefine();
+                }
                 n += 1;
             }
         }
@@ -302,6 +307,11 @@ fn owner_dead(name: &str) -> bool {
 }
 
 /// Every name this module creates: `virthost-validate-<pid>-<random>`.
+/// A fresh `virthost-validate-<pid>-<random>` name (the power proof's domains use one too).
+pub fn new_run_name() -> Result<String, String> {
+    run_name(kernel_random)
+}
+
 fn run_name(random: RandomSource) -> Result<String, String> {
     Ok(format!(
         "{PREFIX}{}-{}",

@@ -42,7 +42,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     if let Some(conn) = &conn {
         out.extend(timed(|| vec![pool_check(conn)]));
         out.extend(timed(|| vec![domain_type_check(conn)]));
-        out.extend(timed(|| firmware_checks(conn, host)));
+        out.extend(timed(|| firmware_checks(conn, host, uri)));
     }
     out.extend(timed(|| {
         vec![polkit_check(SYSTEM_URI, opts.user.as_str(), Path::new("/"))]
@@ -170,7 +170,7 @@ pub fn pool_result(facts: &PoolFacts, dir_exists: bool) -> CheckResult {
 /// `firmware.efi` from libvirt's domain capabilities for each of [`firmware::MACHINES`]
 /// (with the domain type the boot proof would use), `firmware.secure_boot` from the firmware
 /// descriptors on this host.
-fn firmware_checks(conn: &Connect, host: &Host) -> Vec<CheckResult> {
+fn firmware_checks(conn: &Connect, host: &Host, uri: &str) -> Vec<CheckResult> {
     let arch = std::env::consts::ARCH;
     let virttype = domain_types(conn)
         .ok()
@@ -192,10 +192,17 @@ fn firmware_checks(conn: &Connect, host: &Host) -> Vec<CheckResult> {
         .filter(|(name, _)| name.ends_with(".json"))
         .filter_map(|(name, path)| Some((name, host.read(&path)?)))
         .collect();
-    vec![
-        firmware::efi_result(family, &per_machine),
-        firmware::secure_boot_result(family, &descriptors),
-    ]
+    let secure_boot = match crate::options::uri_host(uri) {
+        // The descriptors are files on the hypervisor, not here.
+        Some(h) => CheckResult::warn(
+            "firmware.secure_boot",
+            format!("not checked: the firmware descriptors are files on {h}"),
+            format!("run validate on {h} to check them"),
+        )
+        .by_step("packages"),
+        None => firmware::secure_boot_result(family, &descriptors),
+    };
+    vec![firmware::efi_result(family, &per_machine), secure_boot]
 }
 
 /// Describing domain types takes milliseconds; seconds mean libvirt re-probes QEMU.

@@ -1,0 +1,312 @@
+//! The power proof: what Ironic's BMC emulators (virtualbmc for IPMI, sushy-tools for
+//! Redfish) do to a node, done the same way. As the VM user (`--user`: a child process
+//! with its uid and groups, for a local `--connect`; for a URI with a host, as validate's
+//! own user, the URI naming whom to log in as, `qemu+ssh://stack@host/system`), each step
+//! on a connection of its own as virtualbmc opens one per IPMI command:
+//!
+//! 1. define a persistent test domain (`defineXML`; BIOS: `pc`; UEFI: `q35` with
+//!    `<os firmware='efi'>`, which gives it an NVRAM file),
+//! 2. set its boot device to network (read its XML, replace `<os><boot>`, define it again:
+//!    virtualbmc's `set_boot_device`),
+//! 3. start it (`create`), 4. see it running (`isActive`), 5. reset it (`reset`),
+//! 6. stop it (`destroy`), 7. undefine it with its NVRAM (`undefineFlags(NVRAM)`).
+//!
+//! Checks `power.bios` and `power.uefi` (one per `--boot-mode`), each with the seconds of
+//! every step. The domain is diskless and NIC-less: it boots nothing, which does not matter
+//! to power control. Whatever the child leaves (it failed or was killed midway), validate
+//! (root) destroys and undefines by name; after a SIGKILL of validate, `boot::sweep` does.
+
+use std::time::{Duration, Instant};
+
+use virt::connect::Connect;
+
+use crate::check::CheckResult;
+use crate::checks::libvirt::{lookup_account, Account};
+use crate::options::{uri_host, BootMode, DomainType, Options};
+
+/// `power.bios` / `power.uefi`.
+pub fn check_id(mode: BootMode) -> String {
+    format!("power.{}", mode.as_str())
+}
+
+/// The steps, in order, as reported.
+pub const STEPS: &[&str] = &[
+    "define",
+    "boot device",
+    "start",
+    "running",
+    "reset",
+    "stop",
+    "undefine",
+];
+
+/// The persistent test domain of `mode`, booting from `boot` (`hd` or `network`).
+pub fn domain_xml(name: &str, dtype: DomainType, mode: BootMode, boot: &str) -> String {
+    let os = match mode {
+        BootMode::Bios => format!(
+            "<os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <boot dev='{boot}'/>\n  </os>"
+        ),
+        BootMode::Uefi => format!(
+            "<os firmware='efi'>\n    <type arch='x86_64' machine='q35'>hvm</type>\n    \
+             <firmware>\n      <feature enabled='no' name='secure-boot'/>\n    </firmware>\n    \
+             <boot dev='{boot}'/>\n  </os>"
+        ),
+    };
+    format!(
+        "<domain type='{ty}'>\n  <name>{name}</name>\n  <memory unit='MiB'>64</memory>\n  \
+         <vcpu>1</vcpu>\n  {os}\n  <features><acpi/></features>\n  <devices>\n    \
+         <memballoon model='none'/>\n  </devices>\n</domain>\n",
+        ty = dtype.as_str(),
+    )
+}
+
+/// virtualbmc's `set_boot_device`: the domain's XML with every `<boot>` under `<os>`
+/// replaced by `<boot dev='DEV'/>` (and none left on devices).
+pub fn with_boot_device(xml: &str, dev: &str) -> Result<String, String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("the domain's XML: {e}"))?;
+    let mut out = String::with_capacity(xml.len());
+    let mut last = 0;
+    let mut inserted = false;
+    for n in doc.descendants().filter(|n| n.has_tag_name("boot")) {
+        let r = n.range();
+        out.push_str(&xml[last..r.start]);
+        let under_os = n.parent().is_some_and(|p| p.has_tag_name("os"));
+        if under_os && !inserted {
+            out.push_str(&format!("<boot dev='{dev}'/>"));
+            inserted = true;
+        }
+        last = r.end;
+    }
+    out.push_str(&xml[last..]);
+    if !inserted {
+        let Some(i) = out.find("</os>") else {
+            return Err("the domain's XML has no <os>".into());
+        };
+        out.insert_str(i, &format!("<boot dev='{dev}'/>"));
+    }
+    Ok(out)
+}
+
+/// Runs the sequence on `uri` (in this process): the seconds of each step, or the step that
+/// failed and libvirt's message.
+pub fn sequence(
+    uri: &str,
+    name: &str,
+    dtype: DomainType,
+    mode: BootMode,
+) -> Result<Vec<f64>, String> {
+    let mut times = Vec::new();
+    let open = || Connect::open(Some(uri)).map_err(|e| format!("connect: {}", e.message()));
+    let lookup = |c: &Connect| {
+        c.lookup_domain_by_name(name)
+            .map_err(|e| format!("lookup: {}", e.message()))
+    };
+    let mut step = |what: &str, f: &mut dyn FnMut() -> Result<(), String>| -> Result<(), String> {
+        let t = Instant::now();
+        f().map_err(|e| format!("{what}: {e}"))?;
+        times.push(t.elapsed().as_secs_f64());
+        Ok(())
+    };
+    step("define", &mut || {
+        let c = open()?;
+        c.define_domain_xml(&domain_xml(name, dtype, mode, "hd"))
+            .map(drop)
+            .map_err(|e| e.message().to_string())
+    })?;
+    step("boot device", &mut || {
+        let c = open()?;
+        let d = lookup(&c)?;
+        let xml = d.xml_desc(0).map_err(|e| e.message().to_string())?;
+        let new = with_boot_device(&xml, "network")?;
+        c.define_domain_xml(&new)
+            .map_err(|e| e.message().to_string())?;
+        let back = lookup(&c)?
+            .xml_desc(0)
+            .map_err(|e| e.message().to_string())?;
+        back.contains("<boot dev='network'/>")
+            .then_some(())
+            .ok_or_else(|| "the boot device did not change to network".into())
+    })?;
+    step("start", &mut || {
+        let c = open()?;
+        lookup(&c)?
+            .create()
+            .map(drop)
+            .map_err(|e| e.message().to_string())
+    })?;
+    step("running", &mut || {
+        let c = open()?;
+        match lookup(&c)?.is_active() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("started, but not running".into()),
+            Err(e) => Err(e.message().to_string()),
+        }
+    })?;
+    step("reset", &mut || {
+        let c = open()?;
+        lookup(&c)?
+            .reset()
+            .map(drop)
+            .map_err(|e| e.message().to_string())
+    })?;
+    step("stop", &mut || {
+        let c = open()?;
+        lookup(&c)?
+            .destroy()
+            .map(drop)
+            .map_err(|e| e.message().to_string())
+    })?;
+    step("undefine", &mut || {
+        let c = open()?;
+        lookup(&c)?
+            .undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)
+            .map(drop)
+            .map_err(|e| e.message().to_string())
+    })?;
+    Ok(times)
+}
+
+/// Destroys and undefines `name` (with its NVRAM) as validate itself, if it is there.
+fn remove(uri: &str, name: &str) {
+    if let Ok(c) = Connect::open(Some(uri)) {
+        if let Ok(d) = c.lookup_domain_by_name(name) {
+            let _ = d.destroy();
+            let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM);
+        }
+    }
+}
+
+/// The power checks, one per `--boot-mode`, for `dtype` domains, named after `run_name`
+/// (`virthost-validate-<pid>-<random>`).
+pub fn run(opts: &Options, dtype: DomainType, run_name: &str) -> Vec<CheckResult> {
+    let local = uri_host(&opts.connect).is_none();
+    let account: Option<Account> = if local {
+        match lookup_account(std::path::Path::new("/"), opts.user.as_str()) {
+            Some(a) => Some(a),
+            None => {
+                return opts
+                    .boot_modes
+                    .iter()
+                    .map(|m| {
+                        CheckResult::fail(
+                            check_id(*m),
+                            format!(
+                                "user '{}' does not exist: no BMC emulator can log in as it",
+                                opts.user
+                            ),
+                            format!("run bootstrap --user {}", opts.user),
+                        )
+                    })
+                    .collect()
+            }
+        }
+    } else {
+        None
+    };
+    let as_self = match &account {
+        Some(a) => nix::unistd::geteuid().as_raw() == a.uid,
+        None => true,
+    };
+    if !as_self && !nix::unistd::geteuid().is_root() {
+        return opts
+            .boot_modes
+            .iter()
+            .map(|m| {
+                CheckResult::warn(
+                    check_id(*m),
+                    format!("not run: acting as '{}' needs root", opts.user),
+                    "run validate as root (or as that user)",
+                )
+            })
+            .collect();
+    }
+    let uri = opts.connect.clone();
+    let who = if local {
+        format!("as '{}' on {uri}", opts.user)
+    } else {
+        format!("on {uri}")
+    };
+    opts.boot_modes
+        .iter()
+        .map(|&mode| {
+            let id = check_id(mode);
+            let name = format!("{run_name}-power-{}", mode.as_str());
+            let began = Instant::now();
+            let result = match (&account, as_self) {
+                (Some(a), false) => {
+                    let (u, n) = (uri.clone(), name.clone());
+                    crate::asuser::run_as(a, Duration::from_secs(120), move || {
+                        virt::error::clear_error_callback();
+                        sequence(&u, &n, dtype, mode).map(|t| {
+                            t.iter().map(|s| format!("{s}")).collect::<Vec<_>>().join(" ")
+                        })
+                    })
+                    .and_then(|s| {
+                        s.split_whitespace()
+                            .map(|x| x.parse::<f64>().map_err(|e| e.to_string()))
+                            .collect()
+                    })
+                }
+                _ => sequence(&uri, &name, dtype, mode),
+            };
+            // Whatever happened, nothing stays (validate is root here, or the user itself).
+            remove(&uri, &name);
+            let r = match result {
+                Ok(times) => CheckResult::pass(
+                    &id,
+                    format!(
+                        "{} {} domain {who}: {}",
+                        dtype.as_str(),
+                        mode.as_str().to_uppercase(),
+                        STEPS
+                            .iter()
+                            .zip(&times)
+                            .map(|(s, t)| format!("{s} {t:.2} s"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Err(e) => {
+                    let hint = if e.contains("authentication") || e.contains("polkit") || e.contains("access denied") {
+                        format!(
+                            "the BMC emulators cannot manage domains as '{}': see libvirt.polkit, run bootstrap",
+                            opts.user
+                        )
+                    } else if mode == BootMode::Uefi && (e.contains("firmware") || e.contains("nvram")) {
+                        "see firmware.efi: run bootstrap (its `packages` step installs OVMF)".into()
+                    } else {
+                        "see libvirtd's log (and /var/log/libvirt/qemu/) for the failing step".into()
+                    };
+                    CheckResult::fail(&id, format!("{} {} domain {who}: {e}", dtype.as_str(), mode.as_str().to_uppercase()), hint)
+                }
+            };
+            r.took(began.elapsed())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_device_is_replaced_as_virtualbmc_does() {
+        let x = domain_xml("n", DomainType::Qemu, BootMode::Bios, "hd");
+        let y = with_boot_device(&x, "network").unwrap();
+        assert!(
+            y.contains("<boot dev='network'/>") && !y.contains("dev='hd'"),
+            "{y}"
+        );
+        assert!(roxmltree::Document::parse(&y).is_ok());
+        let two = "<domain><os><type>hvm</type><boot dev='hd'/><boot dev='cdrom'/></os></domain>";
+        let z = with_boot_device(two, "network").unwrap();
+        assert_eq!(z.matches("<boot").count(), 1, "{z}");
+        let none =
+            with_boot_device("<domain><os><type>hvm</type></os></domain>", "network").unwrap();
+        assert!(none.contains("<boot dev='network'/></os>"), "{none}");
+        assert!(with_boot_device("<domain/>", "network").is_err());
+        let u = domain_xml("n", DomainType::Qemu, BootMode::Uefi, "hd");
+        assert!(u.contains("firmware='efi'") && u.contains("machine='q35'"));
+        assert_eq!(check_id(BootMode::Uefi), "power.uefi");
+    }
+}
