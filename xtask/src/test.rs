@@ -3,7 +3,8 @@
 //! (`xtask/host/start-services.sh`: D-Bus, polkitd, virtlogd, libvirtd in a network
 //! namespace), then runs the whole workspace's tests with `VIRTHOST_REQUIRE_REAL=1`, so a
 //! real-system test whose daemon is missing fails instead of skipping. When they pass, it
-//! checks that the suite left no boot-proof domain, network or serial file behind.
+//! checks that the suite left no boot-proof domain, network or serial file behind, then
+//! tests the Ansible collection ([`ansible`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -68,6 +69,54 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     println!("xtask test: no {PREFIX}* domain, network or serial file left");
+    ansible(&root)
+}
+
+/// The Ansible collection's tests (docs/ansible.md): `xtask/host/install-ansible.sh` (a venv
+/// with the pinned ansible-core and pytest, and ansible-test's sanity environments),
+/// `ansible-galaxy collection build`, the unit tests of its report mapping on captured
+/// reports, and `ansible-test sanity`.
+fn ansible(root: &Path) -> Result<()> {
+    let script = root.join("xtask/host/install-ansible.sh");
+    Command::new("bash").arg(&script).run()?;
+    let bin = root.join("target/ansible-venv/bin");
+    let collection = root.join("ansible/ansible_collections/virthost/hypervisor");
+    Command::new(bin.join("ansible-galaxy"))
+        .args(["collection", "build", "--force", "--output-path"])
+        .arg(root.join("target/ansible-dist"))
+        .arg(&collection)
+        .run()?;
+    Command::new(bin.join("python"))
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit"])
+        .current_dir(&collection)
+        .env("PYTHONPATH", root.join("ansible"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .run()?;
+    let version = Command::new(bin.join("python"))
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .run_output()?;
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    // ansible-test prints one "Running sanity test" line per test and, on success, nothing
+    // else worth keeping: say how many ran instead.
+    let start = Instant::now();
+    let out = Command::new(bin.join("ansible-test"))
+        .args(["sanity", "--python", &version, "--color", "no"])
+        .current_dir(&collection)
+        .output()
+        .context("running ansible-test sanity")?;
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("ansible-test sanity failed ({}):\n{text}", out.status);
+    }
+    let ran = text
+        .lines()
+        .filter(|l| l.starts_with("Running sanity test"))
+        .count();
+    println!(
+        "ansible-test sanity on Python {version}: {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    println!("sanity: {ran} passed, 0 failed");
     Ok(())
 }
 

@@ -81,6 +81,10 @@ pub struct Outcome {
     pub outside_bootstrap: Vec<String>,
     /// Checks bootstrap owns that did not PASS after it converged (the run fails on any).
     pub owned_not_pass: Vec<String>,
+    /// The power proof run from this machine over qemu+ssh://stack@VM: "id: detail".
+    pub power_remote: Vec<String>,
+    /// What the Ansible collection's plays found, with their times (the VM only).
+    pub ansible: Vec<String>,
 }
 
 fn sudo(r: &Remote) -> &'static str {
@@ -156,6 +160,14 @@ pub fn drive(inp: &Input, ph: &mut Phases, out: &mut Outcome) -> Result<()> {
     ph.time("stack: virsh domain", || {
         virsh_as_stack(&inp.stack, inp.tcg_vm.then_some(TCG_VM_DOMAIN_TYPE), out)
     })?;
+    if inp.interrupt {
+        // As a deployer's machine drives the host: from here, over qemu+ssh as stack.
+        ph.time("power proof over qemu+ssh", || power_over_ssh(inp, out))?;
+    }
+    if inp.interrupt {
+        // The VM only: the Ansible collection's plays against it (docs/ansible.md).
+        super::ansible::run(inp, ph, out)?;
+    }
     Ok(())
 }
 
@@ -227,6 +239,85 @@ echo "8 runs in 4 rounds of 2 at once: $((8 - lost)) of 8 keys kept, $waited run
         bail!("concurrent bootstrap runs: {said}");
     }
     Ok(said.lines().last().unwrap_or_default().to_string())
+}
+
+/// Runs this machine's `validate` against the VM's libvirt over
+/// `qemu+ssh://stack@127.0.0.1:PORT/system` with the stack key, as a deployer's machine
+/// (virtualbmc, sushy-tools) would reach it, and requires every `power.*` check to PASS.
+/// The other checks describe this machine, not the VM, and are not judged.
+fn power_over_ssh(inp: &Input, out: &mut Outcome) -> Result<()> {
+    let s = &inp.stack;
+    let port = s.port.context("the VM's forwarded ssh port")?;
+    let key = s.identity.as_ref().context("the stack key")?;
+    let uri = format!(
+        "qemu+ssh://{}@{}:{port}/system?keyfile={}&no_verify=1&no_tty=1",
+        s.user,
+        s.host,
+        key.display()
+    );
+    let mut cmd = std::process::Command::new(&inp.validate);
+    cmd.args([
+        "--connect",
+        &uri,
+        "--report",
+        "json",
+        "--allow-emulation",
+        "--user",
+        "stack",
+    ]);
+    if inp.tcg_vm {
+        cmd.args(["--domain-type", TCG_VM_DOMAIN_TYPE]);
+    }
+    super::say(&crate::cmd::display(&cmd).to_string());
+    let res = crate::cmd::CommandExt::output_within(&mut cmd, VALIDATE, crate::cmd::Watch::Quiet)?;
+    let path = inp.run_dir.join("validate-remote.json");
+    fs::write(&path, &res.stdout)?;
+    let report: Value = serde_json::from_slice(&res.stdout).with_context(|| {
+        format!(
+            "validate over {uri} printed no report ({}): {}",
+            res.status,
+            String::from_utf8_lossy(&res.stderr)
+        )
+    })?;
+    let power: Vec<&Value> = report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["id"].as_str().is_some_and(|id| id.starts_with("power.")))
+        .collect();
+    out.power_remote = power
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}: {}",
+                c["status"].as_str().unwrap_or("?"),
+                c["id"].as_str().unwrap_or("?"),
+                c["detail"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let bad: Vec<&String> = out
+        .power_remote
+        .iter()
+        .filter(|l| !l.starts_with("PASS"))
+        .collect();
+    if power.is_empty() {
+        bail!(
+            "validate over qemu+ssh reported no power.* check (report {})",
+            path.display()
+        );
+    }
+    if !bad.is_empty() {
+        bail!(
+            "the power proof over qemu+ssh did not PASS (report {}):\n  {}",
+            path.display(),
+            bad.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 fn file_name(p: &Path) -> String {

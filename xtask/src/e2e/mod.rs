@@ -4,6 +4,7 @@
 //! Phases: host tools -> build -> image (cached) -> boot -> drive -> shutdown -> summary.
 //! Everything a run leaves (reports, serial log, QEMU log, keys) is under target/e2e/<run>/.
 
+pub mod ansible;
 pub mod build;
 pub mod drive;
 pub mod image;
@@ -392,6 +393,9 @@ fn print_summary(s: &Summary) {
     if let Some(c) = &out.concurrent {
         o.push_str(&format!("bootstrap at once: {c}\n"));
     }
+    for l in &out.power_remote {
+        o.push_str(&format!("power over qemu+ssh: {l}\n"));
+    }
     if out.validate_summary.is_some() {
         o.push_str(&format!(
             "validate: {}; outside its reach: {}\n",
@@ -438,6 +442,9 @@ fn print_summary(s: &Summary) {
             "stack virsh: domain type '{}' ok\n",
             out.domain_type
         ));
+    }
+    for l in &out.ansible {
+        o.push_str(&format!("ansible: {l}\n"));
     }
     let console = fs::read(s.run_dir.join("serial.log")).unwrap_or_default();
     for t in vm::kernel_trouble(&String::from_utf8_lossy(&console)) {
