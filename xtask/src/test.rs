@@ -68,7 +68,7 @@ pub fn run(args: &Args) -> Result<()> {
             left.join("\n  ")
         );
     }
-    println!("xtask test: no {PREFIX}* domain, network or serial file left");
+    println!("xtask test: no {PREFIX}* domain, network, serial or NVRAM file left");
     ansible(&root)
 }
 
@@ -144,18 +144,27 @@ fn virsh_names(list: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The file names in `$TMPDIR` (where the boot proof puts its serial files).
+/// Where libvirt keeps UEFI domains' variable stores (`validate::boot::NVRAM_DIR`; xtask
+/// does not link validate).
+const NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
+
+/// The paths of the files in `$TMPDIR` (where the boot proof puts its serial files) and in
+/// [`NVRAM_DIR`] (its UEFI domains' NVRAM files).
 fn temp_files() -> Result<Vec<String>> {
-    let dir = std::env::temp_dir();
-    let entries = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
-    Ok(entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect())
+    let mut out = Vec::new();
+    for dir in [std::env::temp_dir(), NVRAM_DIR.into()] {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        out.extend(entries.flatten().map(|e| e.path().display().to_string()));
+    }
+    Ok(out)
 }
 
-/// The boot-proof domains and networks among the names `virsh` listed, and the serial files
-/// among `files` (names in `$TMPDIR`), each described with its owner's pid.
+/// The boot-proof domains and networks among the names `virsh` listed, and the serial and
+/// NVRAM files among `files` (paths), each described with its owner's pid.
 fn leftovers(domains: &str, networks: &str, files: &[String]) -> Vec<String> {
     let ours = |n: &&str| n.starts_with(PREFIX);
     let mut out = Vec::new();
@@ -165,10 +174,13 @@ fn leftovers(domains: &str, networks: &str, files: &[String]) -> Vec<String> {
     for n in networks.lines().map(str::trim).filter(ours) {
         out.push(format!("network {n}{}", owner(n)));
     }
-    let tmp = std::env::temp_dir();
-    for n in files.iter().map(String::as_str).filter(ours) {
-        if n.ends_with(".serial") {
-            out.push(format!("file {}{}", tmp.join(n).display(), owner(n)));
+    for path in files {
+        let n = Path::new(path)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if n.starts_with(PREFIX) && (n.ends_with(".serial") || n.ends_with("_VARS.fd")) {
+            out.push(format!("file {path}{}", owner(&n)));
         }
     }
     out
@@ -199,22 +211,25 @@ mod tests {
         let me = std::process::id();
         let domains = format!("vm1\n{PREFIX}999999999-1a2b3c4d-virtio\n\n");
         let networks = format!("default\n{PREFIX}{me}-1a2b3c4d-0\nvirthost-e2e\n");
-        let files = vec![
-            format!("{PREFIX}999999999-1a2b3c4d-e1000.serial"),
-            format!("{PREFIX}999999999-1a2b3c4d-e1000.log"),
-            "other.serial".to_string(),
-        ];
         let tmp = std::env::temp_dir();
+        let serial = tmp.join(format!("{PREFIX}999999999-1a2b3c4d-e1000.serial"));
+        let nvram = format!("{NVRAM_DIR}/{PREFIX}999999999-1a2b3c4d-uefi-virtio_VARS.fd");
+        let files = vec![
+            serial.display().to_string(),
+            tmp.join(format!("{PREFIX}999999999-1a2b3c4d-e1000.log"))
+                .display()
+                .to_string(),
+            tmp.join("other.serial").display().to_string(),
+            format!("{NVRAM_DIR}/some-vm_VARS.fd"),
+            nvram.clone(),
+        ];
         assert_eq!(
             leftovers(&domains, &networks, &files),
             [
                 format!("domain {PREFIX}999999999-1a2b3c4d-virtio (pid 999999999, gone)"),
                 format!("network {PREFIX}{me}-1a2b3c4d-0 (pid {me}, still running)"),
-                format!(
-                    "file {} (pid 999999999, gone)",
-                    tmp.join(format!("{PREFIX}999999999-1a2b3c4d-e1000.serial"))
-                        .display()
-                ),
+                format!("file {} (pid 999999999, gone)", serial.display()),
+                format!("file {nvram} (pid 999999999, gone)"),
             ]
         );
         assert!(leftovers("default\n\n", "\n", &[]).is_empty());

@@ -233,9 +233,18 @@ fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
     };
     let (name, group, source) = qemu_identity(host);
     let a = &host.accounts;
+    // What bootstrap's devkvm step does (the device's group and mode, the udev rule), and
+    // what it does not: QEMU's user joins group kvm through the distribution's packages
+    // (libvirt-daemon-system, qemu-kvm), so a user set in qemu.conf may need it by hand.
+    let in_group = a.in_group(name.trim_start_matches('+'), KVM_GROUP);
     let fix = format!(
-        "make /dev/kvm root:{KVM_GROUP} 0660 (bootstrap installs {KVM_UDEV_RULE_PATH}) and put {name} in group {KVM_GROUP}; \
-         otherwise libvirt finds KVM 'not available now' and re-probes QEMU on every call (minutes per domain start)"
+        "run bootstrap (its `devkvm` step makes /dev/kvm root:{KVM_GROUP} 0660 and installs {KVM_UDEV_RULE_PATH}){}; \
+         otherwise libvirt finds KVM 'not available now' and re-probes QEMU on every call (minutes per domain start)",
+        if in_group {
+            String::new()
+        } else {
+            format!(", and add {name} to group {KVM_GROUP} (`usermod -aG {KVM_GROUP} {name}`: bootstrap does not change QEMU's user)")
+        }
     );
     let user = match name.parse::<u32>() {
         Ok(uid) => a.user_by_uid(uid),
