@@ -632,7 +632,11 @@ fn qemu_reaches_images_only_where_it_may_traverse() {
     std::fs::create_dir_all(&closed).unwrap();
     std::fs::set_permissions(&closed_parent, std::fs::Permissions::from_mode(0o700)).unwrap();
 
+    // A probe file of a killed run (a pid that cannot exist) is removed on the way.
+    let stale = open.join(".virthost-validate-999999999-access");
+    std::fs::write(&stale, "stale").unwrap();
     let ok = validate::checks::images::access(&host, &open);
+    assert!(!stale.exists(), "stale probe file kept");
     assert_eq!(ok.status, Status::Pass, "{ok:?}");
     assert!(
         ok.detail.contains("reads and writes an image file"),

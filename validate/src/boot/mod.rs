@@ -295,7 +295,7 @@ pub fn sweep(conn: &Connect) -> usize {
 }
 
 /// `virthost-validate-<pid>-...` of a process that no longer runs.
-fn owner_dead(name: &str) -> bool {
+pub(crate) fn owner_dead(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(PREFIX) else {
         return false;
     };

@@ -107,6 +107,16 @@ pub fn access(host: &Host, dir: &Path) -> CheckResult {
             "run bootstrap (its `pool` step builds the pool's directory)",
         );
     }
+    // A probe file a killed validate left in the images directory goes first.
+    for (name, path) in bootstrap::hostroot::HostRoot::system()
+        .list_dir(&dir.display().to_string())
+        .unwrap_or_default()
+    {
+        let ours = name.strip_prefix('.').filter(|n| n.ends_with("-access"));
+        if ours.is_some_and(crate::boot::owner_dead) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     let probe = dir.join(format!(".virthost-validate-{}-access", std::process::id()));
     let made = std::fs::OpenOptions::new()
         .write(true)
