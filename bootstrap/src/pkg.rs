@@ -18,13 +18,16 @@ use crate::os::Family;
 use crate::step::Progress;
 
 /// Installed packages: name -> version (`epoch:version-release` with no `(none):` on rpm
-/// hosts, the Debian version on apt hosts).
+/// hosts, the Debian version on apt hosts). On rpm hosts the name is the one asked about and
+/// the version is that of the installed package that provides it (`rpm -q --whatprovides`):
+/// the package of that name, or a differently named one whose `Provides:` names it.
 pub type Installed = BTreeMap<String, String>;
 /// Packages the configured repositories offer: name -> candidate version. A name that is
 /// absent is not available.
 pub type Available = BTreeMap<String, String>;
 
-/// `rpm -qa --qf` format of [`PackageDb::installed`] on rpm hosts.
+/// `rpm -q --whatprovides --qf` format of [`PackageDb::installed`] on rpm hosts (and of the
+/// `rpm -qa --qf` inventory of fixture hosts).
 pub const RPM_QF: &str = "%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n";
 /// `dpkg-query -W -f` format of [`PackageDb::installed`] on apt hosts.
 pub const DPKG_QF: &str = "${Package}\t${Version}\t${db:Status-Abbrev}\n";
@@ -37,15 +40,93 @@ pub const LOG_PATH: &str = "/var/log/virthost-bootstrap.log";
 
 /// Parses `rpm -qa --qf '%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n'`.
 pub fn parse_rpm_qa(text: &str) -> Installed {
-    let mut out = Installed::new();
-    for line in text.lines() {
-        let Some((name, evr)) = line.trim_end().split_once('\t') else {
-            continue;
-        };
+    parse_rpm_qa_lines(text).collect()
+}
+
+/// The [`RPM_QF`] lines of `text` as (name, version); lines without a tab are skipped.
+fn parse_rpm_qa_lines(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    text.lines().filter_map(|line| {
+        let (name, evr) = line.trim_end().split_once('\t')?;
         let evr = evr.strip_prefix("(none):").unwrap_or(evr);
-        out.insert(name.to_string(), evr.to_string());
+        Some((name.to_string(), evr.to_string()))
+    })
+}
+
+/// What `rpm -q --whatprovides --qf RPM_QF NAME` printed on stdout (rpm prints both its
+/// answers there: one [`RPM_QF`] line per installed provider, or `no package provides NAME`
+/// and exit code 1; rpm's `lib/query.cc`, the same words since rpm 4.x, RHEL 7's 4.11
+/// included), read: the providers as (package name, version), none when nothing provides
+/// `name`. Any other output (a broken rpm database prints nothing on stdout) is an error, so
+/// it is never mistaken for "not installed".
+pub fn parse_rpm_whatprovides(name: &str, stdout: &str) -> Result<Vec<(String, String)>, String> {
+    let providers: Vec<(String, String)> = parse_rpm_qa_lines(stdout).collect();
+    if !providers.is_empty() {
+        return Ok(providers);
     }
-    out
+    let nothing = format!("no package provides {name}");
+    if stdout.lines().any(|l| l.trim_end_matches('\r') == nothing) {
+        return Ok(vec![]);
+    }
+    Err(format!(
+        "rpm -q --whatprovides {name}: unexpected output {:?}",
+        stdout.chars().take(200).collect::<String>()
+    ))
+}
+
+/// The arguments of the rpm query [`PackageDb::installed`] runs for one name.
+pub fn rpm_whatprovides_args(name: &str) -> [&str; 6] {
+    ["-q", "--whatprovides", "--qf", RPM_QF, "--", name]
+}
+
+/// The stdout `rpm -q --whatprovides --qf RPM_QF NAME` prints when `provider` at `version`
+/// (as [`Installed`] holds it) provides NAME, or when nothing does.
+pub fn rpm_whatprovides_output(name: &str, provider: Option<(&str, &str)>) -> String {
+    match provider {
+        Some((p, v)) if v.contains(':') => format!("{p}\t{v}\n"),
+        Some((p, v)) => format!("{p}\t(none):{v}\n"),
+        None => format!("no package provides {name}\n"),
+    }
+}
+
+/// Reads the answers of `rpm -q --whatprovides` for `names` (`answer` gives the stdout of
+/// the query of one name) into [`Installed`]: a name maps to the version of its first
+/// provider.
+fn installed_from_whatprovides(
+    names: &[&str],
+    mut answer: impl FnMut(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<Installed> {
+    let mut found = Installed::new();
+    for name in names {
+        let stdout = answer(name)?;
+        let providers = parse_rpm_whatprovides(name, &stdout).map_err(anyhow::Error::msg)?;
+        if let Some((_, version)) = providers.into_iter().next() {
+            found.insert(name.to_string(), version);
+        }
+    }
+    Ok(found)
+}
+
+/// The candidates of `names` on dnf hosts: `by_name` (`dnf repoquery NAMES`, package names
+/// only), and for each name it lacks, the newest provider `whatprovides` finds (the stdout of
+/// `dnf repoquery --whatprovides NAME`): `dnf install NAME` resolves a name through
+/// `Provides:` too.
+fn available_with_provides(
+    names: &[&str],
+    mut by_name: Available,
+    mut whatprovides: impl FnMut(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<Available> {
+    for name in names {
+        if by_name.contains_key(*name) {
+            continue;
+        }
+        let providers = parse_dnf_repoquery(&whatprovides(name)?);
+        // Several providers (Fedora 43's wget1-wget and wget2-wget): the plan names the
+        // first one's candidate; `dnf install NAME` makes its own choice among them.
+        if let Some(evr) = providers.into_values().next() {
+            by_name.insert(name.to_string(), evr);
+        }
+    }
+    Ok(by_name)
 }
 
 /// `dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n'`, read.
@@ -233,18 +314,68 @@ impl SystemPackageDb {
         Ok(parse_dpkg_query(&String::from_utf8_lossy(&out.stdout)))
     }
 
-    /// `rpm -q` (or `rpm -q --whatprovides`) of `names`; a name that is not installed
-    /// prints a line without a tab and raises the exit code, so the output is read whatever
-    /// the exit code.
-    fn rpm_query(&self, names: &[&str], whatprovides: bool) -> anyhow::Result<Installed> {
-        let mut c = self.command("rpm");
-        c.arg("-q");
-        if whatprovides {
-            c.arg("--whatprovides");
-        }
-        c.args(["--qf", RPM_QF]).args(names);
-        let out = c.run_get_output()?;
-        Ok(parse_rpm_qa(&String::from_utf8_lossy(&out.stdout)))
+    /// `rpm -q --whatprovides --qf RPM_QF NAME` for each of `names`, side by side (one rpm
+    /// per name: rpm prints nothing that ties a provider line to the name it answers when
+    /// several names are asked at once); each answer is its stdout, read whatever the exit
+    /// code (1 when nothing provides the name).
+    fn rpm_whatprovides(&self, names: &[&str]) -> anyhow::Result<Vec<String>> {
+        let commands: Vec<Command> = names
+            .iter()
+            .map(|name| {
+                let mut c = self.command("rpm");
+                c.args(rpm_whatprovides_args(name));
+                c
+            })
+            .collect();
+        let outputs: Vec<Result<(String, std::process::Output), CmdError>> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = commands
+                    .into_iter()
+                    .map(|mut c| {
+                        s.spawn(move || {
+                            let cmdline = c.cmdline();
+                            c.run_get_output().map(|o| (cmdline, o))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("an rpm query thread panicked"))
+                    .collect()
+            });
+        outputs
+            .into_iter()
+            .map(|r| {
+                let (cmdline, out) = r?;
+                if out.stdout.is_empty() {
+                    // rpm answers on stdout even when nothing provides the name.
+                    return Err(CmdError::Failed {
+                        cmdline,
+                        status: out.status,
+                        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                    }
+                    .into());
+                }
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            })
+            .collect()
+    }
+
+    /// `dnf -q repoquery --available --whatprovides NAME`: the packages that provide a name
+    /// no package is called (`dnf repoquery NAME` matches package names only).
+    fn dnf_whatprovides(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<String> {
+        let mut c = self.command("dnf");
+        c.args([
+            "-q",
+            "repoquery",
+            "--available",
+            "--qf",
+            DNF_QF,
+            "--whatprovides",
+            name,
+        ]);
+        progress.tick(&c.cmdline());
+        Ok(c.run_get_string()?)
     }
 
     fn apt_policy(&self, names: &[&str]) -> anyhow::Result<Available> {
@@ -288,22 +419,12 @@ impl PackageDb for SystemPackageDb {
         if !self.family.is_rpm() {
             return Ok(self.dpkg_state(names)?.installed);
         }
-        let mut found = self.rpm_query(names, false)?;
-        // A name only a differently named package provides (`Provides:`): ask per name,
-        // only for the names not found, so a converged host costs one rpm call.
-        let missing: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| !found.contains_key(*n))
-            .collect();
-        for name in missing {
-            let provider = self.rpm_query(&[name], true)?;
-            // `--whatprovides` of a name nothing provides prints no tab-separated line.
-            if let Some(version) = provider.values().next() {
-                found.insert(name.to_string(), version.clone());
-            }
-        }
-        Ok(found)
+        // What rpm resolves: a name counts as installed when a package that provides it is,
+        // whatever that package is called (Fedora 40's `wget` is `wget2-wget`).
+        let answers = self.rpm_whatprovides(names)?;
+        let answers: BTreeMap<String, String> =
+            names.iter().map(|n| n.to_string()).zip(answers).collect();
+        installed_from_whatprovides(names, |n| Ok(answers.get(n).cloned().unwrap_or_default()))
     }
 
     fn available(&self, names: &[&str]) -> anyhow::Result<Available> {
@@ -324,7 +445,8 @@ impl PackageDb for SystemPackageDb {
                 c.args(["-q", "repoquery", "--available", "--qf", DNF_QF])
                     .args(names);
                 progress.tick(&c.cmdline());
-                Ok(parse_dnf_repoquery(&c.run_get_string()?))
+                let by_name = parse_dnf_repoquery(&c.run_get_string()?);
+                available_with_provides(names, by_name, |n| self.dnf_whatprovides(n, progress))
             }
             Family::Yum => {
                 let mut c = self.command("yum");
@@ -490,16 +612,25 @@ pub fn stream_to_log(cmd: &mut Command, log: &Path, progress: &dyn Progress) -> 
     .context(format!("full output in {}", log.display())))
 }
 
-/// A host's package manager as captured in a fixture directory: `pkg/installed.txt` (the
-/// `rpm -qa --qf` or `dpkg-query -W -f` output of [`RPM_QF`] / [`DPKG_QF`]) and, optionally,
-/// `pkg/available.txt` (the output of the family's availability query: `dnf repoquery`,
-/// `yum list available` or `apt-cache policy`). Installs and upgrades change the in-memory
-/// state only, so a step's apply can be tested against it.
+/// A host's package manager as captured in a fixture directory (fixtures/README.md):
+/// `pkg/installed.txt` (the `rpm -qa --qf` or `dpkg-query -W -f` output of [`RPM_QF`] /
+/// [`DPKG_QF`]); on rpm hosts `pkg/whatprovides/NAME`, the stdout of `rpm -q --whatprovides
+/// --qf RPM_QF NAME` that [`PackageDb::installed`] reads (a name with no such file is
+/// answered from `installed.txt` as rpm would answer for a package's own name that nothing
+/// else provides); optionally `pkg/available.txt` (the family's availability query: `dnf
+/// repoquery`, `yum list available` or `apt-cache policy`) and, on dnf hosts,
+/// `pkg/repoquery-whatprovides/NAME` (the stdout of `dnf -q repoquery --available --qf DNF_QF
+/// --whatprovides NAME`, asked for a name `available.txt` lacks). Installs and upgrades change
+/// the in-memory state only, so a step's apply can be tested against it.
 #[derive(Debug)]
 pub struct FixturePackageDb {
     family: Family,
     state: RefCell<DpkgState>,
+    /// rpm hosts: name -> captured stdout of `rpm -q --whatprovides` (installs update it).
+    whatprovides: RefCell<BTreeMap<String, String>>,
     available: Available,
+    /// dnf hosts: name -> captured stdout of `dnf repoquery --whatprovides`.
+    available_provides: BTreeMap<String, String>,
     /// Every install/upgrade call, for tests (`install a b`, `upgrade c`).
     pub calls: RefCell<Vec<String>>,
 }
@@ -522,26 +653,118 @@ impl FixturePackageDb {
         Self {
             family,
             state: RefCell::new(state),
+            whatprovides: RefCell::new(BTreeMap::new()),
             available,
+            available_provides: BTreeMap::new(),
             calls: RefCell::new(vec![]),
         }
     }
 
-    /// Reads `DIR/pkg/installed.txt` and `DIR/pkg/available.txt` (missing: empty).
+    /// Adds captured `rpm -q --whatprovides --qf RPM_QF NAME` answers (name, stdout).
+    pub fn with_whatprovides<'a>(
+        self,
+        answers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        self.whatprovides.borrow_mut().extend(
+            answers
+                .into_iter()
+                .map(|(n, o)| (n.to_string(), o.to_string())),
+        );
+        self
+    }
+
+    /// Adds captured `dnf repoquery --available --whatprovides NAME` answers (name, stdout).
+    pub fn with_available_provides<'a>(
+        mut self,
+        answers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        self.available_provides.extend(
+            answers
+                .into_iter()
+                .map(|(n, o)| (n.to_string(), o.to_string())),
+        );
+        self
+    }
+
+    /// Reads `DIR/pkg/installed.txt`, `DIR/pkg/available.txt` (missing: empty) and the
+    /// per-name answers in `DIR/pkg/whatprovides/` and `DIR/pkg/repoquery-whatprovides/`.
     pub fn load(dir: &Path, family: Family) -> anyhow::Result<Self> {
+        let pkg = dir.join("pkg");
         let read = |f: &str| -> anyhow::Result<String> {
-            let p = dir.join("pkg").join(f);
+            let p = pkg.join(f);
             match std::fs::read_to_string(&p) {
                 Ok(s) => Ok(s),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
                 Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
             }
         };
-        Ok(Self::new(
-            family,
-            &read("installed.txt")?,
-            &read("available.txt")?,
-        ))
+        let answers = |sub: &str| -> anyhow::Result<Vec<(String, String)>> {
+            let d = pkg.join(sub);
+            let entries = match std::fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", d.display())),
+            };
+            let mut out = vec![];
+            for e in entries {
+                let e = e.with_context(|| format!("reading {}", d.display()))?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(e.path())
+                    .with_context(|| format!("reading {}", e.path().display()))?;
+                out.push((name, text));
+            }
+            Ok(out)
+        };
+        let whatprovides = answers("whatprovides")?;
+        let available_provides = answers("repoquery-whatprovides")?;
+        Ok(
+            Self::new(family, &read("installed.txt")?, &read("available.txt")?)
+                .with_whatprovides(whatprovides.iter().map(|(n, o)| (n.as_str(), o.as_str())))
+                .with_available_provides(
+                    available_provides
+                        .iter()
+                        .map(|(n, o)| (n.as_str(), o.as_str())),
+                ),
+        )
+    }
+
+    /// The stdout of `rpm -q --whatprovides --qf RPM_QF name` on this host.
+    fn rpm_answer(&self, name: &str) -> String {
+        if let Some(out) = self.whatprovides.borrow().get(name) {
+            return out.clone();
+        }
+        let st = self.state.borrow();
+        rpm_whatprovides_output(name, st.installed.get(name).map(|v| (name, v.as_str())))
+    }
+
+    /// Records `name` as installed at `version` through `provider` (a package provides its
+    /// own name).
+    fn set_installed(&self, name: &str, provider: &str, version: &str) {
+        self.state
+            .borrow_mut()
+            .installed
+            .insert(provider.to_string(), version.to_string());
+        if self.family.is_rpm() {
+            let mut wp = self.whatprovides.borrow_mut();
+            for n in [name, provider] {
+                wp.insert(
+                    n.to_string(),
+                    rpm_whatprovides_output(n, Some((provider, version))),
+                );
+            }
+        }
+    }
+
+    /// The package `dnf install name` would install and its candidate version.
+    fn candidate(&self, name: &str) -> Option<(String, String)> {
+        if let Some(v) = self.available.get(name) {
+            return Some((name.to_string(), v.clone()));
+        }
+        if self.family != Family::Dnf {
+            return None;
+        }
+        let out = self.available_provides.get(name)?;
+        parse_dnf_repoquery(out).into_iter().next()
     }
 }
 
@@ -550,6 +773,9 @@ impl PackageDb for FixturePackageDb {
         self.family
     }
     fn installed(&self, names: &[&str]) -> anyhow::Result<Installed> {
+        if self.family.is_rpm() {
+            return installed_from_whatprovides(names, |n| Ok(self.rpm_answer(n)));
+        }
         Ok(self
             .state
             .borrow()
@@ -560,12 +786,18 @@ impl PackageDb for FixturePackageDb {
             .collect())
     }
     fn available(&self, names: &[&str]) -> anyhow::Result<Available> {
-        Ok(self
+        let by_name: Available = self
             .available
             .iter()
             .filter(|(n, _)| names.contains(&n.as_str()))
             .map(|(n, v)| (n.clone(), v.clone()))
-            .collect())
+            .collect();
+        if self.family != Family::Dnf {
+            return Ok(by_name);
+        }
+        available_with_provides(names, by_name, |n| {
+            Ok(self.available_provides.get(n).cloned().unwrap_or_default())
+        })
     }
     fn interrupted(&self) -> anyhow::Result<Vec<String>> {
         Ok(self.state.borrow().interrupted.clone())
@@ -584,13 +816,11 @@ impl PackageDb for FixturePackageDb {
         self.calls
             .borrow_mut()
             .push(format!("install {}", names.join(" ")));
-        let mut st = self.state.borrow_mut();
         for n in names {
-            let v = self
-                .available
-                .get(*n)
+            let (provider, v) = self
+                .candidate(n)
                 .with_context(|| format!("No package {n} available."))?;
-            st.installed.insert(n.to_string(), v.clone());
+            self.set_installed(n, &provider, &v);
         }
         Ok(())
     }
@@ -598,10 +828,9 @@ impl PackageDb for FixturePackageDb {
         self.calls
             .borrow_mut()
             .push(format!("upgrade {}", names.join(" ")));
-        let mut st = self.state.borrow_mut();
         for n in names {
             if let Some(v) = self.available.get(*n) {
-                st.installed.insert(n.to_string(), v.clone());
+                self.set_installed(n, n, v);
             }
         }
         Ok(())
@@ -620,6 +849,197 @@ mod tests {
         assert_eq!(got["libvirt"], "4.5.0-10.el7");
         assert_eq!(got["qemu-kvm"], "10:1.5.3-141.el7");
         assert_eq!(got.len(), 3);
+    }
+
+    /// rpm's own words (lib/query.cc, `RPMQV_WHATPROVIDES`): the providers in the query
+    /// format, or "no package provides NAME" on stdout; anything else is not "not installed".
+    #[test]
+    fn rpm_whatprovides_reads_providers_nothing_and_refuses_the_rest() {
+        assert_eq!(
+            parse_rpm_whatprovides(
+                "libguestfs-tools-c",
+                "guestfs-tools\t(none):1.52.0-3.fc40\n"
+            ),
+            Ok(vec![("guestfs-tools".into(), "1.52.0-3.fc40".into())])
+        );
+        assert_eq!(
+            parse_rpm_whatprovides(
+                "wget",
+                "wget1-wget\t(none):1.25.0-4.fc43\nwget2-wget\t(none):2.2.1-3.fc43\n"
+            )
+            .unwrap()
+            .len(),
+            2
+        );
+        assert_eq!(
+            parse_rpm_whatprovides("libguestfs-tools", "no package provides libguestfs-tools\n"),
+            Ok(vec![])
+        );
+        // Another name's answer, an rpm -q answer, or nothing at all is an error.
+        for out in [
+            "no package provides libguestfs-xfs\n",
+            "package libguestfs-tools is not installed\n",
+            "",
+        ] {
+            assert!(
+                parse_rpm_whatprovides("libguestfs-tools", out).is_err(),
+                "{out:?}"
+            );
+        }
+        assert_eq!(
+            rpm_whatprovides_output("qemu-kvm", Some(("qemu-kvm", "17:9.1.0-15.el9"))),
+            "qemu-kvm\t17:9.1.0-15.el9\n"
+        );
+        assert_eq!(
+            parse_rpm_whatprovides(
+                "wget",
+                &rpm_whatprovides_output("wget", Some(("wget2-wget", "2.1.0-9.fc40")))
+            ),
+            Ok(vec![("wget2-wget".into(), "2.1.0-9.fc40".into())])
+        );
+    }
+
+    /// The real rpm (this Debian machine's `rpm` package, when installed): a package built
+    /// here that provides `libguestfs-tools-c`, in a database of its own, answers the query
+    /// `installed` runs as the parser expects; and the system database of this machine
+    /// through `SystemPackageDb`.
+    #[test]
+    fn the_real_rpm_answers_whatprovides_as_parsed() {
+        if which::which("rpm").is_err() || which::which("rpmbuild").is_err() {
+            eprintln!("skipped: no rpm/rpmbuild (apt-get install rpm)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path();
+        std::fs::write(
+            top.join("f.spec"),
+            "Name: guestfs-tools\nVersion: 1.52.0\nRelease: 3.fc40\nSummary: stand-in\n\
+             License: MIT\nBuildArch: noarch\n\
+             Provides: libguestfs-tools-c = 1:%{version}-%{release}\n\
+             %description\nstand-in\n%files\n",
+        )
+        .unwrap();
+        let run = |c: &mut Command| {
+            let out = c.env("LC_ALL", "C").output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let topdir = format!("_topdir {}", top.display());
+        let (code, _) = run(Command::new("rpmbuild")
+            .args(["--define", &topdir, "-bb"])
+            .arg(top.join("f.spec")));
+        assert_eq!(code, Some(0));
+        let rpmfile = top.join("RPMS/noarch/guestfs-tools-1.52.0-3.fc40.noarch.rpm");
+        let db = top.join("db");
+        let dbpath = db.to_str().unwrap();
+        let (code, _) = run(Command::new("rpm").args(["--dbpath", dbpath, "--initdb"]));
+        assert_eq!(code, Some(0));
+        let (code, _) = run(Command::new("rpm")
+            .args([
+                "--dbpath",
+                dbpath,
+                "-i",
+                "--justdb",
+                "--nodeps",
+                "--noscripts",
+            ])
+            .arg(&rpmfile));
+        assert_eq!(code, Some(0));
+        let query = |name: &str| {
+            run(Command::new("rpm")
+                .args(["--dbpath", dbpath])
+                .args(rpm_whatprovides_args(name)))
+        };
+        let want = Ok(vec![(
+            "guestfs-tools".to_string(),
+            "1.52.0-3.fc40".to_string(),
+        )]);
+        for name in ["guestfs-tools", "libguestfs-tools-c"] {
+            let (code, out) = query(name);
+            assert_eq!(
+                (code, parse_rpm_whatprovides(name, &out)),
+                (Some(0), want.clone())
+            );
+        }
+        let (code, out) = query("libguestfs-tools");
+        assert_eq!(out, "no package provides libguestfs-tools\n");
+        assert_eq!(
+            (code, parse_rpm_whatprovides("libguestfs-tools", &out)),
+            (Some(1), Ok(vec![]))
+        );
+        // This machine's own rpm database holds no such package.
+        let sys = SystemPackageDb::new(Family::Dnf, HostRoot::system(), false);
+        assert!(sys
+            .installed(&["virthost-no-such-capability"])
+            .unwrap()
+            .is_empty());
+    }
+
+    /// A Fedora 40 host with guestfs-tools and wget2-wget: rpm resolves `libguestfs-tools-c`
+    /// and `wget` to them, `libguestfs-tools` to nothing (only virt-win-reg provides it).
+    #[test]
+    fn installed_is_what_rpm_resolves() {
+        let db = FixturePackageDb::new(
+            Family::Dnf,
+            "guestfs-tools\t(none):1.52.0-3.fc40\nwget2-wget\t(none):2.1.0-9.fc40\n",
+            "",
+        )
+        .with_whatprovides([
+            ("libguestfs-tools", "no package provides libguestfs-tools\n"),
+            (
+                "libguestfs-tools-c",
+                "guestfs-tools\t(none):1.52.0-3.fc40\n",
+            ),
+            ("wget", "wget2-wget\t(none):2.1.0-9.fc40\n"),
+        ]);
+        let got = db
+            .installed(&[
+                "guestfs-tools",
+                "libguestfs-tools",
+                "libguestfs-tools-c",
+                "wget",
+                "libvirt",
+            ])
+            .unwrap();
+        assert_eq!(
+            got.get("guestfs-tools").map(String::as_str),
+            Some("1.52.0-3.fc40")
+        );
+        assert_eq!(
+            got.get("libguestfs-tools-c").map(String::as_str),
+            Some("1.52.0-3.fc40")
+        );
+        assert_eq!(got.get("wget").map(String::as_str), Some("2.1.0-9.fc40"));
+        assert!(!got.contains_key("libguestfs-tools") && !got.contains_key("libvirt"));
+        // An answer that is no answer (rpm failed) fails the query instead of reading as absent.
+        let broken =
+            FixturePackageDb::new(Family::Dnf, "", "").with_whatprovides([("libvirt", "")]);
+        assert!(broken.installed(&["libvirt"]).is_err());
+    }
+
+    /// A name only a `Provides:` offers (Fedora 40's wget) is available through dnf's
+    /// `--whatprovides`, installed through it, and seen installed afterwards.
+    #[test]
+    fn a_provided_name_is_available_installed_and_then_seen() {
+        let db = FixturePackageDb::new(Family::Dnf, "", "libvirt\t10.1.0-1.fc40\n\n")
+            .with_available_provides([("wget", "wget2-wget\t2.1.0-9.fc40\n\n")]);
+        let avail = db.available(&["libvirt", "wget", "nope"]).unwrap();
+        assert_eq!(avail.get("wget").map(String::as_str), Some("2.1.0-9.fc40"));
+        assert!(!avail.contains_key("nope"));
+        db.install(&["wget"], &crate::step::Quiet).unwrap();
+        assert_eq!(
+            db.installed(&["wget", "wget2-wget"]).unwrap(),
+            Installed::from([
+                ("wget".to_string(), "2.1.0-9.fc40".to_string()),
+                ("wget2-wget".to_string(), "2.1.0-9.fc40".to_string())
+            ])
+        );
+        // yum hosts resolve names only (EL7's names are all package names).
+        let yum = FixturePackageDb::new(Family::Yum, "", "")
+            .with_available_provides([("wget", "wget\t1.14-15.el7\n")]);
+        assert!(yum.available(&["wget"]).unwrap().is_empty());
     }
 
     #[test]
