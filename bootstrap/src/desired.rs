@@ -31,6 +31,11 @@ pub enum Role {
     UefiFirmware,
     Dnsmasq,
     Polkit,
+    /// libvirt's Python bindings: the deployers' Ansible modules that run on the hypervisor
+    /// (`virt`, `virt_net`, `virt_pool`) and virtualbmc / sushy-tools `import libvirt`.
+    PythonLibvirt,
+    /// lxml, which the same Ansible modules use to edit libvirt's XML.
+    PythonLxml,
 }
 
 /// A package the host needs, named as its distribution names it.
@@ -44,25 +49,31 @@ pub struct Package {
 
 /// The virtualization package set of a platform, in install order.
 ///
-/// Names checked against distribution metadata: RHEL/CentOS/Fedora (`libvirt`, `qemu-kvm`,
-/// `libguestfs-tools`, `libguestfs-xfs`, `virt-install`, `wget`, `ipxe-roms-qemu`), Debian 12
-/// and Ubuntu (`apt-cache policy` on bookworm: `libvirt-daemon-system`, `libvirt-clients`,
-/// `qemu-system-x86`, `qemu-utils`, `libguestfs-tools`, `libguestfs-xfs`, `wget`, `virtinst`,
-/// `ipxe-qemu`, `dnsmasq-base`, `polkitd`). On apt hosts `bootstrap` installs without
-/// recommends, so what libvirt only recommends but needs for networks (dnsmasq) and for
-/// polkit rules (polkitd) is named.
+/// Every RPM name is a package name in that release's repositories, checked against the
+/// distributions' spec files per release (docs/packages.md has the table and the evidence),
+/// except `wget` on Fedora 40 and later, a `Provides:` of `wget2-wget` there that dnf resolves
+/// (bootstrap asks rpm and dnf what provides each name, so it counts as installed whichever
+/// package provides it). The Python bindings (`python3-libvirt`, `python3-lxml`; EL7's
+/// Python 2 `libvirt-python`, `python-lxml`) are there for the deployers: their Ansible
+/// modules run on the hypervisor and import them (docs/packages.md). Debian 12 and Ubuntu (`apt-cache policy` on bookworm:
+/// `libvirt-daemon-system`, `libvirt-clients`, `qemu-system-x86`, `qemu-utils`,
+/// `libguestfs-tools`, `libguestfs-xfs`, `wget`, `virtinst`, `ipxe-qemu`, `dnsmasq-base`,
+/// `polkitd`). On apt hosts `bootstrap` installs without recommends, so what libvirt only
+/// recommends but needs for networks (dnsmasq) and for polkit rules (polkitd) is named.
 pub fn packages(platform: &Platform) -> Vec<Package> {
     use Role::*;
     let names: Vec<(&'static str, Role)> = match platform.family {
         Family::Yum | Family::Dnf => vec![
             ("libvirt", Libvirt),
             ("qemu-kvm", Qemu),
-            ("libguestfs-tools", LibguestfsTools),
+            (guestfs_tools_package(platform), LibguestfsTools),
             ("libguestfs-xfs", LibguestfsXfs),
             ("virt-install", VirtInstall),
             ("wget", Wget),
             ("ipxe-roms-qemu", IpxeRoms),
             (uefi_package(platform.family), UefiFirmware),
+            (python_libvirt_package(platform.family), PythonLibvirt),
+            (python_lxml_package(platform.family), PythonLxml),
         ],
         Family::Apt => vec![
             ("libvirt-daemon-system", Libvirt),
@@ -77,6 +88,8 @@ pub fn packages(platform: &Platform) -> Vec<Package> {
             (uefi_package(platform.family), UefiFirmware),
             ("dnsmasq-base", Dnsmasq),
             (polkit_package(platform), Polkit),
+            (python_libvirt_package(platform.family), PythonLibvirt),
+            (python_lxml_package(platform.family), PythonLxml),
         ],
     };
     names
@@ -87,6 +100,22 @@ pub fn packages(platform: &Platform) -> Vec<Package> {
             repo_hint: repo_hint(platform, role),
         })
         .collect()
+}
+
+/// The package of the `virt-*` tools (virt-customize, virt-sysprep, virt-resize, ...) on an
+/// RPM platform. libguestfs 1.45.3 (2021) moved them into their own source package,
+/// `guestfs-tools`; since then `libguestfs-tools` is only a `Provides:` of `virt-win-reg`,
+/// the Windows-registry tool (guestfs-tools.spec), so asking for it installs the wrong thing.
+/// Fedora has the split since 35 (bootstrap supports 38 and later), RHEL and its rebuilds
+/// since 9; EL7 (libguestfs 1.40) and EL8 (1.44) still build `libguestfs-tools` from
+/// libguestfs. An unknown dnf OS (`--os-family dnf`) is judged by its major version alone.
+pub fn guestfs_tools_package(platform: &Platform) -> &'static str {
+    match (platform.family, platform.distro) {
+        (Family::Apt, _) | (Family::Yum, _) => "libguestfs-tools",
+        (Family::Dnf, Distro::Fedora) => "guestfs-tools",
+        (Family::Dnf, _) if platform.major >= 9 => "guestfs-tools",
+        (Family::Dnf, _) => "libguestfs-tools",
+    }
 }
 
 /// Whether the distribution's polkit is 0.105, which reads local-authority `.pkla` files
@@ -117,13 +146,32 @@ pub fn polkit_backend_of(platform: &Platform) -> PolkitBackend {
 }
 
 /// The UEFI firmware package of a family: Debian and Ubuntu `ovmf` (bookworm 2022.11,
-/// checked with `apt-cache policy`); EL8+ and Fedora `edk2-ovmf`; EL7 `OVMF` (RHEL 7's
-/// build of the same firmware, in the server channel since 7.3).
+/// checked with `apt-cache policy`); EL8+ and Fedora `edk2-ovmf` (the `ovmf` subpackage of
+/// edk2.spec, which also `Provides: OVMF` and obsoletes RHEL 7's package); EL7 `OVMF`
+/// (RHEL 7's build of the same firmware, in the server channel since 7.3, CentOS 7 `os`).
 pub fn uefi_package(family: Family) -> &'static str {
     match family {
         Family::Apt => "ovmf",
         Family::Dnf => "edk2-ovmf",
         Family::Yum => "OVMF",
+    }
+}
+
+/// libvirt's Python bindings for the Python the host's Ansible runs modules with: EL7's
+/// Python 2 `libvirt-python` (infrared's `vars/hypervisor.yml`), `python3-libvirt` everywhere
+/// else (libvirt-python.spec's subpackage on EL8+ and Fedora; Debian and Ubuntu).
+pub fn python_libvirt_package(family: Family) -> &'static str {
+    match family {
+        Family::Yum => "libvirt-python",
+        Family::Dnf | Family::Apt => "python3-libvirt",
+    }
+}
+
+/// lxml for the same Python: EL7 `python-lxml`, elsewhere `python3-lxml`.
+pub fn python_lxml_package(family: Family) -> &'static str {
+    match family {
+        Family::Yum => "python-lxml",
+        Family::Dnf | Family::Apt => "python3-lxml",
     }
 }
 
@@ -331,7 +379,9 @@ mod tests {
                 "virt-install",
                 "wget",
                 "ipxe-roms-qemu",
-                "OVMF"
+                "OVMF",
+                "libvirt-python",
+                "python-lxml"
             ]
         );
         assert!(names("ID=rocky\nVERSION_ID=9.5").contains(&"edk2-ovmf"));
@@ -354,6 +404,72 @@ mod tests {
             let ipxe: Vec<_> = set.iter().filter(|p| p.role == Role::IpxeRoms).collect();
             assert_eq!(ipxe.len(), 1);
             assert_eq!(ipxe[0].name, ipxe_package(p.family));
+        }
+    }
+
+    /// Since the guestfs-tools split (libguestfs 1.45.3) `libguestfs-tools` is only a
+    /// `Provides:` of `virt-win-reg` on Fedora and EL9+: the virt-* tools are
+    /// `guestfs-tools` there; EL7 and EL8 still have `libguestfs-tools`.
+    #[test]
+    fn the_virt_tools_package_follows_the_guestfs_tools_split() {
+        let tools = |t| {
+            let set = packages(&platform(t));
+            let tools: Vec<_> = set
+                .iter()
+                .filter(|p| p.role == Role::LibguestfsTools)
+                .map(|p| p.name)
+                .collect();
+            assert_eq!(tools.len(), 1, "{t}: {tools:?}");
+            assert!(
+                set.iter()
+                    .all(|p| p.role == Role::LibguestfsTools || !p.name.contains("guestfs-tools")),
+                "{t}"
+            );
+            tools[0]
+        };
+        for t in [
+            "ID=fedora\nVERSION_ID=38",
+            "ID=fedora\nVERSION_ID=40",
+            "ID=fedora\nVERSION_ID=42",
+            "ID=rocky\nVERSION_ID=9.5",
+            "ID=centos\nNAME=\"CentOS Stream\"\nVERSION_ID=9",
+            "ID=rhel\nVERSION_ID=9.4",
+            "ID=almalinux\nVERSION_ID=10.0",
+            "ID=centos\nNAME=\"CentOS Stream\"\nVERSION_ID=10",
+        ] {
+            assert_eq!(tools(t), "guestfs-tools", "{t}");
+        }
+        for t in [
+            "ID=rhel\nVERSION_ID=7.4",
+            "ID=centos\nNAME=\"CentOS Linux\"\nVERSION_ID=7",
+            "ID=rhel\nVERSION_ID=8.9",
+            "ID=rocky\nVERSION_ID=8.10",
+            "ID=debian\nVERSION_ID=12",
+            "ID=ubuntu\nVERSION_ID=24.04",
+        ] {
+            assert_eq!(tools(t), "libguestfs-tools", "{t}");
+        }
+    }
+
+    #[test]
+    fn python_bindings_follow_the_family_python() {
+        let names = |t| {
+            packages(&platform(t))
+                .into_iter()
+                .filter(|p| matches!(p.role, Role::PythonLibvirt | Role::PythonLxml))
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names("ID=rhel\nVERSION_ID=7.4"),
+            ["libvirt-python", "python-lxml"]
+        );
+        for t in [
+            "ID=rhel\nVERSION_ID=8.9",
+            "ID=fedora\nVERSION_ID=40",
+            "ID=debian\nVERSION_ID=12",
+        ] {
+            assert_eq!(names(t), ["python3-libvirt", "python3-lxml"], "{t}");
         }
     }
 

@@ -128,7 +128,7 @@ mod tests {
         let db = FixturePackageDb::new(
             p.family,
             "wget\t(none):1.14-15.el7\nlibvirt\t(none):3.2.0-14.el7\n",
-            "Available Packages\nqemu-kvm.x86_64  10:1.5.3-141.el7  rhel-7-server-rpms\nlibguestfs-tools.noarch 1:1.36.3-6.el7 rhel-7-server-rpms\nlibguestfs-xfs.x86_64 1:1.36.3-6.el7 rhel-7-server-rpms\nvirt-install.noarch 1.4.1-7.el7 rhel-7-server-rpms\nipxe-roms-qemu.noarch 20170123-1.git4e85b27.el7_4.1 rhel-7-server-rpms\nOVMF.noarch 20170228-5.gitc325e41585e3.el7 rhel-7-server-rpms\n",
+            "Available Packages\nqemu-kvm.x86_64  10:1.5.3-141.el7  rhel-7-server-rpms\nlibguestfs-tools.noarch 1:1.36.3-6.el7 rhel-7-server-rpms\nlibguestfs-xfs.x86_64 1:1.36.3-6.el7 rhel-7-server-rpms\nvirt-install.noarch 1.4.1-7.el7 rhel-7-server-rpms\nipxe-roms-qemu.noarch 20170123-1.git4e85b27.el7_4.1 rhel-7-server-rpms\nOVMF.noarch 20170228-5.gitc325e41585e3.el7 rhel-7-server-rpms\nlibvirt-python.x86_64 3.2.0-3.el7 rhel-7-server-rpms\npython-lxml.x86_64 3.2.1-4.el7 rhel-7-server-rpms\n",
         );
         let steps: Vec<Box<dyn Step>> = vec![Box::new(Packages {
             db: &db,
@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert_eq!(
             db.calls.borrow().as_slice(),
-            ["install qemu-kvm libguestfs-tools libguestfs-xfs virt-install ipxe-roms-qemu OVMF"]
+            ["install qemu-kvm libguestfs-tools libguestfs-xfs virt-install ipxe-roms-qemu OVMF libvirt-python python-lxml"]
         );
         let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Ok);
