@@ -14,7 +14,8 @@ use crate::check::CheckResult;
 use crate::options::Options;
 
 /// Installed versions of `names` (the shared `bootstrap::pkg` query: `dpkg-query`, or
-/// `rpm -q` with a `--whatprovides` fallback); a name missing from the map is not installed.
+/// `rpm -q --whatprovides` per name, so a name another package provides counts when that
+/// package is installed); a name missing from the map is not installed.
 pub fn installed(
     host: &Host,
     family: Family,
