@@ -1,4 +1,4 @@
-//! The target image: a Debian 12 root built with debootstrap, tuned for a fast offline
+//! The target image: a Debian 12 or 13 root built with debootstrap, tuned for a fast offline
 //! install, with the hypervisor packages staged as a local flat apt repository, turned into
 //! an ext4 qcow2 with `mke2fs -d` (no loop mounts). Cached under
 //! `target/e2e/cache/<recipe-hash>/`, keyed by everything that decides its content.
@@ -22,11 +22,61 @@ use std::time::Instant;
 
 /// Bump when the build steps below change in a way the lists do not show.
 const SCRIPT_VERSION: u32 = 2;
-const SUITE: &str = "bookworm";
+
+/// The Debian release the image is built from (`--distro`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Distro {
+    /// Debian 12 (bookworm)
+    #[default]
+    #[value(name = "debian-12")]
+    Debian12,
+    /// Debian 13 (trixie)
+    #[value(name = "debian-13")]
+    Debian13,
+}
+
+impl Distro {
+    pub fn suite(self) -> &'static str {
+        match self {
+            Distro::Debian12 => "bookworm",
+            Distro::Debian13 => "trixie",
+        }
+    }
+
+    /// `Debian 13 (trixie)`, as the summary names the release.
+    pub fn name(self) -> String {
+        let v = match self {
+            Distro::Debian12 => 12,
+            Distro::Debian13 => 13,
+        };
+        format!("Debian {v} ({})", self.suite())
+    }
+
+    /// The release's os-release, as the shared model reads it to choose the package set.
+    fn os_release(self) -> OsRelease {
+        let v = match self {
+            Distro::Debian12 => "12",
+            Distro::Debian13 => "13",
+        };
+        OsRelease::parse(&format!(
+            "ID=debian\nVERSION_ID=\"{v}\"\nVERSION_CODENAME={}\n",
+            self.suite()
+        ))
+    }
+
+    /// What debootstrap must be told beyond [`INCLUDE`]: trixie's minbase no longer pulls in
+    /// `e2fsprogs`, and the run grows the root with `resize2fs` (ENVIRONMENT.md).
+    pub(super) fn include_extra(self) -> &'static [&'static str] {
+        match self {
+            Distro::Debian12 => &[],
+            Distro::Debian13 => &["e2fsprogs"],
+        }
+    }
+}
 /// The base system: kernel, systemd, sshd and what bootstrap and validate expect to find.
 /// `libpam-systemd` must be named: debootstrap does not resolve `default-logind | logind`
 /// and polkitd needs it.
-const INCLUDE: &[&str] = &[
+pub(super) const INCLUDE: &[&str] = &[
     "linux-image-amd64",
     "systemd-sysv",
     "libpam-systemd",
@@ -49,11 +99,9 @@ const DISK_SIZE: &str = "16G";
 
 /// The Debian packages `bootstrap` installs on this guest (it installs them with
 /// --no-install-recommends), from the one shared model of a ready hypervisor.
-fn hypervisor_packages() -> Vec<String> {
-    let os = OsRelease::parse(
-        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
-    );
-    let platform = Platform::detect(&os, None).expect("Debian 12 is a supported platform");
+pub(super) fn hypervisor_packages(distro: Distro) -> Vec<String> {
+    let platform =
+        Platform::detect(&distro.os_release(), None).expect("a supported Debian release");
     desired::packages(&platform)
         .into_iter()
         .map(|p| p.name.to_string())
@@ -70,12 +118,16 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    pub fn current() -> Recipe {
+    pub fn current(distro: Distro) -> Recipe {
         Recipe {
             script_version: SCRIPT_VERSION,
-            suite: SUITE.into(),
-            include: INCLUDE.iter().map(|s| s.to_string()).collect(),
-            packages: hypervisor_packages(),
+            suite: distro.suite().into(),
+            include: INCLUDE
+                .iter()
+                .chain(distro.include_extra())
+                .map(|s| s.to_string())
+                .collect(),
+            packages: hypervisor_packages(distro),
         }
     }
 
@@ -103,7 +155,7 @@ pub struct BuildTimes {
 }
 
 impl BuildTimes {
-    fn time<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(super) fn time<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         super::say(&format!("image: {name}"));
         let start = Instant::now();
         let out = f().with_context(|| format!("image step `{name}`"))?;
@@ -134,8 +186,8 @@ impl Image {
 
 /// Returns the cached image for the current recipe, building it first when it is absent
 /// or `rebuild` is set. The build times are returned when a build happened.
-pub fn ensure(cache: &Path, rebuild: bool) -> Result<(Image, Option<BuildTimes>)> {
-    let recipe = Recipe::current();
+pub fn ensure(cache: &Path, distro: Distro, rebuild: bool) -> Result<(Image, Option<BuildTimes>)> {
+    let recipe = Recipe::current(distro);
     let dir = cache.join(recipe.hash());
     if dir.join("READY").exists() && !rebuild {
         super::say(&format!("image: cached {}", dir.display()));
@@ -164,7 +216,7 @@ pub fn ensure(cache: &Path, rebuild: bool) -> Result<(Image, Option<BuildTimes>)
     Ok((Image::at(dir)?, Some(times)))
 }
 
-fn remove_dir(p: &Path) -> Result<()> {
+pub(super) fn remove_dir(p: &Path) -> Result<()> {
     match fs::remove_dir_all(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("removing {}", p.display()))
@@ -188,7 +240,10 @@ fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
             .run()
     })?;
     t.time("download packages", || stage_repo(&root, &recipe.packages))?;
-    t.time("tune", || tune(&root))?;
+    t.time("tune", || {
+        tune(&root)?;
+        key_from_cmdline(&root)
+    })?;
     t.time("kernel", || {
         copy_boot_file(&root, "vmlinuz-", &out.join("vmlinuz"))?;
         copy_boot_file(&root, "initrd.img-", &out.join("initrd.img"))?;
@@ -223,7 +278,7 @@ fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
 
 /// The host's Debian mirror: the first `URIs:` of debian.sources, else sources.list, else
 /// deb.debian.org.
-fn host_mirror() -> String {
+pub(super) fn host_mirror() -> String {
     let deb822 = fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
     let from_deb822 = deb822
         .lines()
@@ -246,7 +301,7 @@ fn host_mirror() -> String {
         .to_string()
 }
 
-fn chroot(root: &Path) -> Command {
+pub(super) fn chroot(root: &Path) -> Command {
     let mut c = Command::new("chroot");
     c.arg(root)
         .env("DEBIAN_FRONTEND", "noninteractive")
@@ -258,7 +313,7 @@ fn chroot(root: &Path) -> Command {
 /// Downloads the hypervisor package set (and everything it pulls in, without recommends, as
 /// bootstrap installs it) into a flat repository inside the root, indexes it, and points apt
 /// at it alone, with lists in place so the guest's `apt-get install` works offline.
-fn stage_repo(root: &Path, packages: &[String]) -> Result<()> {
+pub(super) fn stage_repo(root: &Path, packages: &[String]) -> Result<()> {
     // Snapshot mirrors carry old Release dates.
     fs::write(
         root.join("etc/apt/apt.conf.d/99virthost-e2e"),
@@ -307,7 +362,7 @@ fn stage_repo(root: &Path, packages: &[String]) -> Result<()> {
 }
 
 /// Settings that make the guest boot and install fast, and give it network and SSH.
-fn tune(root: &Path) -> Result<()> {
+pub(super) fn tune(root: &Path) -> Result<()> {
     let write = |rel: &str, text: &str| -> Result<()> {
         let p = root.join(rel);
         fs::create_dir_all(p.parent().unwrap())?;
@@ -364,6 +419,28 @@ fn tune(root: &Path) -> Result<()> {
         "etc/systemd/network/80-virthost-e2e.network",
         "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n",
     )?;
+    chroot(root)
+        .args(["systemctl", "enable", "systemd-networkd.service"])
+        .run_output()?;
+    // The guest never waits for "network online"; don't spend boot time on it.
+    chroot(root)
+        .args([
+            "systemctl",
+            "disable",
+            "systemd-networkd-wait-online.service",
+        ])
+        .run_output()?;
+    Ok(())
+}
+
+/// The built image's only way in: a oneshot unit that writes root's `authorized_keys` at
+/// every boot from the kernel command line (`virthost.root_key=<base64 blob>`).
+fn key_from_cmdline(root: &Path) -> Result<()> {
+    let write = |rel: &str, text: &str| -> Result<()> {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap())?;
+        fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+    };
     write(
         "usr/local/sbin/virthost-e2e-key",
         "#!/bin/sh\n\
@@ -389,25 +466,12 @@ fn tune(root: &Path) -> Result<()> {
          [Install]\nWantedBy=multi-user.target\n",
     )?;
     chroot(root)
-        .args([
-            "systemctl",
-            "enable",
-            "systemd-networkd.service",
-            "virthost-e2e-key.service",
-        ])
-        .run_output()?;
-    // The guest never waits for "network online"; don't spend boot time on it.
-    chroot(root)
-        .args([
-            "systemctl",
-            "disable",
-            "systemd-networkd-wait-online.service",
-        ])
+        .args(["systemctl", "enable", "virthost-e2e-key.service"])
         .run_output()?;
     Ok(())
 }
 
-fn copy_boot_file(root: &Path, prefix: &str, to: &Path) -> Result<()> {
+pub(super) fn copy_boot_file(root: &Path, prefix: &str, to: &Path) -> Result<()> {
     let boot = root.join("boot");
     let mut found: Vec<PathBuf> = fs::read_dir(&boot)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -431,7 +495,7 @@ mod tests {
 
     #[test]
     fn recipe_takes_packages_from_the_shared_model() {
-        let r = Recipe::current();
+        let r = Recipe::current(Distro::Debian12);
         for p in [
             "libvirt-daemon-system",
             "qemu-system-x86",
@@ -448,11 +512,22 @@ mod tests {
     }
 
     #[test]
+    fn each_release_gets_its_suite_and_what_its_minbase_lacks() {
+        let t = Recipe::current(Distro::Debian13);
+        assert_eq!(t.suite, "trixie");
+        assert!(t.include.iter().any(|x| x == "e2fsprogs"));
+        assert!(t.packages.iter().any(|x| x == "ovmf"), "{:?}", t.packages);
+        assert_eq!(Recipe::current(Distro::Debian12).suite, "bookworm");
+        assert_eq!(Distro::Debian13.name(), "Debian 13 (trixie)");
+    }
+
+    #[test]
     fn recipe_hash_is_stable_and_content_keyed() {
-        let a = Recipe::current();
-        assert_eq!(a.hash(), Recipe::current().hash());
+        let a = Recipe::current(Distro::Debian12);
+        assert_eq!(a.hash(), Recipe::current(Distro::Debian12).hash());
         assert_eq!(a.hash().len(), 16);
-        let mut b = Recipe::current();
+        assert_ne!(a.hash(), Recipe::current(Distro::Debian13).hash());
+        let mut b = Recipe::current(Distro::Debian12);
         b.packages.push("extra".into());
         assert_ne!(a.hash(), b.hash());
     }

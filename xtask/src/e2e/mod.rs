@@ -6,8 +6,10 @@
 
 pub mod ansible;
 pub mod build;
+pub mod cloudimage;
 pub mod drive;
 pub mod image;
+pub mod seed;
 pub mod ssh;
 pub mod tools;
 pub mod vm;
@@ -19,9 +21,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The per-run disk: the image's 16G ext4 is grown to this at boot (`resize2fs`), so that
-/// validate's capacity check (40 GB for one spec-minimum VM) passes. Thin: costs nothing.
-const RUN_DISK: &str = "64G";
+/// The per-run disk: the image's 16G ext4 is grown to this at boot (`resize2fs`; in a cloud
+/// image cloud-init's growpart and resizefs do it), so that validate's capacity check (40 GB
+/// for one spec-minimum VM) passes. Thin: costs nothing.
+const RUN_DISK: u64 = 64 << 30;
+/// Deadline of `cloud-init status --wait` in a cloud image (--image), after SSH answers.
+const CLOUD_INIT: Duration = minutes(10);
 /// Deadline of the online `resize2fs` to RUN_DISK (measured 3 s; see docs/e2e.md, "Deadlines").
 const GROW_FS: Duration = minutes(2);
 /// Deadline of the `systemctl poweroff` ssh (its connection usually just drops); QEMU then
@@ -33,6 +38,9 @@ pub struct Args {
     /// Leave the VM running at the end and print how to SSH in
     #[arg(long)]
     pub keep: bool,
+    /// The Debian release of the built image
+    #[arg(long, value_enum, default_value_t, conflicts_with_all = ["image", "host"])]
+    pub distro: image::Distro,
     /// Rebuild the cached Debian image even if one exists for the current recipe
     #[arg(long)]
     pub rebuild_image: bool,
@@ -42,14 +50,32 @@ pub struct Args {
     /// Only build (or find) the cached image, then stop
     #[arg(long, conflicts_with_all = ["image", "host"])]
     pub image_only: bool,
-    /// Boot this disk image (e.g. a CentOS Stream or RHEL qcow2) instead of the built Debian
-    /// one. It must already let you in as root over SSH with your own key or agent.
+    /// Only build (or find) the cached cloud image of --distro (cloud-init, GRUB, no key
+    /// inside: what a stock cloud image is to --image), print its path on stdout, then stop
+    #[arg(long, conflicts_with_all = ["image", "host", "image_only"])]
+    pub build_cloud_image: bool,
+    /// Boot this cloud image (a stock CentOS Stream, Rocky, Alma, RHEL, Ubuntu or Debian
+    /// qcow2) from its own boot loader instead of the built Debian one. A NoCloud seed made per
+    /// run gives cloud-init root's key and the SSH host key the run pins (docs/e2e.md)
     #[arg(long, value_name = "PATH", conflicts_with = "host")]
     pub image: Option<PathBuf>,
+    /// The VM's network: `restricted` (restrict=on: the guest reaches only its SSH port) or
+    /// `user` (the guest reaches what this machine reaches, for --image whose repositories
+    /// are online)
+    #[arg(long, value_enum, default_value_t, conflicts_with = "host")]
+    pub guest_net: vm::GuestNet,
     /// Skip the VM: run the same sequence against this real host over SSH (root, or a user
     /// with passwordless sudo)
     #[arg(long, value_name = "USER@HOST")]
     pub host: Option<String>,
+    /// With --host: the ssh configuration file to use (`ssh -F`), e.g. the `ssh_config` a
+    /// `--keep` run writes for its VM
+    #[arg(long, value_name = "FILE", requires = "host")]
+    pub ssh_config: Option<PathBuf>,
+    /// With --host: validate's test domains are `qemu` ones with a long boot timeout, as in a
+    /// VM under TCG (a host that is itself an emulated VM, like a kept e2e VM)
+    #[arg(long, requires = "host")]
+    pub host_is_tcg_vm: bool,
 }
 
 /// Phase timings for the summary.
@@ -114,9 +140,21 @@ pub fn run(args: Args) -> Result<()> {
         tools::ensure(tools::Needs {
             qemu: true,
             image_build: true,
+            cloud_image: false,
         })?;
-        let (img, _) = image::ensure(&cache, args.rebuild_image)?;
+        let (img, _) = image::ensure(&cache, args.distro, args.rebuild_image)?;
         say(&format!("image ready: {}", img.dir.display()));
+        return Ok(());
+    }
+
+    if args.build_cloud_image {
+        tools::ensure(tools::Needs {
+            qemu: true,
+            image_build: true,
+            cloud_image: true,
+        })?;
+        let disk = cloudimage::ensure(&cache, args.distro, args.rebuild_image)?;
+        println!("{}", disk.display());
         return Ok(());
     }
 
@@ -149,7 +187,14 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
     tools::ensure(tools::Needs {
         qemu: in_vm,
         image_build: in_vm && args.image.is_none(),
+        cloud_image: false,
     })?;
+    if args.image.is_some() {
+        anyhow::ensure!(
+            tools::find("xorriso").is_some(),
+            "--image needs xorriso for the run's NoCloud seed: apt-get install xorriso"
+        );
+    }
     let ph = &mut s.phases;
     // The image (cached, or a few minutes of debootstrap) is made while cargo builds.
     let want_image = in_vm && args.image.is_none();
@@ -157,7 +202,8 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         let img = want_image.then(|| {
             sc.spawn(|| {
                 let start = Instant::now();
-                image::ensure(cache, args.rebuild_image).map(|(i, t)| (i, t, start.elapsed()))
+                image::ensure(cache, args.distro, args.rebuild_image)
+                    .map(|(i, t)| (i, t, start.elapsed()))
             })
         });
         let dist = if args.no_build {
@@ -196,6 +242,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             host: host.into(),
             port: None,
             identity: None,
+            config: args.ssh_config.clone(),
             host_keys: HostKeys::UserConfig,
             serial_log: None,
         };
@@ -212,7 +259,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             stack_pub,
             run_dir: run_dir.into(),
             interrupt: false,
-            tcg_vm: false,
+            tcg_vm: args.host_is_tcg_vm,
         };
         return drive::drive(&input, ph, &mut s.outcome);
     }
@@ -224,14 +271,31 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
     let port = vm::free_port()?;
     let overlay = run_dir.join("disk.qcow2");
     let known_hosts = run_dir.join("known_hosts");
-    let (boot, host_keys) = match &args.image {
+    let (boot, seed) = match &args.image {
         Some(user_image) => {
             s.target = format!("VM from {}", user_image.display());
-            vm::overlay(user_image, &overlay, None)?;
-            (None, HostKeys::AcceptNew(known_hosts.clone()))
+            vm::overlay(user_image, &overlay, Some(RUN_DISK))?;
+            let host_key = run_dir.join("host_ed25519");
+            ssh::keygen(&host_key, "virthost-e2e-host")?;
+            fs::write(
+                &known_hosts,
+                format!(
+                    "[127.0.0.1]:{port} {}\n",
+                    ssh::key_type_and_blob(&host_key.with_extension("pub"))?
+                ),
+            )?;
+            let iso = seed::write(
+                run_dir,
+                &seed::Seed {
+                    root_pub: &root_pub,
+                    host_key: &host_key,
+                    instance_id: &format!("virthost-e2e-{}", stamp()),
+                },
+            )?;
+            (None, Some(iso))
         }
         None => {
-            s.target = "VM from the built Debian 12 image".into();
+            s.target = format!("VM from the built {} image", args.distro.name());
             let (img, _, _) = image.expect("built above");
             vm::overlay(&img.disk, &overlay, Some(RUN_DISK))?;
             fs::write(
@@ -242,10 +306,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
                 "root=/dev/vda rw console=ttyS0 virthost.root_key={}",
                 ssh::pub_blob(&root_pub)?
             );
-            (
-                Some((img.kernel, img.initrd, append)),
-                HostKeys::Pinned(known_hosts.clone()),
-            )
+            (Some((img.kernel, img.initrd, append)), None)
         }
     };
     let mut vm = vm::start(&vm::Boot {
@@ -255,13 +316,16 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         run_dir: run_dir.into(),
         port,
         keep: args.keep,
+        seed,
+        net: args.guest_net,
     })?;
     let admin = Remote {
         user: "root".into(),
         host: "127.0.0.1".into(),
         port: Some(port),
-        identity: args.image.is_none().then(|| root_key.clone()),
-        host_keys,
+        identity: Some(root_key.clone()),
+        config: None,
+        host_keys: HostKeys::Pinned(known_hosts.clone()),
         serial_log: Some(vm.serial.clone()),
     };
     say(&format!(
@@ -270,16 +334,25 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         vm.serial.display()
     ));
     let timeout = Duration::from_secs(if accel == vm::Accel::Kvm { 180 } else { 420 });
+    let cloud = args.image.is_some();
     ph.time("boot to ssh", || {
         admin.wait(timeout, || vm.check_alive()).map_err(|e| {
+            let hint = if cloud {
+                "\n(--image: the image must run cloud-init with the NoCloud datasource, as stock \
+                 cloud images do; the run's key and host key reach it only through the seed)"
+            } else {
+                ""
+            };
             anyhow::anyhow!(
-                "{e:#}\n--- serial tail ({}):\n{}",
+                "{e:#}{hint}\n--- serial tail ({}):\n{}",
                 vm.serial.display(),
                 vm.serial_tail(30)
             )
         })
     })?;
-    if args.image.is_none() {
+    if cloud {
+        ph.time("cloud-init", || wait_cloud_init(&admin, run_dir))?;
+    } else {
         ph.time("grow root fs", || {
             let out = admin.capture("resize2fs /dev/vda >&2", GROW_FS)?;
             anyhow::ensure!(
@@ -306,6 +379,7 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
 
     if args.keep {
         let pid = vm.release();
+        let config = write_ssh_config(run_dir, &admin)?;
         let ssh_cmd = ssh_command(&admin);
         say(&format!(
             "--keep: VM left running (QEMU pid {})",
@@ -316,7 +390,13 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             "  as stack: {}",
             ssh_command(&admin.as_user("stack", Some(stack_key)))
         ));
+        say(&format!(
+            "  e2e again, as against a real host: cargo xtask e2e --host {KEPT_HOST} --ssh-config {}{}",
+            config.display(),
+            if accel == vm::Accel::Tcg { " --host-is-tcg-vm" } else { "" }
+        ));
         if let Some(pid) = pid {
+            fs::write(run_dir.join("kept.pid"), format!("{pid}\n"))?;
             say(&format!("  stop it: kill {pid}"));
         }
         return driven;
@@ -332,6 +412,56 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         Ok(())
     });
     driven
+}
+
+/// The host alias of a kept VM in the `ssh_config` its run writes.
+const KEPT_HOST: &str = "virthost-e2e";
+
+/// Waits for cloud-init's first boot to finish (`cloud-init status --wait`), keeping its long
+/// status in `cloud-init.txt`. Exit 2 ("degraded": a module warned) is accepted and said; any
+/// other failure stops the run.
+fn wait_cloud_init(admin: &Remote, run_dir: &Path) -> Result<()> {
+    let out = admin.capture(
+        "cloud-init status --wait >/dev/null; rc=$?; cloud-init status --long; exit $rc",
+        CLOUD_INIT,
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    fs::write(run_dir.join("cloud-init.txt"), &text)?;
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(2) => {
+            say("cloud-init finished degraded (a module warned; see cloud-init.txt)");
+            Ok(())
+        }
+        _ => bail!(
+            "cloud-init did not finish cleanly ({}):\n{text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// An `ssh_config` with the kept VM as host `virthost-e2e` (root, the run's key, the pinned
+/// host key), for `ssh -F` and `cargo xtask e2e --host virthost-e2e --ssh-config FILE`.
+fn write_ssh_config(run_dir: &Path, admin: &Remote) -> Result<PathBuf> {
+    let abs = |p: &Path| fs::canonicalize(p).with_context(|| format!("{}", p.display()));
+    let key = abs(admin
+        .identity
+        .as_deref()
+        .context("the VM login has a key")?)?;
+    let HostKeys::Pinned(kh) = &admin.host_keys else {
+        bail!("the VM's host key is pinned");
+    };
+    let text = ssh::config_entry(
+        KEPT_HOST,
+        &admin.host,
+        admin.port.context("the VM has a port")?,
+        &key,
+        &abs(kh)?,
+    )?;
+    let path = run_dir.join("ssh_config");
+    fs::write(&path, text)?;
+    abs(&path)
 }
 
 fn ssh_command(r: &Remote) -> String {

@@ -13,10 +13,9 @@ const PROBE_ATTEMPT: Duration = Duration::from_secs(30);
 /// How host keys are checked.
 #[derive(Clone, Debug)]
 pub enum HostKeys {
-    /// Only the key in this known_hosts file is accepted (our own image).
+    /// Only the key in this known_hosts file is accepted (our own image's, or the one a cloud
+    /// image got from the run's seed).
     Pinned(PathBuf),
-    /// First key seen is recorded in this file (a user-provided image).
-    AcceptNew(PathBuf),
     /// The user's own ssh configuration decides (--host).
     UserConfig,
 }
@@ -29,6 +28,8 @@ pub struct Remote {
     pub port: Option<u16>,
     /// Private key to use (and only it); None uses the user's ssh config and agent.
     pub identity: Option<PathBuf>,
+    /// An ssh configuration file (`ssh -F`) instead of the user's (--host --ssh-config).
+    pub config: Option<PathBuf>,
     pub host_keys: HostKeys,
     /// The VM's serial console log, named when a command times out (None: a real host).
     pub serial_log: Option<PathBuf>,
@@ -59,6 +60,9 @@ impl Remote {
         .iter()
         .flat_map(|s| ["-o".to_string(), s.to_string()])
         .collect();
+        if let Some(f) = &self.config {
+            o.splice(0..0, ["-F".to_string(), f.display().to_string()]);
+        }
         if let Some(key) = &self.identity {
             o.extend(["-i".into(), key.display().to_string()]);
             o.extend(["-o".into(), "IdentitiesOnly=yes".into()]);
@@ -73,7 +77,6 @@ impl Remote {
         };
         match &self.host_keys {
             HostKeys::Pinned(f) => kh(&mut o, f, "yes"),
-            HostKeys::AcceptNew(f) => kh(&mut o, f, "accept-new"),
             HostKeys::UserConfig => {}
         }
         o
@@ -176,6 +179,55 @@ pub fn keygen(path: &Path, comment: &str) -> Result<()> {
     Ok(())
 }
 
+/// `ssh-ed25519 AAAA...` of an OpenSSH public key file (its comment left out), as a
+/// known_hosts line wants it.
+pub fn key_type_and_blob(pub_file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(pub_file)?;
+    let mut w = text.split_whitespace();
+    match (w.next(), w.next()) {
+        (Some(t), Some(b)) => Ok(format!("{t} {b}")),
+        _ => anyhow::bail!("{} is not an OpenSSH public key", pub_file.display()),
+    }
+}
+
+/// One `Host` entry of an ssh_config: the alias, where it is, root's key and the pinned
+/// known_hosts file. Paths are double-quoted; one with a quote, a backslash or a control
+/// character is refused rather than written (it would change what the file says).
+pub fn config_entry(
+    alias: &str,
+    host: &str,
+    port: u16,
+    key: &Path,
+    known_hosts: &Path,
+) -> Result<String> {
+    let quoted = |p: &Path| -> Result<String> {
+        let s = p
+            .to_str()
+            .with_context(|| format!("{} is not UTF-8", p.display()))?;
+        anyhow::ensure!(
+            !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()),
+            "refusing to write {s:?} into an ssh_config (a quote, backslash or control character)"
+        );
+        Ok(format!("\"{s}\""))
+    };
+    for word in [alias, host] {
+        anyhow::ensure!(
+            !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)),
+            "refusing {word:?} as an ssh_config host"
+        );
+    }
+    Ok(format!(
+        "Host {alias}\n  HostName {host}\n  Port {port}\n  User root\n  IdentityFile {}\n  \
+         IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  \
+         StrictHostKeyChecking yes\n",
+        quoted(key)?,
+        quoted(known_hosts)?
+    ))
+}
+
 /// The base64 blob of an OpenSSH public key file.
 pub fn pub_blob(pub_file: &Path) -> Result<String> {
     let text = std::fs::read_to_string(pub_file)?;
@@ -202,6 +254,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: Some(2222),
             identity: Some("/k".into()),
+            config: None,
             host_keys: HostKeys::Pinned("/kh".into()),
             serial_log: None,
         };
@@ -229,6 +282,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: Some(silent.local_addr().unwrap().port()),
             identity: None,
+            config: None,
             host_keys: HostKeys::Pinned("/nonexistent/known_hosts".into()),
             serial_log: Some("/run/e2e/serial.log".into()),
         };
@@ -248,5 +302,45 @@ mod tests {
         }
         let t = err.downcast_ref::<Timeout>().unwrap();
         assert!(!Path::new(&format!("/proc/{}", t.pid)).exists());
+    }
+
+    #[test]
+    fn a_kept_vms_ssh_config_quotes_paths_and_refuses_what_would_change_it() {
+        let e = config_entry(
+            "virthost-e2e",
+            "127.0.0.1",
+            2222,
+            Path::new("/w/a b/root_ed25519"),
+            Path::new("/w/a b/known_hosts"),
+        )
+        .unwrap();
+        assert!(e.contains("IdentityFile \"/w/a b/root_ed25519\"\n"), "{e}");
+        assert!(e.contains("Port 2222\n") && e.contains("StrictHostKeyChecking yes"));
+        for bad in [
+            "/w/x\nHost *\n  ProxyCommand evil",
+            "/w/\"q",
+            "/w/back\\slash",
+        ] {
+            assert!(
+                config_entry("h", "127.0.0.1", 1, Path::new(bad), Path::new("/k")).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(config_entry("h x", "127.0.0.1", 1, Path::new("/k"), Path::new("/k")).is_err());
+    }
+
+    #[test]
+    fn a_config_file_comes_first() {
+        let r = Remote {
+            user: "root".into(),
+            host: "virthost-e2e".into(),
+            port: None,
+            identity: None,
+            config: Some("/run/ssh_config".into()),
+            host_keys: HostKeys::UserConfig,
+            serial_log: None,
+        };
+        let a = args(&r.ssh("true"));
+        assert_eq!(&a[..2], ["-F", "/run/ssh_config"]);
     }
 }

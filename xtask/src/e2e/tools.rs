@@ -10,11 +10,14 @@ use std::process::Command;
 pub struct Needs {
     pub qemu: bool,
     pub image_build: bool,
+    /// The cloud image (--build-cloud-image): a partitioned disk with GRUB.
+    pub cloud_image: bool,
 }
 
 const QEMU: &[&str] = &["qemu-system-x86_64", "qemu-img"];
 const SSH: &[&str] = &["ssh", "scp", "ssh-keygen"];
 const IMAGE: &[&str] = &["debootstrap", "dpkg-scanpackages", "mke2fs", "chroot"];
+const CLOUD_IMAGE: &[&str] = &["grub-install", "sfdisk", "losetup", "xorriso"];
 
 /// Finds a program on PATH or in the sbin directories (a non-root PATH often lacks them).
 pub fn find(name: &str) -> Option<PathBuf> {
@@ -40,7 +43,15 @@ fn missing(needs: Needs) -> Vec<&'static str> {
     if needs.image_build {
         want.extend(IMAGE);
     }
-    want.into_iter().filter(|t| find(t).is_none()).collect()
+    if needs.cloud_image {
+        want.extend(CLOUD_IMAGE);
+    }
+    let mut gone: Vec<&str> = want.into_iter().filter(|t| find(t).is_none()).collect();
+    // grub-install (grub2-common) is on most machines; the BIOS modules it installs are not.
+    if needs.cloud_image && !Path::new("/usr/lib/grub/i386-pc/modinfo.sh").exists() {
+        gone.push("grub-pc-bin (/usr/lib/grub/i386-pc)");
+    }
+    gone
 }
 
 /// Checks the tools; as root, installs what is missing with xtask/host/install-deps.sh;

@@ -90,6 +90,32 @@ pub struct Boot {
     pub port: u16,
     /// Leave QEMU alive when xtask exits (--keep).
     pub keep: bool,
+    /// A NoCloud seed (`cidata` ISO) attached read-only as a second disk (--image).
+    pub seed: Option<PathBuf>,
+    pub net: GuestNet,
+}
+
+/// The guest's network (`--guest-net`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum GuestNet {
+    /// QEMU user networking with `restrict=on`: the guest reaches nothing but its forwarded SSH
+    /// port (the packages come from the image's staged repository)
+    #[default]
+    Restricted,
+    /// QEMU user networking without `restrict=on`: the guest reaches what this machine reaches,
+    /// for user images whose package repositories are online
+    User,
+}
+
+impl GuestNet {
+    /// The `-netdev` value forwarding SSH from 127.0.0.1:`port`.
+    pub fn netdev(self, port: u16) -> String {
+        let restrict = match self {
+            GuestNet::Restricted => "restrict=on,",
+            GuestNet::User => "",
+        };
+        format!("user,id=n0,{restrict}hostfwd=tcp:127.0.0.1:{port}-:22")
+    }
 }
 
 /// A running QEMU; dropping it kills the process unless it was released with `keep`.
@@ -99,9 +125,9 @@ pub struct Vm {
     pub qemu_log: PathBuf,
 }
 
-/// Creates a qcow2 overlay on `base` (absolute path, format probed), optionally with a larger
-/// virtual size than the base.
-pub fn overlay(base: &Path, overlay: &Path, size: Option<&str>) -> Result<()> {
+/// Creates a qcow2 overlay on `base` (absolute path, format probed) whose virtual size is at
+/// least `min_bytes` (never smaller than the base: that would cut its file system off).
+pub fn overlay(base: &Path, overlay: &Path, min_bytes: Option<u64>) -> Result<()> {
     let base = fs::canonicalize(base).with_context(|| format!("{}", base.display()))?;
     let info = Command::new("qemu-img")
         .args(["info", "--output=json"])
@@ -109,6 +135,8 @@ pub fn overlay(base: &Path, overlay: &Path, size: Option<&str>) -> Result<()> {
         .run_output()?;
     let info: serde_json::Value = serde_json::from_slice(&info.stdout)?;
     let fmt = info["format"].as_str().unwrap_or("qcow2").to_string();
+    let base_size = info["virtual-size"].as_u64().unwrap_or(0);
+    let size = min_bytes.filter(|&m| m > base_size).map(|m| m.to_string());
     Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", &fmt, "-b"])
         .arg(&base)
@@ -140,10 +168,7 @@ pub fn start(b: &Boot) -> Result<Vm> {
         b.disk.display()
     ))
     .arg("-netdev")
-    .arg(format!(
-        "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{}-:22",
-        b.port
-    ))
+    .arg(b.net.netdev(b.port))
     .args([
         "-device",
         "virtio-net-pci,netdev=n0",
@@ -152,6 +177,12 @@ pub fn start(b: &Boot) -> Result<Vm> {
     ])
     .arg("-pidfile")
     .arg(b.run_dir.join("qemu.pid"));
+    if let Some(seed) = &b.seed {
+        c.arg("-drive").arg(format!(
+            "file={},if=virtio,format=raw,readonly=on",
+            seed.display()
+        ));
+    }
     if let Some((kernel, initrd, append)) = &b.kernel {
         c.arg("-kernel")
             .arg(kernel)
@@ -283,7 +314,19 @@ pub fn kernel_trouble(console: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::kernel_trouble;
+    use super::{kernel_trouble, GuestNet};
+
+    #[test]
+    fn the_guest_network_is_restricted_unless_asked() {
+        assert_eq!(
+            GuestNet::default().netdev(2222),
+            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22"
+        );
+        assert!(!GuestNet::User.netdev(2222).contains("restrict"));
+        assert!(GuestNet::User
+            .netdev(2222)
+            .contains("hostfwd=tcp:127.0.0.1:2222-:22"));
+    }
 
     #[test]
     fn finds_the_panic_seen_here_and_nothing_in_a_healthy_boot() {
