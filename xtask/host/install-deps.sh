@@ -19,7 +19,7 @@ want=(
   dbus polkitd pkexec
   debootstrap dpkg-dev e2fsprogs openssh-client sudo
   nodejs ovmf
-  xorriso grub-pc-bin grub2-common fdisk
+  xorriso grub-pc-bin grub2-common fdisk rpm
 )
 
 missing=()
