@@ -217,12 +217,59 @@ pub fn ensure(cache: &Path, distro: Distro, rebuild: bool) -> Result<(Image, Opt
 }
 
 pub(super) fn remove_dir(p: &Path) -> Result<()> {
+    // A build killed inside debootstrap or a chroot can leave /proc (or worse, a bind mount of
+    // this machine's /dev) mounted in the root: unmount what is beneath first, deepest first,
+    // and never delete through a mount.
+    for m in mounts_beneath(p) {
+        Command::new("umount")
+            .arg(&m)
+            .run_output()
+            .with_context(|| format!("{} is mounted; not removing {}", m.display(), p.display()))?;
+    }
     match fs::remove_dir_all(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("removing {}", p.display()))
         }
         _ => Ok(()),
     }
+}
+
+/// Mount points at or beneath `dir` (from /proc/self/mountinfo), deepest first.
+fn mounts_beneath(dir: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .map(PathBuf::from)
+        .filter(|m| m.starts_with(&dir))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    found.dedup();
+    found
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as octal escapes (`\040`).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c));
+        if octal {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
@@ -509,6 +556,13 @@ mod tests {
             );
         }
         assert!(r.include.iter().any(|x| x == "libpam-systemd"));
+    }
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_mountinfo("/a\\040b/c"), "/a b/c");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/end\\04"), "/end\\04");
     }
 
     #[test]
