@@ -16,16 +16,42 @@ pub fn run_as(
     timeout: Duration,
     probe: impl FnOnce() -> Result<String, String>,
 ) -> Result<String, String> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    spawn_as(account, probe)?.go(timeout)
+}
+
+/// A child forked by [`spawn_as`] that waits for [`Waiting::go`] before it runs its probe.
+/// Dropped without `go`, or killed by `go`'s timeout, it is killed and reaped.
+pub struct Waiting {
+    child: nix::unistd::Pid,
+    go: Option<std::os::fd::OwnedFd>,
+    answer: Option<std::os::fd::OwnedFd>,
+    reaped: bool,
+}
+
+/// Forks the child of [`run_as`] now and lets it run `probe` only at [`Waiting::go`]. Fork
+/// while the process has one thread (before the boot proof starts its lanes): a thread
+/// holding a lock at the fork (libvirt's, the environment's) would leave it locked forever
+/// in the child.
+pub fn spawn_as(
+    account: &Account,
+    probe: impl FnOnce() -> Result<String, String>,
+) -> Result<Waiting, String> {
     use nix::unistd::{fork, ForkResult, Gid, Uid};
 
     let (rd, wr) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (go_rd, go_wr) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the child only drops privileges, runs the probe and leaves with _exit, running
     // no destructor of the parent's state.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(rd);
+            drop(go_wr);
+            // One byte: go. End of file (the parent died or dropped us): leave at once.
+            let mut byte = [0u8; 1];
+            if !matches!(nix::unistd::read(&go_rd, &mut byte), Ok(1)) {
+                // SAFETY: ends the child without running the parent's destructors.
+                unsafe { nix::libc::_exit(0) }
+            }
             let result = (|| -> Result<String, String> {
                 let groups: Vec<Gid> = account.groups.iter().map(|g| Gid::from_raw(*g)).collect();
                 if nix::unistd::geteuid().is_root() {
@@ -54,33 +80,77 @@ pub fn run_as(
         }
         ForkResult::Parent { child } => {
             drop(wr);
-            let start = Instant::now();
-            loop {
-                match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) => {}
-                    Ok(_) => break,
-                    Err(e) => return Err(format!("waitpid: {e}")),
+            drop(go_rd);
+            Ok(Waiting {
+                child,
+                go: Some(go_wr),
+                answer: Some(rd),
+                reaped: false,
+            })
+        }
+    }
+}
+
+impl Waiting {
+    /// Lets the child run its probe and waits for its answer, at most `timeout`; a SIGINT
+    /// or SIGTERM during the boot proof (`boot`'s handler recorded it) kills it at once.
+    pub fn go(mut self, timeout: Duration) -> Result<String, String> {
+        use nix::sys::signal::{kill, Signal};
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+        if let Some(go) = self.go.take() {
+            let _ = nix::unistd::write(&go, b"g");
+        }
+        let start = Instant::now();
+        loop {
+            match waitpid(self.child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(_) => break,
+                Err(e) => {
+                    self.reaped = true;
+                    return Err(format!("waitpid: {e}"));
                 }
-                if start.elapsed() > timeout {
-                    let _ = kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
-                    return Err(format!(
-                        "no answer within {} s (libvirtd or polkitd hanging?)",
-                        timeout.as_secs()
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(10));
             }
-            let mut msg = String::new();
+            if let Some(sig) = crate::boot::interrupted() {
+                let _ = kill(self.child, Signal::SIGKILL);
+                let _ = waitpid(self.child, None);
+                self.reaped = true;
+                return Err(format!("interrupted by {sig}"));
+            }
+            if start.elapsed() > timeout {
+                let _ = kill(self.child, Signal::SIGKILL);
+                let _ = waitpid(self.child, None);
+                self.reaped = true;
+                return Err(format!(
+                    "no answer within {} s (libvirtd or polkitd hanging?)",
+                    timeout.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.reaped = true;
+        let mut msg = String::new();
+        if let Some(rd) = self.answer.take() {
             let mut f = std::fs::File::from(rd);
             let _ = f.read_to_string(&mut msg);
-            if let Some(a) = msg.strip_prefix("OK ") {
-                Ok(a.to_string())
-            } else if let Some(e) = msg.strip_prefix("ERR ") {
-                Err(e.trim().to_string())
-            } else {
-                Err("the probe process died without an answer".into())
-            }
+        }
+        if let Some(a) = msg.strip_prefix("OK ") {
+            Ok(a.to_string())
+        } else if let Some(e) = msg.strip_prefix("ERR ") {
+            Err(e.trim().to_string())
+        } else {
+            Err("the probe process died without an answer".into())
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // Closing the go pipe ends a child still waiting; one already running is killed.
+            self.go.take();
+            let _ = nix::sys::signal::kill(self.child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(self.child, None);
         }
     }
 }

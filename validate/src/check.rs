@@ -44,6 +44,16 @@ pub struct CheckResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap_step: Option<String>,
     pub duration_ms: u64,
+    /// When the check's work began, in ms since the run began ([`clock`]): set by the boot
+    /// and power proofs, whose work may overlap (side by side).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+}
+
+/// The instant the run began: the first call's (`run_system` makes it first).
+pub fn clock() -> Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(Instant::now)
 }
 
 impl CheckResult {
@@ -72,12 +82,19 @@ impl CheckResult {
             hint: hint.map(Into::into),
             bootstrap_step: None,
             duration_ms: 0,
+            started_ms: None,
         }
     }
 
     /// Marks the check as what bootstrap's step `step` makes pass.
     pub fn by_step(mut self, step: &str) -> Self {
         self.bootstrap_step = Some(step.to_string());
+        self
+    }
+
+    /// Sets when the work began (see [`clock`]).
+    pub fn started(mut self, at: Instant) -> Self {
+        self.started_ms = Some(at.saturating_duration_since(clock()).as_millis() as u64);
         self
     }
 

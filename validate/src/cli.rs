@@ -45,6 +45,13 @@ pub struct Cli {
     /// Skip the power proof (define, boot device, start, reset, stop, undefine as --user)
     #[arg(long)]
     skip_power: bool,
+    /// Run the boot modes and the power proof one after the other
+    ///
+    /// By default, where the host has a CPU and the memory for a test domain per boot mode,
+    /// the modes boot side by side (a network each) and the power proof runs beside the
+    /// UEFI boot; one after the other each step's seconds are measured undisturbed.
+    #[arg(long)]
+    sequential: bool,
     /// The libvirt domain type the boot proof boots
     ///
     /// The type your deployment will use. Default: kvm where hardware virtualization works,
@@ -150,6 +157,7 @@ impl Cli {
             allow_emulation: self.allow_emulation,
             skip_boot: self.skip_boot,
             skip_power: self.skip_power,
+            sequential: self.sequential,
             domain_type: self.domain_type,
             boot_timeout: std::time::Duration::from_secs(self.boot_timeout),
             boot_modes: {

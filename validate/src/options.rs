@@ -126,6 +126,9 @@ pub struct Options {
     pub skip_boot: bool,
     /// `--skip-power`: do not run the power proof (`validate::power`).
     pub skip_power: bool,
+    /// `--sequential`: the boot modes (and the power proof) one after the other even where
+    /// the host has a CPU and the memory for each (`boot::schedule`).
+    pub sequential: bool,
     /// `--domain-type kvm|qemu`: the libvirt domain type the boot proof boots (the one the
     /// deployment will use); `None`: kvm where it really works, else qemu.
     pub domain_type: Option<DomainType>,
@@ -158,6 +161,7 @@ impl Default for Options {
             allow_emulation: false,
             skip_boot: false,
             skip_power: false,
+            sequential: false,
             domain_type: None,
             boot_timeout: Duration::from_secs(DEFAULT_BOOT_TIMEOUT_S),
             boot_modes: vec![BootMode::Bios, BootMode::Uefi],

@@ -179,25 +179,64 @@ fn remove(uri: &str, name: &str) {
 /// The power checks, one per `--boot-mode`, for `dtype` domains, named after `run_name`
 /// (`virthost-validate-<pid>-<random>`).
 pub fn run(opts: &Options, dtype: DomainType, run_name: &str) -> Vec<CheckResult> {
+    prepare(opts, dtype, run_name).run()
+}
+
+/// The power proof made ready by [`prepare`]: as another user, its children are forked
+/// (waiting to be let go); [`Prepared::run`] runs the sequences, one mode after the other.
+pub struct Prepared {
+    /// The checks' results when the proof cannot run at all.
+    now: Option<Vec<CheckResult>>,
+    uri: String,
+    user: String,
+    who: String,
+    dtype: DomainType,
+    /// Per mode: the domain's name, and the child that runs the sequence as the user
+    /// (`None`: in this process).
+    modes: Vec<(BootMode, String, Option<Child>)>,
+}
+
+/// The child that runs one mode's sequence as the user, or why it could not be forked.
+type Child = Result<crate::asuser::Waiting, String>;
+
+/// Everything [`run`] does before the first step. Forks (as another user) here, so call it
+/// while the process has one thread: the boot proof's lanes are threads.
+pub fn prepare(opts: &Options, dtype: DomainType, run_name: &str) -> Prepared {
     let local = uri_host(&opts.connect).is_none();
+    let uri = opts.connect.clone();
+    let who = if local {
+        format!("as '{}' on {uri}", opts.user)
+    } else {
+        format!("on {uri}")
+    };
+    let mut prepared = Prepared {
+        now: None,
+        uri: uri.clone(),
+        user: opts.user.to_string(),
+        who,
+        dtype,
+        modes: Vec::new(),
+    };
     let account: Option<Account> = if local {
         match lookup_account(std::path::Path::new("/"), opts.user.as_str()) {
             Some(a) => Some(a),
             None => {
-                return opts
-                    .boot_modes
-                    .iter()
-                    .map(|m| {
-                        CheckResult::fail(
-                            check_id(*m),
-                            format!(
-                                "user '{}' does not exist: no BMC emulator can log in as it",
-                                opts.user
-                            ),
-                            format!("run bootstrap --user {}", opts.user),
-                        )
-                    })
-                    .collect()
+                prepared.now = Some(
+                    opts.boot_modes
+                        .iter()
+                        .map(|m| {
+                            CheckResult::fail(
+                                check_id(*m),
+                                format!(
+                                    "user '{}' does not exist: no BMC emulator can log in as it",
+                                    opts.user
+                                ),
+                                format!("run bootstrap --user {}", opts.user),
+                            )
+                        })
+                        .collect(),
+                );
+                return prepared;
             }
         }
     } else {
@@ -208,81 +247,114 @@ pub fn run(opts: &Options, dtype: DomainType, run_name: &str) -> Vec<CheckResult
         None => true,
     };
     if !as_self && !nix::unistd::geteuid().is_root() {
-        return opts
-            .boot_modes
-            .iter()
-            .map(|m| {
-                CheckResult::warn(
-                    check_id(*m),
-                    format!("not run: acting as '{}' needs root", opts.user),
-                    "run validate as root (or as that user)",
-                )
-            })
-            .collect();
+        prepared.now = Some(
+            opts.boot_modes
+                .iter()
+                .map(|m| {
+                    CheckResult::warn(
+                        check_id(*m),
+                        format!("not run: acting as '{}' needs root", opts.user),
+                        "run validate as root (or as that user)",
+                    )
+                })
+                .collect(),
+        );
+        return prepared;
     }
-    let uri = opts.connect.clone();
-    let who = if local {
-        format!("as '{}' on {uri}", opts.user)
-    } else {
-        format!("on {uri}")
-    };
-    opts.boot_modes
-        .iter()
-        .map(|&mode| {
-            let id = check_id(mode);
-            let name = format!("{run_name}-power-{}", mode.as_str());
-            let began = Instant::now();
-            let result = match (&account, as_self) {
-                (Some(a), false) => {
-                    let (u, n) = (uri.clone(), name.clone());
-                    crate::asuser::run_as(a, Duration::from_secs(120), move || {
-                        virt::error::clear_error_callback();
-                        sequence(&u, &n, dtype, mode).map(|t| {
-                            t.iter().map(|s| format!("{s}")).collect::<Vec<_>>().join(" ")
-                        })
-                    })
-                    .and_then(|s| {
-                        s.split_whitespace()
-                            .map(|x| x.parse::<f64>().map_err(|e| e.to_string()))
-                            .collect()
-                    })
-                }
-                _ => sequence(&uri, &name, dtype, mode),
-            };
-            // Whatever happened, nothing stays (validate is root here, or the user itself).
-            remove(&uri, &name);
-            let r = match result {
-                Ok(times) => CheckResult::pass(
-                    &id,
-                    format!(
-                        "{} {} domain {who}: {}",
-                        dtype.as_str(),
-                        mode.as_str().to_uppercase(),
-                        STEPS
-                            .iter()
-                            .zip(&times)
-                            .map(|(s, t)| format!("{s} {t:.2} s"))
+    for &mode in &opts.boot_modes {
+        let name = format!("{run_name}-power-{}", mode.as_str());
+        let child = match (&account, as_self) {
+            (Some(a), false) => {
+                let (u, n) = (uri.clone(), name.clone());
+                Some(crate::asuser::spawn_as(a, move || {
+                    virt::error::clear_error_callback();
+                    sequence(&u, &n, dtype, mode).map(|t| {
+                        t.iter()
+                            .map(|s| format!("{s}"))
                             .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ),
-                Err(e) => {
-                    let hint = if e.contains("authentication") || e.contains("polkit") || e.contains("access denied") {
+                            .join(" ")
+                    })
+                }))
+            }
+            _ => None,
+        };
+        prepared.modes.push((mode, name, child));
+    }
+    prepared
+}
+
+impl Prepared {
+    /// Runs the sequences, one mode after the other, and removes what they leave.
+    pub fn run(mut self) -> Vec<CheckResult> {
+        if let Some(now) = self.now.take() {
+            return now;
+        }
+        // A SIGINT/SIGTERM during the boot proof beside: define nothing (the waiting
+        // children go with `self`).
+        if let Some(sig) = crate::boot::interrupted() {
+            return self
+                .modes
+                .iter()
+                .map(|(mode, _, _)| {
+                    CheckResult::fail(
+                        check_id(*mode),
+                        format!("interrupted by {sig}"),
+                        "run validate again",
+                    )
+                })
+                .collect();
+        }
+        let (uri, who, dtype) = (self.uri.clone(), self.who.clone(), self.dtype);
+        let user = self.user.clone();
+        self.modes
+            .drain(..)
+            .map(|(mode, name, child)| {
+                let id = check_id(mode);
+                let began = Instant::now();
+                let result = match child {
+                    Some(waiting) => waiting
+                        .and_then(|w| w.go(Duration::from_secs(120)))
+                        .and_then(|s| {
+                            s.split_whitespace()
+                                .map(|x| x.parse::<f64>().map_err(|e| e.to_string()))
+                                .collect()
+                        }),
+                    None => sequence(&uri, &name, dtype, mode),
+                };
+                // Whatever happened, nothing stays (validate is root here, or the user itself).
+                remove(&uri, &name);
+                let r = match result {
+                    Ok(times) => CheckResult::pass(
+                        &id,
                         format!(
-                            "the BMC emulators cannot manage domains as '{}': see libvirt.polkit, run bootstrap",
-                            opts.user
-                        )
-                    } else if mode == BootMode::Uefi && (e.contains("firmware") || e.contains("nvram")) {
-                        "see firmware.efi: run bootstrap (its `packages` step installs OVMF)".into()
-                    } else {
-                        "see libvirtd's log (and /var/log/libvirt/qemu/) for the failing step".into()
-                    };
-                    CheckResult::fail(&id, format!("{} {} domain {who}: {e}", dtype.as_str(), mode.as_str().to_uppercase()), hint)
-                }
-            };
-            r.took(began.elapsed())
-        })
-        .collect()
+                            "{} {} domain {who}: {}",
+                            dtype.as_str(),
+                            mode.as_str().to_uppercase(),
+                            STEPS
+                                .iter()
+                                .zip(&times)
+                                .map(|(s, t)| format!("{s} {t:.2} s"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                    Err(e) => {
+                        let hint = if e.contains("authentication") || e.contains("polkit") || e.contains("access denied") {
+                            format!(
+                                "the BMC emulators cannot manage domains as '{user}': see libvirt.polkit, run bootstrap",
+                            )
+                        } else if mode == BootMode::Uefi && (e.contains("firmware") || e.contains("nvram")) {
+                            "see firmware.efi: run bootstrap (its `packages` step installs OVMF)".into()
+                        } else {
+                            "see libvirtd's log (and /var/log/libvirt/qemu/) for the failing step".into()
+                        };
+                        CheckResult::fail(&id, format!("{} {} domain {who}: {e}", dtype.as_str(), mode.as_str().to_uppercase()), hint)
+                    }
+                };
+                r.took(began.elapsed())
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

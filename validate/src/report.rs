@@ -71,6 +71,9 @@ pub struct Report {
     pub host: HostFacts,
     pub checks: Vec<CheckResult>,
     pub summary: Summary,
+    /// How the boot proof's modes ran; absent when it booted nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_schedule: Option<crate::boot::Schedule>,
 }
 
 impl Report {
@@ -81,7 +84,14 @@ impl Report {
             summary: Summary::of(&checks),
             host,
             checks,
+            boot_schedule: None,
         }
+    }
+
+    /// The report with how the boot proof's modes ran.
+    pub fn with_boot_schedule(mut self, schedule: Option<crate::boot::Schedule>) -> Report {
+        self.boot_schedule = schedule;
+        self
     }
 
     pub fn failed(&self) -> bool {

@@ -13,6 +13,7 @@ use crate::report::{HostFacts, Report};
 
 /// Every check on the running system: host checks, libvirt, and the boot proof.
 pub fn run_system(opts: &Options) -> Report {
+    crate::check::clock();
     let probe = SystemProbe::new(HostRoot::system());
     let host = Host::load(&probe);
     let mut results = Vec::new();
@@ -28,20 +29,53 @@ pub fn run_system(opts: &Options) -> Report {
         }));
     }
     results.extend(after_libvirt(opts, &host, pool));
-    results.extend(boot_unless_remote(opts, || {
+    let (proofs, schedule) = proofs(opts);
+    results.extend(proofs);
+    Report::new(HostFacts::of(&host), owned(results, &opts.user)).with_boot_schedule(schedule)
+}
+
+/// The boot proof, then the power proof; when the boot modes run side by side, the power
+/// proof runs beside the boot proof (in its first lane, after that lane's boots).
+fn proofs(opts: &Options) -> (Vec<CheckResult>, Option<crate::boot::Schedule>) {
+    let mut power = (!opts.skip_power).then(|| power_beside(opts));
+    let mut beside = None;
+    let mut schedule = None;
+    let mut results = boot_unless_remote(opts, || {
         // Progress of the boot proof (it takes seconds) goes to stderr, so it never mixes
         // with the report on stdout, JSON included.
         let mut progress = |msg: &str| eprintln!("validate: {msg}");
-        boot_checks(opts, &mut progress)
-    }));
-    if !opts.skip_power {
-        eprintln!(
-            "validate: power: define, boot device, start, reset, stop, undefine as {}",
-            opts.user
+        let proven = crate::boot::prove_beside(
+            &crate::boot::Proof::from_options(opts),
+            &mut progress,
+            power.take(),
         );
-        results.extend(timed(|| power_checks(opts)));
-    }
-    Report::new(HostFacts::of(&host), owned(results, &opts.user))
+        beside = Some(proven.beside);
+        schedule = proven.schedule;
+        proven.boots.into_iter().map(|b| b.result).collect()
+    });
+    // No boot proof (skipped, or a remote daemon): the power proof alone.
+    results.extend(beside.unwrap_or_else(|| power.map(|f| f()).unwrap_or_default()));
+    (results, schedule)
+}
+
+/// The power proof, ready to run beside the boot proof: connected, the domain type chosen,
+/// the children that act as `--user` forked (now, while the process has one thread).
+fn power_beside(opts: &Options) -> crate::boot::Beside {
+    let prepared = prepare_power(opts);
+    let user = opts.user.to_string();
+    Box::new(move || {
+        eprintln!("validate: power: define, boot device, start, reset, stop, undefine as {user}");
+        let began = std::time::Instant::now();
+        let results = match prepared {
+            Ok(p) => p.run(),
+            Err(r) => r,
+        };
+        let took = began.elapsed();
+        results
+            .into_iter()
+            .map(|r| r.took(took).started(began))
+            .collect()
+    })
 }
 
 /// Which bootstrap step makes a check pass, for the checks not yet judged by a shared
@@ -143,8 +177,9 @@ fn libvirt_checks(opts: &Options, host: &Host) -> Vec<CheckResult> {
     checks::libvirt::run(opts, host)
 }
 
-/// The power proof with the domain type the boot proof would use.
-fn power_checks(opts: &Options) -> Vec<CheckResult> {
+/// The power proof with the domain type the boot proof would use, prepared
+/// (`power::prepare`), or its FAILs.
+fn prepare_power(opts: &Options) -> Result<crate::power::Prepared, Vec<CheckResult>> {
     let fail = |detail: String, hint: &str| -> Vec<CheckResult> {
         opts.boot_modes
             .iter()
@@ -155,33 +190,29 @@ fn power_checks(opts: &Options) -> Vec<CheckResult> {
     let conn = match virt::connect::Connect::open(Some(&opts.connect)) {
         Ok(c) => c,
         Err(e) => {
-            return fail(
+            return Err(fail(
                 format!("cannot connect to {}: {}", opts.connect, e.message()),
                 "see libvirt.connect",
-            )
+            ))
         }
     };
     let dtype = match checks::libvirt::domain_types(&conn) {
         Ok(t) => match t.choose(opts.domain_type) {
             Ok(d) => d,
-            Err((detail, hint)) => return fail(detail, hint),
+            Err((detail, hint)) => return Err(fail(detail, hint)),
         },
         Err(e) => {
-            return fail(
+            return Err(fail(
                 format!("cannot read libvirt capabilities: {}", e.message()),
                 "see libvirt.domain_type",
-            )
+            ))
         }
     };
     drop(conn);
     match crate::boot::new_run_name() {
-        Ok(name) => crate::power::run(opts, dtype, &name),
-        Err(e) => fail(e, "see the boot proof's randomness hint"),
+        Ok(name) => Ok(crate::power::prepare(opts, dtype, &name)),
+        Err(e) => Err(fail(e, "see the boot proof's randomness hint")),
     }
-}
-
-fn boot_checks(opts: &Options, progress: &mut dyn FnMut(&str)) -> Vec<CheckResult> {
-    crate::boot::run(opts, progress)
 }
 
 /// The default pool's target path as the live daemon reports it; `None` falls back to the

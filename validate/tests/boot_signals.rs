@@ -62,21 +62,30 @@ impl Validate {
     }
 }
 
-/// Starts `validate`, waits until its test domain exists (its boot proof is running),
-/// sends `signal`, and returns the process's pid and exit status.
+/// Whether this host boots the two modes side by side (`boot::schedule`): then both test
+/// domains run at once and the signal finds both.
+fn side_by_side() -> bool {
+    boot::schedule::on_this_host(2, false).side_by_side
+}
+
+/// Starts `validate`, waits until its test domains exist (its boot proof is running: the
+/// BIOS and the UEFI one when the modes run side by side, else the first), sends `signal`,
+/// and returns the process's pid and exit status.
 fn start_validate_and_signal(conn: &Connect, signal: Signal) -> (u32, ExitStatus) {
     let mut v = Validate::start();
     let pid = v.pid();
     let prefix = format!("{PREFIX}{pid}-");
+    let wanted = if side_by_side() { 2 } else { 1 };
     let started = Instant::now();
     loop {
-        let domain_up = conn
+        let domains_up = conn
             .list_all_domains(0)
             .unwrap()
             .iter()
             .filter_map(|d| d.name().ok())
-            .any(|n| n.starts_with(&prefix));
-        if domain_up {
+            .filter(|n| n.starts_with(&prefix) && n.ends_with("-virtio"))
+            .count();
+        if domains_up >= wanted {
             break;
         }
         if let Ok(Some(st)) = v.child.try_wait() {
@@ -85,7 +94,9 @@ fn start_validate_and_signal(conn: &Connect, signal: Signal) -> (u32, ExitStatus
             ));
         }
         if started.elapsed() > Duration::from_secs(30) {
-            v.fail("validate's test domain did not appear within 30 s");
+            v.fail(&format!(
+                "validate's {wanted} test domain(s) did not appear within 30 s"
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -117,6 +128,7 @@ fn sigint_during_the_boot_tears_everything_down() {
         Some(Signal::SIGINT as i32),
         "validate re-raises SIGINT: {status:?}"
     );
+    // Nothing of either lane: domains, both networks, serial files, the UEFI NVRAM file.
     assert_eq!(left_by(&conn, pid), Vec::<String>::new());
 }
 
@@ -151,6 +163,19 @@ fn sigkill_leftovers_are_swept_by_the_next_run() {
         network_left && left.iter().any(|n| n.ends_with(".serial")),
         "a SIGKILL leaves the network and the serial file to the sweep: {left:?}"
     );
+    if side_by_side() {
+        // Both lanes' networks and serial files (the UEFI lane's NVRAM file too, unless
+        // libvirt removed it with the domain).
+        let nets = conn
+            .list_all_networks(0)
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.name().ok())
+            .filter(|n| left.contains(n))
+            .count();
+        let serials = left.iter().filter(|n| n.ends_with(".serial")).count();
+        assert_eq!((nets, serials), (2, 2), "{left:?}");
+    }
     // The sweep every run starts with (`boot::prove`) removes them: the process is gone.
     boot::sweep(&conn);
     assert_eq!(left_by(&conn, pid), Vec::<String>::new());

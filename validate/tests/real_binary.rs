@@ -306,15 +306,24 @@ fn human_report_with_progress_and_summary() {
     let prefix = format!("{PREFIX}{}-", run.pid);
     let progress = [
         "validate: boot: connecting to libvirt".to_string(),
+        "validate: boot: the boot modes ".to_string(),
         "validate: boot: creating the isolated test network".to_string(),
         format!("validate: boot: network {prefix}"),
         "validate: boot: booting a ".to_string(),
-        "validate: boot: bios virtio: PASS iPXE ".to_string(),
-        "validate: boot: uefi virtio: PASS iPXE ".to_string(),
         "validate: boot: removing the test network".to_string(),
         "validate: boot: done".to_string(),
     ];
     assert_in_order(&run.stderr, &progress);
+    // Side by side the UEFI boot may end before the BIOS one: each after its own start.
+    for mode in ["BIOS", "UEFI"] {
+        assert_in_order(
+            &run.stderr,
+            &[
+                format!("validate: boot: booting a qemu {mode} domain, NIC model virtio"),
+                format!("validate: boot: {} virtio: PASS iPXE ", mode.to_lowercase()),
+            ],
+        );
+    }
     assert!(
         run.stderr.contains("domain, NIC model virtio"),
         "{}",
@@ -366,4 +375,111 @@ fn human_report_with_progress_and_summary() {
     );
 
     assert_nothing_left(&conn, &run);
+}
+
+/// `[started_ms, started_ms + duration_ms)` of check `id` in a JSON report.
+fn window(checks: &[Value], id: &str) -> (u64, u64) {
+    let c = checks
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in the report"));
+    let start = c["started_ms"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{id} has no started_ms: {c}"));
+    (start, start + c["duration_ms"].as_u64().unwrap())
+}
+
+fn overlap(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+/// Where the host has a CPU and the memory per test domain (these machines: 2 cores, 24
+/// GiB), the BIOS and UEFI boots run side by side, each on a network of its own, and the
+/// power proof beside the UEFI boot: their time windows in the report overlap, and the
+/// report says why. `--sequential` runs them one after the other. Neither leaves anything.
+#[test]
+fn both_boot_modes_run_side_by_side_and_leave_nothing() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = boot_lock();
+    let expected = validate::boot::schedule::on_this_host(2, false);
+    let run = run_validate(&["--report", "json"]);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    for id in [
+        "boot.ipxe.virtio",
+        "boot.uefi.virtio",
+        "power.bios",
+        "power.uefi",
+    ] {
+        let c = checks.iter().find(|c| c["id"] == id).unwrap();
+        assert_eq!(c["status"], "PASS", "{c}");
+    }
+    let schedule = &v["bootSchedule"];
+    assert_eq!(
+        schedule["side_by_side"].as_bool(),
+        Some(expected.side_by_side),
+        "{schedule}"
+    );
+    assert_eq!(schedule["why"].as_str(), Some(expected.why.as_str()));
+    let (bios, uefi) = (
+        window(checks, "boot.ipxe.virtio"),
+        window(checks, "boot.uefi.virtio"),
+    );
+    let power = window(checks, "power.bios");
+    let prefix = format!("{PREFIX}{}-", run.pid);
+    if expected.side_by_side {
+        assert!(overlap(bios, uefi), "BIOS {bios:?}, UEFI {uefi:?}");
+        assert!(overlap(power, uefi), "power {power:?}, UEFI {uefi:?}");
+        assert!(
+            power.0 >= bios.1,
+            "power after the BIOS boot: {power:?} {bios:?}"
+        );
+        assert!(
+            run.stderr
+                .contains("validate: boot: the boot modes side by side"),
+            "{}",
+            run.stderr
+        );
+        // A network each, each with its own server (and token).
+        for net in [prefix.clone(), "-uefi-0 up".to_string()] {
+            assert!(
+                run.stderr
+                    .lines()
+                    .any(|l| l.starts_with("validate: boot: network ") && l.contains(&net)),
+                "{net}: {}",
+                run.stderr
+            );
+        }
+        let ups = run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&format!("validate: boot: network {prefix}")))
+            .count();
+        assert_eq!(ups, 2, "{}", run.stderr);
+    } else {
+        eprintln!("not side by side here: {}", expected.why);
+    }
+    assert_nothing_left(&conn, &run);
+
+    let seq = run_validate(&["--report", "json", "--sequential"]);
+    let v: Value = serde_json::from_str(&seq.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(v["bootSchedule"]["side_by_side"].as_bool(), Some(false));
+    assert_eq!(v["bootSchedule"]["why"], "--sequential");
+    let (bios, uefi, power) = (
+        window(checks, "boot.ipxe.virtio"),
+        window(checks, "boot.uefi.virtio"),
+        window(checks, "power.bios"),
+    );
+    assert!(
+        bios.1 <= uefi.0 && uefi.1 <= power.0,
+        "one after the other: BIOS {bios:?}, UEFI {uefi:?}, power {power:?}"
+    );
+    assert!(
+        seq.stderr
+            .contains("validate: boot: the boot modes one after the other (--sequential)"),
+        "{}",
+        seq.stderr
+    );
+    assert_nothing_left(&conn, &seq);
 }

@@ -233,6 +233,44 @@ impl NetworkSpec {
     }
 }
 
+/// The pid of the libvirt daemon that creates bridges (`virtnetworkd` on modular hosts).
+pub fn libvirt_daemon_pid() -> Option<u32> {
+    for f in [
+        "/run/virtnetworkd.pid",
+        "/run/libvirtd.pid",
+        "/var/run/libvirtd.pid",
+    ] {
+        if let Ok(s) = std::fs::read_to_string(f) {
+            if let Ok(pid) = s.trim().parse::<u32>() {
+                if Path::new(&format!("/proc/{pid}")).exists() {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    let rd = std::fs::read_dir("/proc").ok()?;
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            if matches!(comm.trim(), "virtnetworkd" | "libvirtd") {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+/// `/proc/<pid>/ns/net` when that differs from ours (libvirtd in its own namespace).
+pub fn foreign_netns(pid: u32) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let a = std::fs::metadata(&theirs).ok()?;
+    let b = std::fs::metadata("/proc/self/ns/net").ok()?;
+    (a.ino() != b.ino() || a.dev() != b.dev()).then_some(theirs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,238 @@
+//! The words of the boot proof's results: a PASS detail, a FAIL's detail and hint for each
+//! stage a boot can stop at, and the FAILs of a domain that did not start.
+
+use std::time::{Duration, Instant};
+
+use super::poll::Observed;
+use super::verdict::{Ended, Stage, Verdict};
+use super::{serial, stall};
+use crate::check::CheckResult;
+use crate::options::{BootMode, DomainType};
+
+/// `BIOS` / `UEFI`, for messages.
+pub(super) fn mode_word(mode: BootMode) -> &'static str {
+    match mode {
+        BootMode::Bios => "BIOS",
+        BootMode::Uefi => "UEFI",
+    }
+}
+
+/// What a result says about the boot besides what the wait saw.
+pub(super) struct About<'a> {
+    pub id: &'a str,
+    pub dtype: DomainType,
+    pub mode: BootMode,
+    pub nic: &'a str,
+    /// The MAC the domain was given.
+    pub mac: &'a str,
+    /// ` (<OVMF file>)` for UEFI, else empty.
+    pub firmware: &'a str,
+    /// Notes on the network (`; libvirt X < 5.6 ...`), else empty.
+    pub note: &'a str,
+    pub dom_name: &'a str,
+    /// `GATEWAY:PORT` of the HTTP server.
+    pub server: &'a str,
+    pub timeout: Duration,
+    /// Just before the domain was created.
+    pub t0: Instant,
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "?".into())
+}
+
+/// The check's result for `verdict`.
+pub(super) fn result(a: &About, o: &Observed, verdict: Verdict) -> CheckResult {
+    let (dtype, nic, firmware, note) = (a.dtype.as_str(), a.nic, a.firmware, a.note);
+    let timings = &o.timings;
+    let (stage, ended) = match verdict {
+        Verdict::Booted { mac, version } => {
+            let version = if version.is_empty() {
+                o.prog.version.clone().unwrap_or_else(|| "?".into())
+            } else {
+                version
+            };
+            let mac_note = if mac.eq_ignore_ascii_case(a.mac) || mac.is_empty() {
+                String::new()
+            } else {
+                format!(" (callback from MAC {mac}, expected {})", a.mac)
+            };
+            return CheckResult::pass(
+                a.id,
+                format!(
+                    "iPXE {version} booted a {dtype} {}{firmware} domain, NIC model {nic}: DHCP after {}, callback after {}{mac_note}{note}",
+                    mode_word(a.mode),
+                    fmt(timings.dhcp_s),
+                    fmt(timings.callback_s),
+                ),
+            );
+        }
+        Verdict::Failed { stage, ended } => (stage, ended),
+    };
+    let tail = serial::tail(&o.text, 5);
+    let console = if tail.is_empty() {
+        "serial console empty".to_string()
+    } else {
+        format!("serial: {tail}")
+    };
+    let elapsed = a.t0.elapsed().as_secs_f64();
+    let waited = match ended {
+        Ended::Interrupted => format!("after {elapsed:.0} s"),
+        Ended::GaveUp => format!("gave up after {elapsed:.0} s"),
+        Ended::Hung(h) => format!(
+            "no console output for {:.0} s while it used {:.0}% of a CPU, stopped after {elapsed:.0} s",
+            h.silent_s,
+            h.busy * 100.0,
+        ),
+        Ended::DomainStopped => format!("the domain stopped after {elapsed:.0} s"),
+        Ended::Timeout => format!(
+            "no callback within the {} s --boot-timeout",
+            a.timeout.as_secs()
+        ),
+    };
+    let (stage, hint) = stage_and_hint(a, o, stage);
+    let hint = if ended == Ended::Timeout {
+        format!(
+            "{hint}. If the console was still moving, the host is only slow (TCG, a \
+             loaded or nested host): raise --boot-timeout"
+        )
+    } else {
+        hint
+    };
+    CheckResult::fail(
+        a.id,
+        format!(
+            "{stage} ({waited}; {dtype} {}{firmware} domain, NIC model {nic}, DHCP {}, script {}){note}; {console}",
+            mode_word(a.mode),
+            fmt(timings.dhcp_s),
+            fmt(timings.script_s),
+        ),
+        hint,
+    )
+}
+
+/// The first words of a FAIL's detail, and its hint.
+fn stage_and_hint(a: &About, o: &Observed, stage: Stage) -> (String, String) {
+    let (dom_name, firmware) = (a.dom_name, a.firmware);
+    match stage {
+        Stage::Interrupted(sig) => (
+            format!("interrupted by {sig}"),
+            "run validate again".to_string(),
+        ),
+        Stage::Hung => (
+            "the test domain hung".to_string(),
+            stall::hint(
+                a.dtype,
+                bootstrap::facts::module_flag(
+                    &bootstrap::hostroot::HostRoot::system(),
+                    "kvm_amd",
+                    "nrips",
+                ),
+            ),
+        ),
+        Stage::NoFirmwareOutput => (
+            "no firmware output".to_string(),
+            match a.mode {
+                BootMode::Bios => format!(
+                    "the VM printed nothing on its serial console: check QEMU and SeaBIOS \
+                     (/var/log/libvirt/qemu/{dom_name}.log)"
+                ),
+                BootMode::Uefi => format!(
+                    "OVMF printed nothing on the serial console{firmware}: see \
+                     firmware.efi and /var/log/libvirt/qemu/{dom_name}.log"
+                ),
+            },
+        ),
+        Stage::NoIpxe => ("iPXE never started".to_string(), rom_hint(a.nic)),
+        Stage::NoDhcp => (
+            "no DHCP answer".to_string(),
+            "iPXE got no DHCP lease on the test network: check that dnsmasq runs for \
+             libvirt networks and that no firewall drops DHCP on the bridge"
+                .to_string(),
+        ),
+        Stage::NoScript => (
+            "no script fetched".to_string(),
+            format!(
+                "DHCP worked but iPXE fetched no boot script: the network must offer the \
+                 boot file (<bootp file=...>), and http://{}/ must be reachable from the \
+                 bridge (a firewall on the host must let guests reach it)",
+                a.server
+            ),
+        ),
+        Stage::NoCallback => (
+            "script fetched, no callback".to_string(),
+            format!(
+                "iPXE fetched boot.ipxe but never called back{}: check the iPXE build \
+                 (HTTP and script support)",
+                if o.bad_tokens > 0 {
+                    " with the right token"
+                } else {
+                    ""
+                }
+            ),
+        ),
+    }
+}
+
+/// The FAIL of a test domain libvirt would not start (`msg`: libvirt's error).
+pub(super) fn did_not_start(id: &str, nic: &str, dom_name: &str, msg: &str) -> CheckResult {
+    let msg = qemu_error(msg);
+    let hint = if msg.contains("romfile") || msg.contains("rom file") || msg.contains(".rom") {
+        rom_hint(nic)
+    } else if msg.contains("kvm") || msg.contains("KVM") {
+        "KVM does not work here: see libvirt.domain_type and kvm.* checks".into()
+    } else {
+        format!("see /var/log/libvirt/qemu/{dom_name}.log and libvirtd's log")
+    };
+    CheckResult::fail(
+        id,
+        format!("the {nic} test domain did not start: {msg}"),
+        hint,
+    )
+}
+
+/// The FAIL of every UEFI boot when libvirt offers no UEFI firmware (`why`).
+pub(super) fn no_uefi(id: &str, why: &str) -> CheckResult {
+    CheckResult::fail(
+        id,
+        format!("no UEFI test domain can start: {why}"),
+        "see firmware.efi: run bootstrap (its `packages` step installs the \
+         family's OVMF package), or leave uefi out of --boot-mode",
+    )
+}
+
+/// libvirt's message for a QEMU that failed to start, without the echoed `-device {json}`:
+/// `qemu unexpectedly closed the monitor: ... -device {...}: failed to find romfile "x"`
+/// becomes `QEMU: failed to find romfile "x"`.
+fn qemu_error(msg: &str) -> String {
+    match msg.rfind("}: ") {
+        Some(i) if msg.contains("qemu") => format!("QEMU: {}", msg[i + 3..].trim()),
+        _ => msg.trim().to_string(),
+    }
+}
+
+fn rom_hint(nic: &str) -> String {
+    let roms = bootstrap::desired::NIC_ROMS
+        .iter()
+        .find(|(m, _)| *m == nic)
+        .map(|(_, files)| files.join(", "))
+        .unwrap_or_else(|| "its iPXE ROM".into());
+    format!(
+        "the {nic} NIC's iPXE option ROM is missing or broken ({roms}): install the iPXE ROM \
+         package (ipxe-qemu on Debian/Ubuntu, ipxe-roms-qemu on RHEL/CentOS), at least a 2016 build"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_errors_are_shortened() {
+        let m = "internal error: qemu unexpectedly closed the monitor: 2026-11-25T08:55:52Z \
+            qemu-system-x86_64: -device {\"driver\":\"e1000\",\"romfile\":\"/x.rom\"}: \
+            failed to find romfile \"/x.rom\"";
+        assert_eq!(qemu_error(m), "QEMU: failed to find romfile \"/x.rom\"");
+        assert_eq!(qemu_error("no such network"), "no such network");
+    }
+}
