@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use super::xmlscan::{self, escape};
+use super::xmlscan::escape;
 
 /// An IPv4 /24 (`base` ends in .0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,17 +78,21 @@ pub fn parse_proc_route(text: &str) -> Vec<Used> {
         .collect()
 }
 
-/// The IPv4 prefixes of a libvirt network XML (`<ip address=... netmask=|prefix=>`).
+/// The IPv4 prefixes of a libvirt network XML (`<ip address=... netmask=|prefix=>`);
+/// nothing from a document that is no XML.
 pub fn parse_network_ips(xml: &str) -> Vec<Used> {
-    xmlscan::tags(xml, "ip")
-        .into_iter()
-        .filter(|t| matches!(xmlscan::attr(t, "family"), None | Some("ipv4")))
-        .filter_map(|t| {
-            let addr: Ipv4Addr = xmlscan::attr(t, "address")?.parse().ok()?;
-            let mask = if let Some(m) = xmlscan::attr(t, "netmask") {
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return Vec::new();
+    };
+    doc.descendants()
+        .filter(|n| n.has_tag_name("ip"))
+        .filter(|n| matches!(n.attribute("family"), None | Some("ipv4")))
+        .filter_map(|n| {
+            let addr: Ipv4Addr = n.attribute("address")?.parse().ok()?;
+            let mask = if let Some(m) = n.attribute("netmask") {
                 u32::from(m.parse::<Ipv4Addr>().ok()?)
             } else {
-                let p: u32 = xmlscan::attr(t, "prefix").unwrap_or("24").parse().ok()?;
+                let p: u32 = n.attribute("prefix").unwrap_or("24").parse().ok()?;
                 if p == 0 {
                     0
                 } else {

@@ -16,7 +16,6 @@ use virt::connect::Connect;
 
 use super::{firmware, Host};
 use crate::assessed::{self, Severity};
-use crate::boot::xmlscan;
 use crate::check::{timed, CheckResult};
 use crate::options::{DomainType, Options};
 
@@ -280,21 +279,29 @@ impl DomainTypes {
     }
 }
 
-/// The domain types offered in a capabilities document for `arch` (hvm guests).
+/// The domain types offered in a capabilities document for `arch` (hvm guests); none from a
+/// document that is no XML.
 pub fn offered_types(caps: &str, arch: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for guest in xmlscan::sections(caps, "guest") {
-        if !xmlscan::texts(guest, "os_type").contains(&"hvm") {
+    let mut out: Vec<String> = Vec::new();
+    let Ok(doc) = roxmltree::Document::parse(caps) else {
+        return out;
+    };
+    for guest in doc.descendants().filter(|n| n.has_tag_name("guest")) {
+        let hvm = guest
+            .descendants()
+            .any(|n| n.has_tag_name("os_type") && n.text().map(str::trim) == Some("hvm"));
+        if !hvm {
             continue;
         }
-        let arch_ok = xmlscan::tags(guest, "arch")
-            .iter()
-            .any(|t| xmlscan::attr(t, "name") == Some(arch));
-        if !arch_ok {
-            continue;
-        }
-        for t in xmlscan::tags(guest, "domain") {
-            if let Some(ty) = xmlscan::attr(t, "type") {
+        for a in guest
+            .descendants()
+            .filter(|n| n.has_tag_name("arch") && n.attribute("name") == Some(arch))
+        {
+            for ty in a
+                .descendants()
+                .filter(|n| n.has_tag_name("domain"))
+                .filter_map(|n| n.attribute("type"))
+            {
                 if !out.iter().any(|o| o == ty) {
                     out.push(ty.to_string());
                 }
@@ -302,6 +309,14 @@ pub fn offered_types(caps: &str, arch: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether domain capabilities say `<domain>kvm</domain>`.
+fn domcaps_domain_is_kvm(domcaps: &str) -> bool {
+    roxmltree::Document::parse(domcaps).is_ok_and(|d| {
+        d.descendants()
+            .any(|n| n.has_tag_name("domain") && n.text().map(str::trim) == Some("kvm"))
+    })
 }
 
 /// Asks libvirt which domain types it can run here (capabilities, then domain capabilities
@@ -336,8 +351,8 @@ pub fn domain_types_from(
     hw_virt: bool,
 ) -> DomainTypes {
     let offered = offered_types(caps, arch);
-    let kvm_offered = offered.iter().any(|t| t == "kvm")
-        && kvm_domcaps.is_some_and(|d| xmlscan::texts(d, "domain").contains(&"kvm"));
+    let kvm_offered =
+        offered.iter().any(|t| t == "kvm") && kvm_domcaps.is_some_and(domcaps_domain_is_kvm);
     DomainTypes {
         arch: arch.to_string(),
         kvm_offered,
