@@ -240,12 +240,13 @@ fn disk_with_grub(root: &Path, raw: &Path) -> Result<()> {
     let dev = String::from_utf8(out.stdout)?.trim().to_string();
     let mut att = Attached { dev, mnt: None };
     let part = format!("{}p1", att.dev);
-    let start = Instant::now();
-    while !Path::new(&part).exists() {
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("{part} did not appear after losetup --partscan");
+    // Measured here (kernel 6.18 in a Firecracker VM): --partscan sets the flag but the
+    // partition node appears only after `partx -a`.
+    if !appears(&part, Duration::from_secs(2)) {
+        Command::new("partx").args(["-a", &att.dev]).run_output()?;
+        if !appears(&part, Duration::from_secs(10)) {
+            bail!("{part} did not appear after losetup --partscan and partx -a");
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
     Command::new("mke2fs")
         .args(["-q", "-t", "ext4", "-L", LABEL, "-d"])
@@ -266,6 +267,17 @@ fn disk_with_grub(root: &Path, raw: &Path) -> Result<()> {
     fs::write(mnt.join("boot/grub/grub.cfg"), grub_cfg(&kernel, &initrd))?;
     drop(att);
     Ok(())
+}
+
+fn appears(path: &str, within: Duration) -> bool {
+    let start = Instant::now();
+    while !Path::new(path).exists() {
+        if start.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
 }
 
 /// GRUB's configuration: serial console, no menu wait, the kernel by label.
