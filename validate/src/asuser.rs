@@ -64,10 +64,13 @@ pub fn spawn_as(
                 if account.uid != 0 && nix::unistd::geteuid().is_root() {
                     return Err("still root after setuid".into());
                 }
-                std::env::set_var("HOME", &account.home);
-                std::env::remove_var("XDG_RUNTIME_DIR");
-                std::env::remove_var("XDG_CONFIG_HOME");
-                std::env::remove_var("XDG_CACHE_HOME");
+                // glibc's setenv/unsetenv, not std's: std's take its environment lock,
+                // which another thread of the parent (a `Command::spawn`, `env::var`) may
+                // have held at the fork, and would then wait for forever.
+                set_env("HOME", &account.home);
+                for v in ["XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"] {
+                    unset_env(v);
+                }
                 probe()
             })();
             let msg = match result {
@@ -131,8 +134,25 @@ impl Waiting {
         self.reaped = true;
         let mut msg = String::new();
         if let Some(rd) = self.answer.take() {
+            // The child wrote all before it left; read what is there, not up to end of
+            // file: a child another thread forked meanwhile may hold a copy of the write
+            // end (a power proof's child waits its turn for seconds).
             let mut f = std::fs::File::from(rd);
-            let _ = f.read_to_string(&mut msg);
+            let _ = nix::fcntl::fcntl(
+                &f,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                match f.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            msg = String::from_utf8_lossy(&buf).into_owned();
         }
         if let Some(a) = msg.strip_prefix("OK ") {
             Ok(a.to_string())
@@ -152,5 +172,21 @@ impl Drop for Waiting {
             let _ = nix::sys::signal::kill(self.child, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(self.child, None);
         }
+    }
+}
+
+/// `setenv(name, value, 1)` in a forked child (see [`spawn_as`]).
+fn set_env(name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (std::ffi::CString::new(name), std::ffi::CString::new(value)) {
+        // SAFETY: two NUL-terminated strings; the child has one thread.
+        unsafe { nix::libc::setenv(n.as_ptr(), v.as_ptr(), 1) };
+    }
+}
+
+/// `unsetenv(name)` in a forked child.
+fn unset_env(name: &str) {
+    if let Ok(n) = std::ffi::CString::new(name) {
+        // SAFETY: a NUL-terminated string; the child has one thread.
+        unsafe { nix::libc::unsetenv(n.as_ptr()) };
     }
 }
