@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Bump when the build below changes in a way the recipe's lists do not show.
@@ -73,46 +73,16 @@ impl Recipe {
 /// The cached cloud image of `distro` (built first when absent or `rebuild`): its qcow2.
 pub fn ensure(cache: &Path, distro: Distro, rebuild: bool) -> Result<PathBuf> {
     let recipe = Recipe::current(distro);
-    let dir = cache.join(format!("cloud-{}", recipe.hash()));
-    let disk = dir.join("disk.qcow2");
-    if dir.join("READY").exists() && !rebuild {
-        super::say(&format!("cloud image: cached {}", dir.display()));
-        return Ok(disk);
-    }
-    if !nix::unistd::geteuid().is_root() {
-        bail!("building the cloud image needs root (debootstrap, chroot, a loop device)");
-    }
-    let tmp = cache.join(format!("cloud-{}.tmp", recipe.hash()));
-    image::remove_dir(&tmp)?;
-    image::remove_dir(&dir)?;
-    fs::create_dir_all(&tmp)?;
-    let times = build(&recipe, &tmp)?;
-    fs::write(
-        tmp.join("recipe.json"),
-        serde_json::to_string_pretty(&recipe)?,
-    )?;
-    fs::write(
-        tmp.join("build-times.json"),
-        serde_json::to_string_pretty(&times)?,
-    )?;
-    fs::write(tmp.join("READY"), "")?;
-    fs::rename(&tmp, &dir)?;
-    Ok(disk)
+    let name = format!("cloud-{}", recipe.hash());
+    let (dir, _) = image::cached(cache, &name, &recipe, rebuild, |out| build(&recipe, out))?;
+    Ok(dir.join("disk.qcow2"))
 }
 
 fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
     let mut t = BuildTimes::default();
     let root = out.join("rootfs");
-    let mirror = image::host_mirror();
     t.time("debootstrap", || {
-        Command::new("debootstrap")
-            .arg("--variant=minbase")
-            .arg(format!("--include={}", recipe.include.join(",")))
-            .args(["--components=main", &recipe.suite])
-            .arg(&root)
-            .arg(&mirror)
-            .stdout(Stdio::null())
-            .run()
+        image::debootstrap(&root, &recipe.suite, &recipe.include)
     })?;
     t.time("cloud-init", || {
         image::chroot(&root)
@@ -140,14 +110,7 @@ fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
         disk_with_grub(&root, &raw)?;
         image::remove_dir(&root)
     })?;
-    t.time("qcow2", || {
-        Command::new("qemu-img")
-            .args(["convert", "-O", "qcow2"])
-            .arg(&raw)
-            .arg(out.join("disk.qcow2"))
-            .run_output()?;
-        Ok(fs::remove_file(&raw)?)
-    })?;
+    t.time("qcow2", || image::to_qcow2(&raw, &out.join("disk.qcow2")))?;
     Ok(t)
 }
 

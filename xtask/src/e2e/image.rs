@@ -188,24 +188,40 @@ impl Image {
 /// or `rebuild` is set. The build times are returned when a build happened.
 pub fn ensure(cache: &Path, distro: Distro, rebuild: bool) -> Result<(Image, Option<BuildTimes>)> {
     let recipe = Recipe::current(distro);
-    let dir = cache.join(recipe.hash());
+    let (dir, times) = cached(cache, &recipe.hash(), &recipe, rebuild, |out| {
+        build(&recipe, out)
+    })?;
+    Ok((Image::at(dir)?, times))
+}
+
+/// The cache entry `cache/<name>/` for `recipe`: as it is when complete (`READY`) and not
+/// `rebuild`; else built by `build` in `<name>.tmp/` and renamed into place only when complete,
+/// so an interrupted build is never used. The build times are returned when a build happened.
+pub(super) fn cached<R: Serialize>(
+    cache: &Path,
+    name: &str,
+    recipe: &R,
+    rebuild: bool,
+    build: impl FnOnce(&Path) -> Result<BuildTimes>,
+) -> Result<(PathBuf, Option<BuildTimes>)> {
+    let dir = cache.join(name);
     if dir.join("READY").exists() && !rebuild {
         super::say(&format!("image: cached {}", dir.display()));
-        return Ok((Image::at(dir)?, None));
+        return Ok((dir, None));
     }
     if !nix::unistd::geteuid().is_root() {
         bail!(
-            "building the image needs root (debootstrap, chroot); run as root or use --image/--host"
+            "building an image needs root (debootstrap, chroot, a loop device); run as root or use --image/--host"
         );
     }
-    let tmp = cache.join(format!("{}.tmp", recipe.hash()));
+    let tmp = cache.join(format!("{name}.tmp"));
     remove_dir(&tmp)?;
     remove_dir(&dir)?;
     fs::create_dir_all(&tmp)?;
-    let times = build(&recipe, &tmp)?;
+    let times = build(&tmp)?;
     fs::write(
         tmp.join("recipe.json"),
-        serde_json::to_string_pretty(&recipe)?,
+        serde_json::to_string_pretty(recipe)?,
     )?;
     fs::write(
         tmp.join("build-times.json"),
@@ -213,7 +229,30 @@ pub fn ensure(cache: &Path, distro: Distro, rebuild: bool) -> Result<(Image, Opt
     )?;
     fs::write(tmp.join("READY"), "")?;
     fs::rename(&tmp, &dir)?;
-    Ok((Image::at(dir)?, Some(times)))
+    Ok((dir, Some(times)))
+}
+
+/// `debootstrap --variant=minbase` of `suite` with `include` into `root`, from this machine's
+/// mirror.
+pub(super) fn debootstrap(root: &Path, suite: &str, include: &[String]) -> Result<()> {
+    Command::new("debootstrap")
+        .arg("--variant=minbase")
+        .arg(format!("--include={}", include.join(",")))
+        .args(["--components=main", suite])
+        .arg(root)
+        .arg(host_mirror())
+        .stdout(Stdio::null())
+        .run()
+}
+
+/// `raw` converted to `qcow2`, and removed.
+pub(super) fn to_qcow2(raw: &Path, qcow2: &Path) -> Result<()> {
+    Command::new("qemu-img")
+        .args(["convert", "-O", "qcow2"])
+        .arg(raw)
+        .arg(qcow2)
+        .run_output()?;
+    Ok(fs::remove_file(raw)?)
 }
 
 pub(super) fn remove_dir(p: &Path) -> Result<()> {
@@ -275,16 +314,8 @@ fn unescape_mountinfo(s: &str) -> String {
 fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
     let mut t = BuildTimes::default();
     let root = out.join("rootfs");
-    let mirror = host_mirror();
     t.time("debootstrap", || {
-        Command::new("debootstrap")
-            .arg("--variant=minbase")
-            .arg(format!("--include={}", recipe.include.join(",")))
-            .args(["--components=main", &recipe.suite])
-            .arg(&root)
-            .arg(&mirror)
-            .stdout(Stdio::null())
-            .run()
+        debootstrap(&root, &recipe.suite, &recipe.include)
     })?;
     t.time("download packages", || stage_repo(&root, &recipe.packages))?;
     t.time("tune", || {
@@ -312,20 +343,13 @@ fn build(recipe: &Recipe, out: &Path) -> Result<BuildTimes> {
             .run_output()?;
         remove_dir(&root)
     })?;
-    t.time("qcow2", || {
-        Command::new("qemu-img")
-            .args(["convert", "-O", "qcow2"])
-            .arg(&raw)
-            .arg(out.join("disk.qcow2"))
-            .run_output()?;
-        Ok(fs::remove_file(&raw)?)
-    })?;
+    t.time("qcow2", || to_qcow2(&raw, &out.join("disk.qcow2")))?;
     Ok(t)
 }
 
 /// The host's Debian mirror: the first `URIs:` of debian.sources, else sources.list, else
 /// deb.debian.org.
-pub(super) fn host_mirror() -> String {
+fn host_mirror() -> String {
     let deb822 = fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
     let from_deb822 = deb822
         .lines()
