@@ -216,23 +216,25 @@ fn every_shared_fixture_host_snapshot() {
 #[test]
 fn a_host_bootstrap_calls_converged_passes_validate_s_model_checks() {
     // One definition of ready: every check that names the bootstrap step owning it PASSes
-    // on bootstrap's converged fixture. No list of ids: a new owned check is covered.
-    let r = shared_host("rhel-7.4-converged");
-    let owned: Vec<_> = r
-        .checks
-        .iter()
-        .filter(|c| c.bootstrap_step.is_some())
-        .collect();
-    assert!(owned.len() >= 12, "{owned:?}");
-    for c in owned {
-        assert_eq!(
-            c.status,
-            validate::check::Status::Pass,
-            "{} (bootstrap's `{}` step): {}",
-            c.id,
-            c.bootstrap_step.as_deref().unwrap(),
-            c.detail
-        );
+    // on each of bootstrap's converged fixtures. No list of ids: a new owned check is covered.
+    for host in ["rhel-7.4-converged", "debian-13-converged"] {
+        let r = shared_host(host);
+        let owned: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|c| c.bootstrap_step.is_some())
+            .collect();
+        assert!(owned.len() >= 12, "{host}: {owned:?}");
+        for c in owned {
+            assert_eq!(
+                c.status,
+                validate::check::Status::Pass,
+                "{host}: {} (bootstrap's `{}` step): {}",
+                c.id,
+                c.bootstrap_step.as_deref().unwrap(),
+                c.detail
+            );
+        }
     }
     // And the fresh one fails them.
     let r = shared_host("rhel-7.4");
