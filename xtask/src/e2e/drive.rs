@@ -56,6 +56,11 @@ pub struct Input {
     /// [`TCG_VM_BOOT_TIMEOUT_S`]. Otherwise they are what the guest can run, kvm where it
     /// has `/dev/kvm` and vmx/svm, with validate's default timeout.
     pub tcg_vm: bool,
+    /// validate checks that must FAIL on this target, a known and documented finding
+    /// (`--expect-fail`): the run fails when one does not, and on any other FAIL.
+    pub expect_fail: Vec<String>,
+    /// Drive the VM with the Ansible collection too (the VM only; `--skip-ansible` turns it off).
+    pub ansible: bool,
 }
 
 /// What the summary reports.
@@ -85,6 +90,8 @@ pub struct Outcome {
     pub power_remote: Vec<String>,
     /// What the Ansible collection's plays found, with their times (the VM only).
     pub ansible: Vec<String>,
+    /// The expected FAILs that did FAIL (`--expect-fail`), "check: detail".
+    pub expected_fails: Vec<String>,
 }
 
 fn sudo(r: &Remote) -> &'static str {
@@ -164,7 +171,7 @@ pub fn drive(inp: &Input, ph: &mut Phases, out: &mut Outcome) -> Result<()> {
         // As a deployer's machine drives the host: from here, over qemu+ssh as stack.
         ph.time("power proof over qemu+ssh", || power_over_ssh(inp, out))?;
     }
-    if inp.interrupt {
+    if inp.interrupt && inp.ansible {
         // The VM only: the Ansible collection's plays against it (docs/ansible.md).
         super::ansible::run(inp, ph, out)?;
     }
@@ -464,16 +471,50 @@ fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result
                 .join("\n  ")
         );
     }
-    if !verdict.fails.is_empty() || !verdict.exited_ok {
+    let (expected, unexpected) = split_expected(&verdict.fails, &inp.expect_fail)?;
+    out.expected_fails = expected;
+    // validate exits 1 when a check FAILs; with only expected FAILs that is the one allowed.
+    let exit_explained = verdict.exited_ok
+        || (unexpected.is_empty()
+            && !out.expected_fails.is_empty()
+            && verdict.status.code() == Some(1));
+    if !unexpected.is_empty() || !exit_explained {
         bail!(
             "validate exited {} with {} FAIL(s) (report {}):\n  {}",
             verdict.status,
-            verdict.fails.len(),
+            unexpected.len(),
             inp.run_dir.join("validate.json").display(),
-            verdict.fails.join("\n  ")
+            unexpected.join("\n  ")
         );
     }
     Ok(())
+}
+
+/// Splits validate's FAIL lines ("id: detail") into the expected ones and the others; an
+/// expected id that did not FAIL is an error (the finding is gone or changed: say so, and
+/// drop the `--expect-fail`).
+fn split_expected(fails: &[String], expect: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    let id_of = |line: &str| line.split(':').next().unwrap_or("").to_string();
+    let (expected, unexpected): (Vec<String>, Vec<String>) = fails
+        .iter()
+        .cloned()
+        .partition(|l| expect.contains(&id_of(l)));
+    let missing: Vec<&String> = expect
+        .iter()
+        .filter(|id| !expected.iter().any(|l| &id_of(l) == *id))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "--expect-fail: {} did not FAIL (fixed, or failing differently: see validate.json and \
+             drop the flag)",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok((expected, unexpected))
 }
 
 /// The ids of the steps a bootstrap report says were skipped.
@@ -632,5 +673,23 @@ mod tests {
         assert!(no_report("validate", Some(255)).contains("did the machine die?"));
         assert!(no_report("bootstrap", Some(1)).contains("exited 1"));
         assert!(no_report("validate", None).contains("signal"));
+    }
+
+    #[test]
+    fn expected_fails_are_set_apart_and_a_missing_one_is_an_error() {
+        let fails = vec![
+            "boot.uefi.virtio: iPXE never started".to_string(),
+            "kvm.usable: no".to_string(),
+        ];
+        let (e, u) = super::split_expected(&fails, &["boot.uefi.virtio".into()]).unwrap();
+        assert_eq!(e, ["boot.uefi.virtio: iPXE never started"]);
+        assert_eq!(u, ["kvm.usable: no"]);
+        let (e, u) = super::split_expected(&fails, &[]).unwrap();
+        assert!(e.is_empty() && u.len() == 2);
+        let err = super::split_expected(&fails[1..], &["boot.uefi.virtio".into()]).unwrap_err();
+        assert!(
+            err.to_string().contains("boot.uefi.virtio did not FAIL"),
+            "{err}"
+        );
     }
 }

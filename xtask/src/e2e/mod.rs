@@ -68,6 +68,14 @@ pub struct Args {
     /// with passwordless sudo)
     #[arg(long, value_name = "USER@HOST")]
     pub host: Option<String>,
+    /// validate's check ID is expected to FAIL on this target: a known finding, documented
+    /// (e.g. `boot.uefi.virtio` on Debian 13, docs/uefi-debian13.md). The run fails when it does
+    /// not FAIL, and on any other FAIL. Repeatable
+    #[arg(long, value_name = "ID")]
+    pub expect_fail: Vec<String>,
+    /// Do not drive the VM with the Ansible collection (the default Debian 12 run does)
+    #[arg(long)]
+    pub skip_ansible: bool,
     /// With --host: the ssh configuration file to use (`ssh -F`), e.g. the `ssh_config` a
     /// `--keep` run writes for its VM
     #[arg(long, value_name = "FILE", requires = "host")]
@@ -260,6 +268,8 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
             run_dir: run_dir.into(),
             interrupt: false,
             tcg_vm: args.host_is_tcg_vm,
+            expect_fail: args.expect_fail.clone(),
+            ansible: false,
         };
         return drive::drive(&input, ph, &mut s.outcome);
     }
@@ -374,6 +384,8 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         run_dir: run_dir.into(),
         interrupt: true,
         tcg_vm: accel == vm::Accel::Tcg,
+        expect_fail: args.expect_fail.clone(),
+        ansible: !args.skip_ansible,
     };
     let driven = drive::drive(&input, ph, &mut s.outcome);
 
@@ -565,6 +577,9 @@ fn print_summary(s: &Summary) {
         ));
         for w in &out.warns {
             o.push_str(&format!("    WARN {w}\n"));
+        }
+        for f in &out.expected_fails {
+            o.push_str(&format!("    FAIL {f} (expected: --expect-fail)\n"));
         }
     }
     if !out.domain_type.is_empty() {
