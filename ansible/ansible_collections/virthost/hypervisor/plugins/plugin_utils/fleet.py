@@ -14,13 +14,21 @@ from __future__ import annotations
 SCHEMA = 'virthost.dev/v1'
 
 
-def _bootstrap_row(res):
+def _not_a_result(res):
+    """The row of a task that gave no result of its own (not run, unreachable, skipped), else None."""
     if not isinstance(res, dict) or not res:
         return {'status': 'not run'}
     if res.get('unreachable'):
         return {'status': 'unreachable', 'msg': res.get('msg', '')}
     if res.get('skipped'):
         return {'status': 'skipped', 'msg': res.get('skip_reason', res.get('msg', ''))}
+    return None
+
+
+def _bootstrap_row(res):
+    none = _not_a_result(res)
+    if none:
+        return none
     row = {
         'changed_steps': list(res.get('changed_steps') or []),
         'failed_steps': list(res.get('failed_steps') or []),
@@ -39,12 +47,9 @@ def _bootstrap_row(res):
 
 
 def _validate_row(res):
-    if not isinstance(res, dict) or not res:
-        return {'status': 'not run'}
-    if res.get('unreachable'):
-        return {'status': 'unreachable', 'msg': res.get('msg', '')}
-    if res.get('skipped'):
-        return {'status': 'skipped', 'msg': res.get('skip_reason', res.get('msg', ''))}
+    none = _not_a_result(res)
+    if none:
+        return none
     if 'checks' not in res:
         return {'status': 'error', 'msg': res.get('msg', '')}
     summary = res.get('summary') or {}
