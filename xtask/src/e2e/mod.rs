@@ -149,6 +149,7 @@ pub fn run(args: Args) -> Result<()> {
             qemu: true,
             image_build: true,
             cloud_image: false,
+            seed: false,
         })?;
         let (img, _) = image::ensure(&cache, args.distro, args.rebuild_image)?;
         say(&format!("image ready: {}", img.dir.display()));
@@ -160,6 +161,7 @@ pub fn run(args: Args) -> Result<()> {
             qemu: true,
             image_build: true,
             cloud_image: true,
+            seed: false,
         })?;
         let disk = cloudimage::ensure(&cache, args.distro, args.rebuild_image)?;
         println!("{}", disk.display());
@@ -196,13 +198,8 @@ fn run_phases(args: &Args, cache: &Path, run_dir: &Path, s: &mut Summary) -> Res
         qemu: in_vm,
         image_build: in_vm && args.image.is_none(),
         cloud_image: false,
+        seed: args.image.is_some(),
     })?;
-    if args.image.is_some() {
-        anyhow::ensure!(
-            tools::find("xorriso").is_some(),
-            "--image needs xorriso for the run's NoCloud seed: apt-get install xorriso"
-        );
-    }
     let ph = &mut s.phases;
     // The image (cached, or a few minutes of debootstrap) is made while cargo builds.
     let want_image = in_vm && args.image.is_none();

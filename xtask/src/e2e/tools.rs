@@ -12,6 +12,8 @@ pub struct Needs {
     pub image_build: bool,
     /// The cloud image (--build-cloud-image): a partitioned disk with GRUB.
     pub cloud_image: bool,
+    /// A NoCloud seed for --image (xorriso).
+    pub seed: bool,
 }
 
 const QEMU: &[&str] = &["qemu-system-x86_64", "qemu-img"];
@@ -45,6 +47,9 @@ fn missing(needs: Needs) -> Vec<&'static str> {
     }
     if needs.cloud_image {
         want.extend(CLOUD_IMAGE);
+    }
+    if needs.seed {
+        want.push("xorriso");
     }
     let mut gone: Vec<&str> = want.into_iter().filter(|t| find(t).is_none()).collect();
     // grub-install (grub2-common) is on most machines; the BIOS modules it installs are not.
