@@ -91,6 +91,15 @@ pub(super) fn domain_xml(d: &DomainSpec) -> String {
                 .to_string()
         }
     };
+    // UEFI: edk2 >= 2024.05 (Debian 13's OVMF 2025.02) starts its network stack only with
+    // an EFI_RNG_PROTOCOL: RDRAND (absent from the default qemu64 CPU) or a virtio RNG.
+    // Without one OVMF offers no PXE boot option and drops to its shell.
+    let rng = match d.mode {
+        BootMode::Uefi => {
+            "\n    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>"
+        }
+        BootMode::Bios => "",
+    };
     let rom = match d.rom {
         Rom::Default => String::new(),
         Rom::File(r) => format!("\n      <rom file='{}'/>", escape(&r.display().to_string())),
@@ -103,7 +112,7 @@ pub(super) fn domain_xml(d: &DomainSpec) -> String {
          <interface type='network'>\n      <source network='{net}'/>\n      <mac address='{mac}'/>\n      \
          <model type='{nic}'/>{rom}\n    </interface>\n    \
          <serial type='file'>\n      <source path='{serial}'/>\n      <target port='0'/>\n    </serial>\n    \
-         <memballoon model='none'/>\n  </devices>\n</domain>\n",
+         <memballoon model='none'/>{rng}\n  </devices>\n</domain>\n",
         ty = d.dtype.as_str(),
         name = escape(d.name),
         mem = MEMORY_MIB,
@@ -167,6 +176,7 @@ mod tests {
             assert!(u.contains(s), "{s}: {u}");
         }
         assert!(!u.contains("<bios"), "{u}");
+        assert!(u.contains("<rng model='virtio'>") && !x.contains("<rng"), "{u}");
         assert!(roxmltree::Document::parse(&u).is_ok() && roxmltree::Document::parse(&x).is_ok());
         let (loader, nvram) = uefi_files(
             "<domain><os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\

@@ -18,7 +18,7 @@ use super::cleanup::{interrupted, serial_dir};
 use super::domain::{self, create_readable, domain_xml, uefi_files, DomainSpec};
 use super::messages::{self, mode_word, About};
 use super::names::{random_hex_from, RandomSource, RANDOM_HINT};
-use super::{check_id, http, net, poll, verdict, NicBoot, Proof, Timings};
+use super::{check_id, http, net, poll, tftp, verdict, NicBoot, Proof, Timings};
 use crate::check::CheckResult;
 use crate::checks::libvirt::version_string;
 use crate::options::{BootMode, DomainType};
@@ -34,6 +34,8 @@ pub(super) struct Lane {
     network: Option<Network>,
     domain: Option<Domain>,
     files: Vec<PathBuf>,
+    /// The network whose TFTP root [`tftp::prepare`] made, to remove at teardown.
+    tftp_net: Option<String>,
 }
 
 /// The network a lane boots on, once it is up.
@@ -59,6 +61,7 @@ impl Lane {
             network: None,
             domain: None,
             files: Vec::new(),
+            tftp_net: None,
         }
     }
 
@@ -80,6 +83,9 @@ impl Lane {
         }
         for f in self.files.drain(..) {
             let _ = std::fs::remove_file(f);
+        }
+        if let Some(n) = self.tftp_net.take() {
+            tftp::remove(&n);
         }
     }
 
@@ -213,6 +219,30 @@ impl Lane {
                 Ok(h) => format!("fd{}:{}:{}:{:x}::", &h[..2], &h[2..6], &h[6..], attempt + 1),
                 Err(e) => return Err((e, RANDOM_HINT.into())),
             };
+            // UEFI: chain the host's snponly.efi over TFTP (needs dnsmasq options); without
+            // one, the NIC ROM's iPXE must boot the URL itself (Debian 12's ROMs do).
+            let uefi_chain = match tftp::snponly() {
+                Some(src)
+                    if p.modes.contains(&BootMode::Uefi)
+                        && p.offer_boot_file
+                        && lib_version >= net::DNSMASQ_OPTIONS_SINCE =>
+                {
+                    if let Some(old) = self.tftp_net.take() {
+                        tftp::remove(&old);
+                    }
+                    match tftp::prepare(&name, src) {
+                        Ok(root) => {
+                            self.tftp_net = Some(name.clone());
+                            Some(root)
+                        }
+                        Err(e) => {
+                            notes.push_str(&format!("; no TFTP root for UEFI ({e})"));
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
             let spec = net::NetworkSpec {
                 name: name.clone(),
                 subnet,
@@ -220,6 +250,7 @@ impl Lane {
                 boot_url: p
                     .offer_boot_file
                     .then(|| format!("http://{gateway}:{}/boot.ipxe", srv.port)),
+                uefi_chain,
                 tuning,
                 firewalld_zone: firewalld_zone.clone(),
             };

@@ -27,6 +27,7 @@ mod poll;
 pub mod schedule;
 pub mod serial;
 pub mod stall;
+mod tftp;
 mod verdict;
 pub mod xmlscan;
 

@@ -178,6 +178,11 @@ pub struct NetworkSpec {
     pub ula: String,
     /// The boot file URL; `None` offers no boot file (a negative test).
     pub boot_url: Option<String>,
+    /// UEFI: a TFTP root holding `snponly.efi` (iPXE for the firmware's own PXE client).
+    /// iPXE clients (DHCP option 175) then get `boot_url`, all others `snponly.efi` over
+    /// TFTP, the way Ironic chains UEFI nodes: Debian 13's `efi-*.rom` carry no iPXE, only
+    /// a network driver (docs/uefi-debian13.md). Needs `<dnsmasq:options>`.
+    pub uefi_chain: Option<std::path::PathBuf>,
     /// `no_ping` and `no_pxedhcp` need `<dnsmasq:options>` (libvirt >= 5.6): the caller
     /// turns them off on older libvirt.
     pub tuning: Tuning,
@@ -195,8 +200,16 @@ impl NetworkSpec {
     /// The network XML: isolated (no `<forward>`), DHCP with the boot file, the tuning.
     pub fn xml(&self) -> String {
         let gw = self.subnet.gateway();
-        let bootp = match &self.boot_url {
-            Some(u) => format!("\n      <bootp file='{}'/>", escape(u)),
+        let chain = self.uefi_chain.as_ref().zip(self.boot_url.as_ref());
+        let bootp = match (&self.boot_url, chain) {
+            (Some(u), None) => format!("\n      <bootp file='{}'/>", escape(u)),
+            _ => String::new(),
+        };
+        let tftp = match chain {
+            Some((root, _)) => format!(
+                "\n    <tftp root='{}'/>",
+                escape(&root.display().to_string())
+            ),
             None => String::new(),
         };
         let ipv6 = if self.tuning.ipv6_ra {
@@ -208,7 +221,7 @@ impl NetworkSpec {
             String::new()
         };
         let mut options = String::new();
-        if self.tuning.needs_dnsmasq_options() {
+        if self.tuning.needs_dnsmasq_options() || chain.is_some() {
             options.push_str("\n  <dnsmasq:options>");
             if self.tuning.no_ping {
                 options.push_str("\n    <dnsmasq:option value='no-ping'/>");
@@ -216,6 +229,14 @@ impl NetworkSpec {
             if self.tuning.no_pxedhcp {
                 options
                     .push_str("\n    <dnsmasq:option value='dhcp-option-force=encap:175,176,1b'/>");
+            }
+            if let Some((_, url)) = chain {
+                options.push_str("\n    <dnsmasq:option value='dhcp-match=set:ipxe,175'/>");
+                options.push_str(&format!(
+                    "\n    <dnsmasq:option value='dhcp-boot=tag:ipxe,{}'/>",
+                    escape(url)
+                ));
+                options.push_str("\n    <dnsmasq:option value='dhcp-boot=tag:!ipxe,snponly.efi'/>");
             }
             options.push_str("\n  </dnsmasq:options>");
         }
@@ -228,7 +249,7 @@ impl NetworkSpec {
              <name>{name}</name>\n  \
              <bridge stp='off' delay='0'{zone}/>\n  \
              <dns enable='no'/>\n  \
-             <ip address='{gw}' netmask='255.255.255.0'>\n    <dhcp>\n      \
+             <ip address='{gw}' netmask='255.255.255.0'>{tftp}\n    <dhcp>\n      \
              <range start='{lo}' end='{hi}'/>{bootp}\n    </dhcp>\n  </ip>{ipv6}{options}\n</network>\n",
             name = escape(&self.name),
             lo = self.subnet.host(10),
@@ -313,6 +334,7 @@ mod tests {
             },
             ula: "fd01:2:3:4::".into(),
             boot_url: Some("http://10.213.7.1:8080/boot.ipxe".into()),
+            uefi_chain: None,
             tuning: Tuning::FAST,
             firewalld_zone: Some("trusted".into()),
         };
@@ -326,10 +348,21 @@ mod tests {
             boot_url: None,
             tuning: Tuning::NAIVE,
             firewalld_zone: None,
-            ..spec
+            ..spec.clone()
         }
         .xml();
         assert!(!plain.contains("bootp") && !plain.contains("dnsmasq:option"));
         assert!(!plain.contains("ipv6") && !plain.contains("zone="));
+        let uefi = NetworkSpec {
+            uefi_chain: Some("/var/lib/libvirt/dnsmasq/t.tftp".into()),
+            tuning: Tuning::NAIVE,
+            ..spec.clone()
+        }
+        .xml();
+        assert!(!uefi.contains("<bootp"));
+        assert!(uefi.contains("<tftp root='/var/lib/libvirt/dnsmasq/t.tftp'/>"));
+        assert!(uefi.contains("dhcp-match=set:ipxe,175"));
+        assert!(uefi.contains("dhcp-boot=tag:ipxe,http://10.213.7.1:8080/boot.ipxe"));
+        assert!(uefi.contains("dhcp-boot=tag:!ipxe,snponly.efi"));
     }
 }
