@@ -45,8 +45,13 @@ pub fn left_by(conn: &Connect, prefix: &str) -> Vec<String> {
         )
         .filter(|n| n.starts_with(prefix))
         .collect();
-    // Serial files in $TMPDIR, UEFI variable stores in libvirt's NVRAM directory.
-    for dir in [std::env::temp_dir(), "/var/lib/libvirt/qemu/nvram".into()] {
+    // Serial files in $TMPDIR, UEFI variable stores in libvirt's NVRAM directory, UEFI TFTP
+    // roots (`<network>.tftp`) beside libvirt's dnsmasq files.
+    for dir in [
+        std::env::temp_dir(),
+        "/var/lib/libvirt/qemu/nvram".into(),
+        "/var/lib/libvirt/dnsmasq".into(),
+    ] {
         out.extend(
             std::fs::read_dir(dir)
                 .into_iter()

@@ -363,6 +363,10 @@ fn leftovers_of_a_killed_run_are_swept() {
     let stale_nvram =
         std::path::Path::new(boot::NVRAM_DIR).join(format!("{name}-uefi-virtio_VARS.fd"));
     std::fs::write(&stale_nvram, "stale").unwrap();
+    // A UEFI lane's TFTP root (`<network>.tftp`, holding snponly.efi).
+    let stale_tftp = std::path::Path::new(boot::DNSMASQ_DIR).join(format!("{name}-uefi-0.tftp"));
+    std::fs::create_dir_all(&stale_tftp).unwrap();
+    std::fs::write(stale_tftp.join("snponly.efi"), "stale").unwrap();
     // Something of a live run (ours) must survive the sweep.
     let live_file =
         std::env::temp_dir().join(format!("{PREFIX}{}-live.serial", std::process::id()));
@@ -371,8 +375,9 @@ fn leftovers_of_a_killed_run_are_swept() {
     let removed = boot::sweep(&conn);
     let live_kept = live_file.exists();
     let _ = std::fs::remove_file(&live_file);
-    assert!(removed >= 3, "removed {removed}");
+    assert!(removed >= 4, "removed {removed}");
     assert!(!stale_nvram.exists(), "stale NVRAM file kept");
+    assert!(!stale_tftp.exists(), "stale TFTP root kept");
     assert!(
         conn.lookup_network_by_name(&name).is_err(),
         "stale network kept"

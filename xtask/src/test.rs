@@ -148,11 +148,15 @@ fn virsh_names(list: &str) -> Result<String> {
 /// does not link validate).
 const NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
 
-/// The paths of the files in `$TMPDIR` (where the boot proof puts its serial files) and in
-/// [`NVRAM_DIR`] (its UEFI domains' NVRAM files).
+/// Where the UEFI boot proof puts its networks' TFTP roots, `<network>.tftp`
+/// (`validate::boot::DNSMASQ_DIR`).
+const DNSMASQ_DIR: &str = "/var/lib/libvirt/dnsmasq";
+
+/// The paths of the files in `$TMPDIR` (where the boot proof puts its serial files), in
+/// [`NVRAM_DIR`] (its UEFI domains' NVRAM files) and in [`DNSMASQ_DIR`] (its TFTP roots).
 fn temp_files() -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for dir in [std::env::temp_dir(), NVRAM_DIR.into()] {
+    for dir in [std::env::temp_dir(), NVRAM_DIR.into(), DNSMASQ_DIR.into()] {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -179,7 +183,9 @@ fn leftovers(domains: &str, networks: &str, files: &[String]) -> Vec<String> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if n.starts_with(PREFIX) && (n.ends_with(".serial") || n.ends_with("_VARS.fd")) {
+        if n.starts_with(PREFIX)
+            && (n.ends_with(".serial") || n.ends_with("_VARS.fd") || n.ends_with(".tftp"))
+        {
             out.push(format!("file {path}{}", owner(&n)));
         }
     }
@@ -214,6 +220,7 @@ mod tests {
         let tmp = std::env::temp_dir();
         let serial = tmp.join(format!("{PREFIX}999999999-1a2b3c4d-e1000.serial"));
         let nvram = format!("{NVRAM_DIR}/{PREFIX}999999999-1a2b3c4d-uefi-virtio_VARS.fd");
+        let tftp = format!("{DNSMASQ_DIR}/{PREFIX}999999999-1a2b3c4d-uefi-0.tftp");
         let files = vec![
             serial.display().to_string(),
             tmp.join(format!("{PREFIX}999999999-1a2b3c4d-e1000.log"))
@@ -222,6 +229,8 @@ mod tests {
             tmp.join("other.serial").display().to_string(),
             format!("{NVRAM_DIR}/some-vm_VARS.fd"),
             nvram.clone(),
+            tftp.clone(),
+            format!("{DNSMASQ_DIR}/default.conf"),
         ];
         assert_eq!(
             leftovers(&domains, &networks, &files),
@@ -230,6 +239,7 @@ mod tests {
                 format!("network {PREFIX}{me}-1a2b3c4d-0 (pid {me}, still running)"),
                 format!("file {} (pid 999999999, gone)", serial.display()),
                 format!("file {nvram} (pid 999999999, gone)"),
+                format!("file {tftp} (pid 999999999, gone)"),
             ]
         );
         assert!(leftovers("default\n\n", "\n", &[]).is_empty());

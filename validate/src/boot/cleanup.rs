@@ -16,8 +16,9 @@ pub(super) fn serial_dir() -> PathBuf {
     std::env::temp_dir()
 }
 
-/// Removes domains, networks and serial files with [`super::PREFIX`] whose creating process
-/// is gone. Returns how many things it removed.
+/// Removes domains, networks, NVRAM files, serial files and UEFI TFTP roots
+/// (`<network>.tftp` in [`super::tftp::DNSMASQ_DIR`]) with [`super::PREFIX`] whose creating
+/// process is gone. Returns how many things it removed.
 pub fn sweep(conn: &Connect) -> usize {
     let mut n = 0;
     if let Ok(doms) = conn.list_all_domains(0) {
@@ -51,6 +52,18 @@ pub fn sweep(conn: &Connect) -> usize {
             if name.ends_with("_VARS.fd")
                 && owner_dead(&name)
                 && std::fs::remove_file(e.path()).is_ok()
+            {
+                n += 1;
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(super::tftp::DNSMASQ_DIR) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tftp")
+                && owner_dead(&name)
+                && e.file_type().is_ok_and(|t| t.is_dir() && !t.is_symlink())
+                && std::fs::remove_dir_all(e.path()).is_ok()
             {
                 n += 1;
             }

@@ -47,6 +47,7 @@ pub(crate) use names::owner_dead;
 pub use names::{kernel_random, new_run_name, random_hex, RandomSource, PREFIX};
 pub use net::libvirt_daemon_pid;
 pub use schedule::Schedule;
+pub use tftp::{DNSMASQ_DIR, SNPONLY};
 
 pub(crate) use cleanup::interrupted;
 use cleanup::SignalGuard;

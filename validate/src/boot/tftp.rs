@@ -17,10 +17,13 @@ pub fn snponly() -> Option<&'static Path> {
     SNPONLY.iter().map(Path::new).find(|p| p.is_file())
 }
 
-/// Where the network `net`'s TFTP root goes: beside libvirt's own dnsmasq files, which
-/// dnsmasq may read (a directory under /tmp or /root it may not).
+/// libvirt's own dnsmasq files, which dnsmasq may read (a directory under /tmp or /root it
+/// may not): the TFTP roots go beside them, and the sweep looks for stale ones there.
+pub const DNSMASQ_DIR: &str = "/var/lib/libvirt/dnsmasq";
+
+/// Where the network `net`'s TFTP root goes: `DNSMASQ_DIR/<net>.tftp`.
 pub fn root_of(net: &str) -> PathBuf {
-    Path::new("/var/lib/libvirt/dnsmasq").join(format!("{net}.tftp"))
+    Path::new(DNSMASQ_DIR).join(format!("{net}.tftp"))
 }
 
 /// Makes `root_of(net)` with a copy of `src` as `snponly.efi`, world-readable.
