@@ -143,7 +143,15 @@ fn stage_and_hint(a: &About, o: &Observed, stage: Stage) -> (String, String) {
                 ),
             },
         ),
-        Stage::NoIpxe => ("iPXE never started".to_string(), rom_hint(a.nic)),
+        Stage::NoIpxe => (
+            "iPXE never started".to_string(),
+            match a.mode {
+                BootMode::Uefi => {
+                    uefi_no_ipxe_hint(&o.text, a.nic, super::tftp::snponly().is_some())
+                }
+                BootMode::Bios => rom_hint(a.nic),
+            },
+        ),
         Stage::NoDhcp => (
             "no DHCP answer".to_string(),
             "iPXE got no DHCP lease on the test network: check that dnsmasq runs for \
@@ -211,6 +219,35 @@ fn qemu_error(msg: &str) -> String {
     }
 }
 
+/// Which package brings iPXE's `snponly.efi`, the image OVMF's own PXE client chains when
+/// the NIC ROM carries only a network driver (Debian 13's `efi-*.rom`).
+pub(super) const SNPONLY_PACKAGE: &str =
+    "ipxe on Debian/Ubuntu (/usr/lib/ipxe/snponly.efi); on Fedora/EL the ipxe-bootimgs \
+     package's /usr/share/ipxe/ipxe-snponly-x86_64.efi (not verified)";
+
+/// The hint of a UEFI boot that never reached iPXE. A console that ends in the EFI shell
+/// (`Shell>`, `map: No mapping found`) without `Start PXE` had no network boot option at
+/// all: edk2 >= 2024.05 starts its network stack only with an RNG (docs/uefi-debian13.md).
+fn uefi_no_ipxe_hint(console: &str, nic: &str, has_snponly: bool) -> String {
+    let shell = console.contains("Shell>") || console.contains("map: No mapping found");
+    let pxe = console.contains("Start PXE");
+    if shell && !pxe {
+        return "OVMF ended in its EFI shell without trying PXE: OVMF >= 2024.05 (edk2's fix \
+                of CVE-2023-45237) offers no network boot without a random number generator. \
+                The test domain has one (<rng model='virtio'>); node domains need \
+                <rng model='virtio'> or a CPU model with RDRAND (<cpu mode='host-passthrough'/>)"
+            .to_string();
+    }
+    if pxe && !has_snponly {
+        return format!(
+            "OVMF's own PXE client ran but no iPXE followed: the NIC ROM carries only a \
+             network driver (Debian 13's efi-*.rom), and this host has no snponly.efi for \
+             the proof to chain: install {SNPONLY_PACKAGE}"
+        );
+    }
+    rom_hint(nic)
+}
+
 fn rom_hint(nic: &str) -> String {
     let roms = bootstrap::desired::NIC_ROMS
         .iter()
@@ -234,5 +271,28 @@ mod tests {
             failed to find romfile \"/x.rom\"";
         assert_eq!(qemu_error(m), "QEMU: failed to find romfile \"/x.rom\"");
         assert_eq!(qemu_error("no such network"), "no such network");
+    }
+
+    #[test]
+    fn uefi_shell_without_pxe_names_the_rng() {
+        // The tail of the Debian 13 console before the fix (docs/uefi-debian13.md).
+        let shell = "BdsDxe: loading Boot0001 \"EFI Internal Shell\"\nUEFI v2.70 (Debian \
+            distribution of EDK II, 0x00010000)\nMapping table\nmap: No mapping found.\nShell> ";
+        let h = uefi_no_ipxe_hint(shell, "virtio", true);
+        assert!(
+            h.contains("2024.05") && h.contains("<rng model='virtio'>"),
+            "{h}"
+        );
+        assert!(h.contains("RDRAND"), "{h}");
+        // Firmware PXE ran, no snponly.efi to chain: the package that brings it.
+        let pxe = ">>Start PXE over IPv4.\nPXE-E16: No valid offer received.\nShell> ";
+        let h = uefi_no_ipxe_hint(pxe, "virtio", false);
+        assert!(
+            h.contains("snponly.efi") && h.contains("ipxe on Debian/Ubuntu"),
+            "{h}"
+        );
+        // Otherwise the ROM.
+        assert!(uefi_no_ipxe_hint(pxe, "virtio", true).contains("option ROM"));
+        assert!(uefi_no_ipxe_hint("", "e1000", false).contains("option ROM"));
     }
 }
