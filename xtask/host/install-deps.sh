@@ -18,7 +18,7 @@ want=(
   ipxe-qemu dnsmasq-base iptables iproute2
   dbus polkitd pkexec
   debootstrap dpkg-dev e2fsprogs openssh-client sudo
-  nodejs ovmf
+  nodejs ovmf ipxe
   xorriso grub-pc-bin grub2-common fdisk rpm
 )
 
