@@ -176,7 +176,10 @@ mod tests {
             assert!(u.contains(s), "{s}: {u}");
         }
         assert!(!u.contains("<bios"), "{u}");
-        assert!(u.contains("<rng model='virtio'>") && !x.contains("<rng"), "{u}");
+        assert!(
+            u.contains("<rng model='virtio'>") && !x.contains("<rng"),
+            "{u}"
+        );
         assert!(roxmltree::Document::parse(&u).is_ok() && roxmltree::Document::parse(&x).is_ok());
         let (loader, nvram) = uefi_files(
             "<domain><os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\
