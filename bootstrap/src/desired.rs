@@ -26,6 +26,12 @@ pub enum Role {
     Wget,
     VirtInstall,
     IpxeRoms,
+    /// iPXE's EFI images (`/usr/lib/ipxe/snponly.efi`), apt hosts only. Debian 13's
+    /// `efi-*.rom` carry a network driver but no iPXE, so a UEFI node reaches iPXE only by
+    /// chaining `snponly.efi` from the firmware's own PXE client, as Ironic does; the
+    /// UEFI boot proof serves the host's copy over TFTP (docs/uefi-debian13.md). RPM
+    /// hosts' `ipxe-roms-qemu` ROMs carry iPXE for both firmwares.
+    IpxeEfi,
     /// OVMF, the UEFI firmware libvirt's `<os firmware='efi'>` selects through QEMU's
     /// firmware descriptors (`/usr/share/qemu/firmware/*.json`).
     UefiFirmware,
@@ -57,8 +63,8 @@ pub struct Package {
 /// Python 2 `libvirt-python`, `python-lxml`) are there for the deployers: their Ansible
 /// modules run on the hypervisor and import them (docs/packages.md). Debian 12 and Ubuntu (`apt-cache policy` on bookworm:
 /// `libvirt-daemon-system`, `libvirt-clients`, `qemu-system-x86`, `qemu-utils`,
-/// `libguestfs-tools`, `libguestfs-xfs`, `wget`, `virtinst`, `ipxe-qemu`, `dnsmasq-base`,
-/// `polkitd`). On apt hosts `bootstrap` installs without recommends, so what libvirt only
+/// `libguestfs-tools`, `libguestfs-xfs`, `wget`, `virtinst`, `ipxe-qemu`, `ipxe`,
+/// `dnsmasq-base`, `polkitd`). On apt hosts `bootstrap` installs without recommends, so what libvirt only
 /// recommends but needs for networks (dnsmasq) and for polkit rules (polkitd) is named.
 pub fn packages(platform: &Platform) -> Vec<Package> {
     use Role::*;
@@ -85,6 +91,7 @@ pub fn packages(platform: &Platform) -> Vec<Package> {
             ("virtinst", VirtInstall),
             ("wget", Wget),
             ("ipxe-qemu", IpxeRoms),
+            ("ipxe", IpxeEfi),
             (uefi_package(platform.family), UefiFirmware),
             ("dnsmasq-base", Dnsmasq),
             (polkit_package(platform), Polkit),
