@@ -26,14 +26,21 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, or `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// The cargo that runs this xtask.
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 pub fn run() -> Result<Dist> {
-    let root = workspace_root();
-    let dist_dir = root.join("target/dist");
+    let target = target_dir();
+    let dist_dir = target.join("dist");
     std::fs::create_dir_all(&dist_dir)?;
 
     // RUSTFLAGS with an explicit --target apply to the target only, not to build scripts
@@ -48,10 +55,10 @@ pub fn run() -> Result<Dist> {
     let bootstrap = dist_dir.join("bootstrap");
     let validate = dist_dir.join("validate");
     copy(
-        &root.join(format!("target/{TARGET}/release/bootstrap")),
+        &target.join(format!("{TARGET}/release/bootstrap")),
         &bootstrap,
     )?;
-    copy(&root.join("target/release/validate"), &validate)?;
+    copy(&target.join("release/validate"), &validate)?;
 
     let elf =
         std::fs::read(&bootstrap).with_context(|| format!("reading {}", bootstrap.display()))?;

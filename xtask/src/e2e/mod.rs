@@ -631,9 +631,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// Cargo's target directory.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+    crate::dist::target_dir()
 }
 
 /// A deadline of `n` minutes.
