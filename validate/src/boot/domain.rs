@@ -62,6 +62,17 @@ pub(super) fn uefi_files(xml: &str) -> (Option<String>, Option<String>) {
     (text("loader"), text("nvram"))
 }
 
+/// The host-side device (`<interface><target dev='vnet3'/>`) of a running domain's first NIC.
+pub(super) fn nic_target(xml: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    doc.descendants()
+        .filter(|n| n.has_tag_name("interface"))
+        .flat_map(|i| i.children())
+        .find(|n| n.has_tag_name("target"))
+        .and_then(|t| t.attribute("dev"))
+        .map(str::to_string)
+}
+
 /// Creates `path` empty, readable by us whoever ends up writing it.
 pub(super) fn create_readable(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -181,6 +192,16 @@ mod tests {
             "{u}"
         );
         assert!(roxmltree::Document::parse(&u).is_ok() && roxmltree::Document::parse(&x).is_ok());
+    }
+
+    #[test]
+    fn nic_target_is_the_interfaces_host_device() {
+        let live = "<domain><devices><disk><target dev='vda'/></disk>\
+            <interface type='network'><mac address='52:54:00:01:02:03'/>\
+            <target dev='vnet7'/></interface></devices></domain>";
+        assert_eq!(nic_target(live).as_deref(), Some("vnet7"));
+        assert_eq!(nic_target("<domain><devices/></domain>"), None);
+        assert_eq!(nic_target("not xml"), None);
         let (loader, nvram) = uefi_files(
             "<domain><os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\
              <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/x_VARS.fd</nvram></os></domain>",

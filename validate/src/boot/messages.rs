@@ -152,12 +152,7 @@ fn stage_and_hint(a: &About, o: &Observed, stage: Stage) -> (String, String) {
                 BootMode::Bios => rom_hint(a.nic),
             },
         ),
-        Stage::NoDhcp => (
-            "no DHCP answer".to_string(),
-            "iPXE got no DHCP lease on the test network: check that dnsmasq runs for \
-             libvirt networks and that no firewall drops DHCP on the bridge"
-                .to_string(),
-        ),
+        Stage::NoDhcp => no_dhcp(o.nic),
         Stage::NoScript => (
             "no script fetched".to_string(),
             format!(
@@ -219,6 +214,30 @@ fn qemu_error(msg: &str) -> String {
     }
 }
 
+/// The detail's first words and the hint of a boot that got no DHCP answer, by what the
+/// NIC's counters say: a NIC that sent nothing is not the network's fault.
+fn no_dhcp(nic: Option<super::poll::NicCounters>) -> (String, String) {
+    let network = "iPXE got no DHCP lease on the test network: check that dnsmasq runs for \
+                   libvirt networks and that no firewall drops DHCP on the bridge";
+    match nic {
+        Some(c) if c.sent == 0 => (
+            "no DHCP answer: the NIC sent no packet".to_string(),
+            "the guest's NIC transmitted nothing (iPXE's TX:0), so no request reached the \
+             network: its emulation stalled, not dnsmasq. Seen only in nested TCG domains \
+             (docs/e2e.md): run validate again"
+                .to_string(),
+        ),
+        Some(c) => (
+            format!(
+                "no DHCP answer (the NIC sent {} packet(s), received {})",
+                c.sent, c.received
+            ),
+            network.to_string(),
+        ),
+        None => ("no DHCP answer".to_string(), network.to_string()),
+    }
+}
+
 /// Which package brings iPXE's `snponly.efi`, the image OVMF's own PXE client chains when
 /// the NIC ROM carries only a network driver (Debian 13's `efi-*.rom`).
 pub(super) const SNPONLY_PACKAGE: &str =
@@ -271,6 +290,26 @@ mod tests {
             failed to find romfile \"/x.rom\"";
         assert_eq!(qemu_error(m), "QEMU: failed to find romfile \"/x.rom\"");
         assert_eq!(qemu_error("no such network"), "no such network");
+    }
+
+    #[test]
+    fn no_dhcp_says_whether_the_nic_sent_anything() {
+        use super::super::poll::NicCounters;
+        let (d, h) = no_dhcp(Some(NicCounters {
+            sent: 0,
+            received: 0,
+        }));
+        assert_eq!(d, "no DHCP answer: the NIC sent no packet");
+        assert!(h.contains("TX:0") && !h.contains("firewall"), "{h}");
+        let (d, h) = no_dhcp(Some(NicCounters {
+            sent: 9,
+            received: 0,
+        }));
+        assert_eq!(d, "no DHCP answer (the NIC sent 9 packet(s), received 0)");
+        assert!(h.contains("dnsmasq") && h.contains("firewall"), "{h}");
+        let (d, h) = no_dhcp(None);
+        assert_eq!(d, "no DHCP answer");
+        assert!(h.contains("dnsmasq"), "{h}");
     }
 
     #[test]

@@ -24,6 +24,26 @@ pub(super) struct Observed {
     pub hung: Option<stall::Stall>,
     /// Whether the domain still ran when the wait ended.
     pub domain_alive: Option<bool>,
+    /// The NIC's packet counters when the wait ended, as libvirt reports them for the
+    /// guest (its tap device's counters, swapped).
+    pub nic: Option<NicCounters>,
+}
+
+/// Packets the guest's NIC sent and received (`virDomainInterfaceStats`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct NicCounters {
+    pub sent: i64,
+    pub received: i64,
+}
+
+/// The counters of `dom`'s NIC, read from its host-side device.
+fn nic_counters(dom: &Domain) -> Option<NicCounters> {
+    let dev = super::domain::nic_target(&dom.xml_desc(0).ok()?)?;
+    let s = dom.interface_stats(&dev).ok()?;
+    Some(NicCounters {
+        sent: s.tx_packets,
+        received: s.rx_packets,
+    })
 }
 
 /// Watches `dom` from `t0` (just before it was created) for at most `timeout`.
@@ -102,6 +122,11 @@ pub(super) fn watch(
         std::thread::sleep(Duration::from_millis(25));
     }
     let domain_alive = Some(dom.is_active().unwrap_or(false));
+    let nic = if callback.is_none() {
+        nic_counters(dom)
+    } else {
+        None
+    };
     timings.dhcp_s = match (prog.dhcp.map(secs), timings.script_s) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -114,5 +139,6 @@ pub(super) fn watch(
         text,
         hung,
         domain_alive,
+        nic,
     }
 }

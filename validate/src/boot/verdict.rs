@@ -96,6 +96,7 @@ mod tests {
             text: String::new(),
             hung: None,
             domain_alive: Some(true),
+            nic: None,
         }
     }
 
