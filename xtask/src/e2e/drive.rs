@@ -93,6 +93,23 @@ pub struct Outcome {
     pub ansible: Vec<String>,
     /// The expected FAILs that did FAIL (`--expect-fail`), "check: detail".
     pub expected_fails: Vec<String>,
+    /// The FAILs of a first validate run that only hit [`NIC_SENT_NOTHING`] in a TCG VM,
+    /// after which validate ran once more (`validate-first.json`).
+    pub nic_stall_retry: Vec<String>,
+}
+
+/// The start of validate's detail for a boot whose NIC transmitted nothing (iPXE's TX:0).
+/// Seen twice on Debian 13 in the TCG VM, only in a first validate after bootstrap and never
+/// in 18 runs after it (docs/e2e.md): an emulation stall of the nested domain's NIC.
+pub const NIC_SENT_NOTHING: &str = "no DHCP answer: the NIC sent no packet";
+
+/// Whether every FAIL line ("id: detail") is a boot proof whose NIC sent nothing.
+fn only_nic_stalls(fails: &[String]) -> bool {
+    !fails.is_empty()
+        && fails.iter().all(|l| {
+            l.split_once(": ")
+                .is_some_and(|(id, d)| id.starts_with("boot.") && d.starts_with(NIC_SENT_NOTHING))
+        })
 }
 
 fn sudo(r: &Remote) -> &'static str {
@@ -446,10 +463,24 @@ fn no_report(what: &str, code: Option<i32>) -> String {
     }
 }
 
-/// Runs validate, keeps its JSON report as `validate.json`, requires no FAIL. Once, with no
-/// retry: a FAIL is a finding.
+/// Runs validate, keeps its JSON report as `validate.json`, requires no FAIL. A FAIL is a
+/// finding: the one retry is for a TCG VM whose only FAILs are boot proofs whose NIC sent
+/// no packet ([`NIC_SENT_NOTHING`]), and the summary lists them.
 fn run_validate(a: &Remote, cmd: &str, inp: &Input, out: &mut Outcome) -> Result<()> {
-    let verdict = validate_once(a, cmd, inp, "validate.json")?;
+    let mut verdict = validate_once(a, cmd, inp, "validate.json")?;
+    if inp.tcg_vm && only_nic_stalls(&verdict.fails) {
+        super::say(&format!(
+            "validate: only boot proofs whose NIC sent no packet FAILed ({}): once more \
+             (the first report is validate-first.json)",
+            verdict.fails.len()
+        ));
+        fs::rename(
+            inp.run_dir.join("validate.json"),
+            inp.run_dir.join("validate-first.json"),
+        )?;
+        out.nic_stall_retry = std::mem::take(&mut verdict.fails);
+        verdict = validate_once(a, cmd, inp, "validate.json")?;
+    }
     out.warns = verdict.warns;
     out.validate_summary = Some(verdict.summary);
     out.outside_bootstrap = verdict.outside;
@@ -657,6 +688,18 @@ echo "virsh as $(id -un): ok"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_nic_that_sent_nothing_is_retried() {
+        let stall = format!("boot.ipxe.virtio: {NIC_SENT_NOTHING} (gave up after 33 s; ...)");
+        assert!(only_nic_stalls(std::slice::from_ref(&stall)));
+        let other = "boot.ipxe.virtio: no DHCP answer (the NIC sent 9 packet(s), received 0)";
+        assert!(!only_nic_stalls(&[stall.clone(), other.to_string()]));
+        assert!(!only_nic_stalls(&[format!(
+            "power.bios: {NIC_SENT_NOTHING}"
+        )]));
+        assert!(!only_nic_stalls(&[]));
+    }
 
     #[test]
     fn validate_flags_follow_the_guest() {

@@ -578,6 +578,11 @@ fn print_summary(s: &Summary) {
         for f in &out.expected_fails {
             o.push_str(&format!("    FAIL {f} (expected: --expect-fail)\n"));
         }
+        for f in &out.nic_stall_retry {
+            o.push_str(&format!(
+                "    first run FAILed {f} (the NIC sent nothing: validate ran once more)\n"
+            ));
+        }
     }
     if !out.domain_type.is_empty() {
         o.push_str(&format!(
