@@ -162,20 +162,20 @@ pub fn listening_tcp_ports(root: &HostRoot) -> Option<Vec<u16>> {
     any.then_some(ports)
 }
 
-/// The kernel's format: a header line, then one socket a line,
-/// `sl local_address rem_address st ...` with addresses as `HEXADDR:HEXPORT` and the state
-/// in hex (`0A` = TCP_LISTEN).
+/// The kernel's format (a header line, then one socket a line), read by procfs's
+/// `TcpNetEntries`; nothing from a table it cannot read whole (the kernel writes none).
 pub fn parse_listening(text: &str) -> Vec<u16> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (local, state) = (f.get(1)?, f.get(3)?);
-            if !state.eq_ignore_ascii_case("0a") {
-                return None;
-            }
-            u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()
-        })
+    use procfs::net::{TcpNetEntries, TcpState};
+    use procfs::FromBufReadSI;
+    let Ok(TcpNetEntries(sockets)) =
+        TcpNetEntries::from_buf_read(text.as_bytes(), procfs::current_system_info())
+    else {
+        return Vec::new();
+    };
+    sockets
+        .iter()
+        .filter(|s| s.state == TcpState::Listen)
+        .map(|s| s.local_address.port())
         .collect()
 }
 
