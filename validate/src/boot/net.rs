@@ -59,22 +59,20 @@ pub fn pick(used: &[Used], start: usize) -> Option<Subnet> {
     })
 }
 
-/// The non-default routes of a `/proc/net/route` table.
+/// The non-default routes of a `/proc/net/route` table, read by procfs's `RouteEntries`;
+/// none from a table it cannot read whole (the kernel writes none).
 pub fn parse_proc_route(text: &str) -> Vec<Used> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 8 {
-                return None;
-            }
-            let dest = u32::from_str_radix(f[1], 16).ok()?;
-            let mask = u32::from_str_radix(f[7], 16).ok()?;
-            // The kernel prints network-order words as native integers.
-            let dest = u32::from(Ipv4Addr::from(dest.to_le_bytes()));
-            let mask = u32::from(Ipv4Addr::from(mask.to_le_bytes()));
-            (mask != 0).then_some((dest & mask, mask))
-        })
+    use procfs::FromBufRead;
+    let Ok(procfs::net::RouteEntries(routes)) =
+        procfs::net::RouteEntries::from_buf_read(text.as_bytes())
+    else {
+        return Vec::new();
+    };
+    routes
+        .iter()
+        .map(|r| (u32::from(r.destination), u32::from(r.mask)))
+        .filter(|(_, mask)| *mask != 0)
+        .map(|(dest, mask)| (dest & mask, mask))
         .collect()
 }
 
