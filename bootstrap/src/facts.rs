@@ -170,15 +170,16 @@ pub struct Process {
     pub comm: String,
 }
 
-/// Processes whose `comm` satisfies `pred`, in pid order.
+/// Processes whose `comm` satisfies `pred`, in pid order (procfs lists the pids of the
+/// root's `/proc`; one that is gone by the time it is read is left out).
 pub fn processes(root: &HostRoot, pred: impl Fn(&str) -> bool) -> Vec<Process> {
-    let Ok(dir) = std::fs::read_dir(root.path("/proc")) else {
+    let Ok(all) = procfs::process::all_processes_with_root(root.path("/proc")) else {
         return vec![];
     };
-    let mut out: Vec<Process> = dir
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+    let mut out: Vec<Process> = all
+        .flatten()
+        .filter_map(|p| {
+            let pid = u32::try_from(p.pid).ok()?;
             let comm = process_name(root, pid)?;
             pred(&comm).then_some(Process { pid, comm })
         })
