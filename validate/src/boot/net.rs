@@ -6,6 +6,8 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use bootstrap::hostroot::HostRoot;
+
 use super::xmlscan::escape;
 
 /// An IPv4 /24 (`base` ends in .0).
@@ -104,18 +106,7 @@ pub fn parse_network_ips(xml: &str) -> Vec<Used> {
 
 /// Whether firewalld runs (a process named `firewalld`).
 pub fn firewalld_running() -> bool {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    rd.flatten().any(|e| {
-        e.file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            && std::fs::read_to_string(e.path().join("comm"))
-                .map(|c| c.trim() == "firewalld")
-                .unwrap_or(false)
-    })
+    bootstrap::facts::is_running(&HostRoot::system(), "firewalld")
 }
 
 /// Routes of this process's and of `netns_pid`'s network namespace (the one the bridge will
@@ -271,18 +262,11 @@ pub fn libvirt_daemon_pid() -> Option<u32> {
             }
         }
     }
-    let rd = std::fs::read_dir("/proc").ok()?;
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-            if matches!(comm.trim(), "virtnetworkd" | "libvirtd") {
-                return Some(pid);
-            }
-        }
-    }
-    None
+    bootstrap::facts::processes(&HostRoot::system(), |c| {
+        matches!(c, "virtnetworkd" | "libvirtd")
+    })
+    .first()
+    .map(|p| p.pid)
 }
 
 /// `/proc/<pid>/ns/net` when that differs from ours (libvirtd in its own namespace).
