@@ -50,6 +50,10 @@ pub struct CpuInfo {
 }
 
 impl CpuInfo {
+    /// Counts `processor` lines and takes the first of each other field. Not procfs's
+    /// `CpuInfo`: it counts blank-line-separated blocks (an empty file is one CPU, and the
+    /// fixtures' `processor : 0\nprocessor : 1\n` one CPU, not two) and cuts a value at a
+    /// second `:`.
     pub fn parse(text: &str) -> CpuInfo {
         let mut threads = 0;
         let mut vendor = None;

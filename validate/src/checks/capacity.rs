@@ -128,6 +128,9 @@ fn vcpus(host: &Host, groups: &[NodeGroup], what: &str) -> CheckResult {
 /// `(MemTotal, MemAvailable)` in bytes; older kernels without MemAvailable: free + cache.
 /// Line by line: a line it cannot read (a field a future kernel formats differently) is
 /// skipped, not the whole file; `None` only when `MemTotal` itself is missing or unreadable.
+/// Not procfs's `Meminfo`: that fails the whole file on one such line, requires some twenty
+/// fields (`SwapCached`, `VmallocChunk`, ...) that old kernels and the fixtures lack, and
+/// multiplies by 1024 unchecked (a panic on the huge values `parser_props` feeds).
 pub fn meminfo(text: &str) -> Option<(u64, u64)> {
     let mut fields = std::collections::BTreeMap::new();
     for line in text.lines() {
@@ -239,6 +242,8 @@ fn disk(
 }
 
 /// The mount (mount point, fs type, options) holding `path`, from `/proc/mounts`.
+/// Not procfs's `MountEntry` list: it leaves `\040` (a space in a mount point) escaped, and
+/// one short line fails the whole table.
 pub fn mount_of(mounts: &str, path: &str) -> Option<(String, String, String)> {
     mounts
         .lines()
