@@ -38,6 +38,9 @@ pub(super) struct Lane {
     tftp_net: Option<String>,
 }
 
+/// Held while a lane picks its subnet and creates its network.
+static NETWORK_CREATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The network a lane boots on, once it is up.
 struct Up {
     server: http::Server,
@@ -189,6 +192,11 @@ impl Lane {
         progress("boot: creating the isolated test network");
         let mut last_err = String::new();
         for attempt in 0..4 {
+            // One lane at a time from reading the used subnets to the network being up, so
+            // two lanes side by side never pick the same subnet.
+            let _creating = NETWORK_CREATION
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut used = net::host_routes(netns_pid);
             if let Ok(nets) = self.conn.list_all_networks(0) {
                 for n in nets {
@@ -243,8 +251,15 @@ impl Lane {
                 }
                 _ => None,
             };
+            // `vhv` and 9 random hex digits: 12 bytes, under Linux's 15, and no `virbrN`
+            // that libvirt could hand out twice (net::NetworkSpec::bridge).
+            let bridge = match self.hex(5) {
+                Ok(h) => format!("vhv{}", &h[..9]),
+                Err(e) => return Err((e, RANDOM_HINT.into())),
+            };
             let spec = net::NetworkSpec {
                 name: name.clone(),
+                bridge,
                 subnet,
                 ula,
                 boot_url: p

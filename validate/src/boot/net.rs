@@ -175,6 +175,11 @@ pub struct NetworkSpec {
     /// `no_ping` and `no_pxedhcp` need `<dnsmasq:options>` (libvirt >= 5.6): the caller
     /// turns them off on older libvirt.
     pub tuning: Tuning,
+    /// The bridge's name, chosen by validate (at most 15 bytes): with libvirt's own
+    /// `virbrN` two networks created at once (the boot modes side by side) were once given
+    /// the same bridge, and the failed start of one removed the other's
+    /// (`Cannot get interface MTU on 'virbr1': No such device`, Debian 13, libvirt 11.3).
+    pub bridge: String,
     /// The firewalld zone of the bridge. Where firewalld runs, libvirt puts bridges in its
     /// `libvirt` zone, which rejects everything but DHCP, DNS, TFTP and SSH from guests:
     /// the HTTP callback needs `trusted` (the network holds only the test domain).
@@ -236,11 +241,12 @@ impl NetworkSpec {
         format!(
             "<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>\n  \
              <name>{name}</name>\n  \
-             <bridge stp='off' delay='0'{zone}/>\n  \
+             <bridge name='{bridge}' stp='off' delay='0'{zone}/>\n  \
              <dns enable='no'/>\n  \
              <ip address='{gw}' netmask='255.255.255.0'>{tftp}\n    <dhcp>\n      \
              <range start='{lo}' end='{hi}'/>{bootp}\n    </dhcp>\n  </ip>{ipv6}{options}\n</network>\n",
             name = escape(&self.name),
+            bridge = escape(&self.bridge),
             lo = self.subnet.host(10),
             hi = self.subnet.host(100),
         )
@@ -318,6 +324,7 @@ mod tests {
             boot_url: Some("http://10.213.7.1:8080/boot.ipxe".into()),
             uefi_chain: None,
             tuning: Tuning::FAST,
+            bridge: "vhv0123abcd0".into(),
             firewalld_zone: Some("trusted".into()),
         };
         let xml = spec.xml();
@@ -325,7 +332,7 @@ mod tests {
         assert!(xml.contains("<bootp file='http://10.213.7.1:8080/boot.ipxe'/>"));
         assert!(xml.contains("address='fd01:2:3:4::1' prefix='64'"));
         assert!(xml.contains("no-ping"));
-        assert!(xml.contains("<bridge stp='off' delay='0' zone='trusted'/>"));
+        assert!(xml.contains("<bridge name='vhv0123abcd0' stp='off' delay='0' zone='trusted'/>"));
         let plain = NetworkSpec {
             boot_url: None,
             tuning: Tuning::NAIVE,
