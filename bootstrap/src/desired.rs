@@ -240,6 +240,9 @@ pub const POOL_NAME: &str = "default";
 pub const POOL_TYPE: &str = "dir";
 /// Where images go: the pool's target, and where they go when there is no pool.
 pub const IMAGES_DIR: &str = "/var/lib/libvirt/images";
+/// libvirt's own dnsmasq files, which dnsmasq may read: validate's UEFI boot proof puts its
+/// networks' TFTP roots (`<network>.tftp`) beside them, and the sweeps look there.
+pub const LIBVIRT_DNSMASQ_DIR: &str = "/var/lib/libvirt/dnsmasq";
 
 /// The polkit action that lets a user manage libvirt on `qemu:///system`.
 pub const LIBVIRT_MANAGE_ACTION: &str = "org.libvirt.unix.manage";

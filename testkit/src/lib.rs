@@ -50,7 +50,7 @@ pub fn left_by(conn: &Connect, prefix: &str) -> Vec<String> {
     for dir in [
         std::env::temp_dir(),
         "/var/lib/libvirt/qemu/nvram".into(),
-        "/var/lib/libvirt/dnsmasq".into(),
+        bootstrap::desired::LIBVIRT_DNSMASQ_DIR.into(),
     ] {
         out.extend(
             std::fs::read_dir(dir)

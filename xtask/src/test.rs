@@ -149,8 +149,8 @@ fn virsh_names(list: &str) -> Result<String> {
 const NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
 
 /// Where the UEFI boot proof puts its networks' TFTP roots, `<network>.tftp`
-/// (`validate::boot::DNSMASQ_DIR`).
-const DNSMASQ_DIR: &str = "/var/lib/libvirt/dnsmasq";
+/// (the model's, which validate uses).
+use bootstrap::desired::LIBVIRT_DNSMASQ_DIR as DNSMASQ_DIR;
 
 /// The paths of the files in `$TMPDIR` (where the boot proof puts its serial files), in
 /// [`NVRAM_DIR`] (its UEFI domains' NVRAM files) and in [`DNSMASQ_DIR`] (its TFTP roots).
