@@ -190,6 +190,14 @@ pub fn ipxe_package(family: Family) -> &'static str {
     }
 }
 
+/// The iPXE ROM package of `platform`'s set, with its repository.
+pub fn ipxe_roms(platform: &Platform) -> Package {
+    packages(platform)
+        .into_iter()
+        .find(|p| p.role == Role::IpxeRoms)
+        .expect("every package set names the iPXE ROMs")
+}
+
 /// The oldest acceptable iPXE ROM build: "at least version 2016xxyy". Older (2013) builds
 /// made PXE boots time out.
 pub const IPXE_MIN_BUILD: BuildDate = BuildDate::new(2016, 1, 1);

@@ -1,7 +1,7 @@
 //! Facts in, ordered steps out: a pure function, so the plan of every fixture host can be
 //! snapshot-tested. `bootstrap --check` runs each step's check; `bootstrap` applies them.
 
-use crate::desired::{self, PolkitBackend, Role};
+use crate::desired::{self, PolkitBackend};
 use crate::facts::Facts;
 use crate::pkg::PackageDb;
 use crate::sshkey::PublicKey;
@@ -51,11 +51,7 @@ pub fn plan<'a>(
     virsh: &'a dyn Virsh,
 ) -> Vec<Box<dyn Step + 'a>> {
     let packages = desired::packages(&facts.platform);
-    let ipxe = packages
-        .iter()
-        .find(|p| p.role == Role::IpxeRoms)
-        .cloned()
-        .expect("every package set names the iPXE ROMs");
+    let ipxe = desired::ipxe_roms(&facts.platform);
     let mut steps: Vec<Box<dyn Step + 'a>> = vec![
         Box::new(Packages { db, packages }),
         Box::new(Ipxe::new(db, ipxe)),

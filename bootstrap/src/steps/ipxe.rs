@@ -1,4 +1,6 @@
-//! `ipxe`: the iPXE ROM package must be a 2016 or newer build (`desired::IPXE_MIN_BUILD`).
+//! `ipxe`: the iPXE ROM package must be a 2016 or newer build (`desired::IPXE_MIN_BUILD`),
+//! as [`crate::assess::packages::ipxe_build`] judges it; a version without a build date is
+//! a warning, not a failure (validate WARNs on it too).
 //! An older build is upgraded through the package manager and read again; if it is still
 //! old the step fails with the reason and the repository that has a newer build.
 
@@ -6,6 +8,8 @@ use std::cell::Cell;
 
 use anyhow::bail;
 
+use crate::assess::packages::{self, PackageAction};
+use crate::assess::Assessment;
 use crate::desired::{self, Package};
 use crate::hostroot::HostRoot;
 use crate::ipxe::{build_date, BuildDate};
@@ -66,42 +70,44 @@ impl Step for Ipxe<'_> {
         // Asked only when needed: a converged host costs no repository query.
         let candidate =
             || -> anyhow::Result<Option<String>> { Ok(self.db.available(&[name])?.remove(name)) };
-        let Some(version) = installed.get(name) else {
-            let candidate = candidate()?;
-            // Only in check mode: in apply mode `packages` ran first.
-            return Ok(match candidate.as_deref().map(|c| (c, build_date(c))) {
-                Some((c, Some(d))) if d < Self::floor() => bail!(
-                    "{name} is not installed and the repositories offer only {}: {WHY}; a newer build is in {}",
-                    Self::describe(c),
-                    self.package.repo_hint
-                ),
-                Some((c, _)) => Check::Pending(vec![format!(
-                    "{name} comes with the packages step: {}",
-                    Self::describe(c)
-                )]),
-                None => Check::Pending(vec![format!("{name} comes with the packages step")]),
-            });
+        let version = match packages::ipxe_build(self.db.family(), &self.package, &installed) {
+            Assessment::Met(detail) => return Ok(Check::Converged(detail)),
+            Assessment::Unknown(why) | Assessment::Blocked { detail: why, .. } => {
+                return Ok(Check::Skip(format!("warning: {why}")))
+            }
+            Assessment::NotMet { actions, .. } => match actions.first() {
+                Some(PackageAction::Upgrade { version, .. }) => version.clone(),
+                // Not installed. Only in check mode: in apply mode `packages` ran first.
+                _ => {
+                    return Ok(match candidate()?.as_deref().map(|c| (c, build_date(c))) {
+                        Some((c, Some(d))) if d < Self::floor() => bail!(
+                            "{name} is not installed and the repositories offer only {}: {WHY}; a newer build is in {}",
+                            Self::describe(c),
+                            self.package.repo_hint
+                        ),
+                        Some((c, _)) => Check::Pending(vec![format!(
+                            "{name} comes with the packages step: {}",
+                            Self::describe(c)
+                        )]),
+                        None => Check::Pending(vec![format!("{name} comes with the packages step")]),
+                    })
+                }
+            },
         };
-        let Some(date) = build_date(version) else {
+        let Some(date) = build_date(&version) else {
             bail!("cannot read a build date from {name} {version}");
         };
-        if date >= Self::floor() {
-            return Ok(Check::Converged(format!(
-                "{name} {version}: built {date} (at least {})",
-                Self::floor()
-            )));
-        }
         if self.attempted.get() {
-            return Err(self.too_old(version, date, "the package manager has no newer one"));
+            return Err(self.too_old(&version, date, "the package manager has no newer one"));
         }
         match candidate()?.as_deref().map(|c| (c, build_date(c))) {
             Some((c, Some(d))) if d >= Self::floor() => Ok(Check::Pending(vec![format!(
                 "upgrade {name} {} to {}",
-                Self::describe(version),
+                Self::describe(&version),
                 Self::describe(c)
             )])),
             Some((c, _)) if c != version => Err(self.too_old(
-                version,
+                &version,
                 date,
                 &format!(
                     "the configured repositories offer only {}",
@@ -109,7 +115,7 @@ impl Step for Ipxe<'_> {
                 ),
             )),
             _ => Err(self.too_old(
-                version,
+                &version,
                 date,
                 "the configured repositories offer no newer build",
             )),
@@ -167,5 +173,25 @@ mod tests {
             d.contains("2013-05-17 build") && d.contains(WHY) && d.contains("rhel-7-server-rpms"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn a_version_without_a_build_date_is_a_warning_as_in_validate() {
+        let db = FixturePackageDb::new(
+            crate::os::Family::Yum,
+            "ipxe-roms-qemu\t(none):1.0-local\n",
+            "",
+        );
+        let steps = step_for(&db);
+        let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Skipped, "{out:?}");
+        assert!(
+            out[0]
+                .detail
+                .starts_with("warning: ipxe-roms-qemu 1.0-local: no build date"),
+            "{}",
+            out[0].detail
+        );
+        assert!(db.calls.borrow().is_empty());
     }
 }

@@ -1,9 +1,12 @@
-//! `packages`: installs what `desired::packages` names and the host lacks. Asks the package
+//! `packages`: carries out [`crate::assess::packages::set`]'s actions: installs what
+//! `desired::packages` names and the host lacks. Asks the package
 //! manager first whether each is available, so a missing repository is reported by name;
 //! finishes an interrupted dpkg run first, so a run killed mid-install converges.
 
 use anyhow::bail;
 
+use crate::assess::packages::{self, PackageAction};
+use crate::assess::{Action, Assessment};
 use crate::desired::Package;
 use crate::hostroot::HostRoot;
 use crate::pkg::PackageDb;
@@ -15,35 +18,38 @@ pub struct Packages<'a> {
 }
 
 impl Packages<'_> {
-    fn missing(&self) -> anyhow::Result<Vec<&Package>> {
+    /// The shared assessment of the package set ([`crate::assess::packages::set`]).
+    fn assess(&self) -> anyhow::Result<Assessment<PackageAction>> {
         let names: Vec<&str> = self.packages.iter().map(|p| p.name).collect();
         let installed = self.db.installed(&names)?;
-        Ok(self
-            .packages
-            .iter()
-            .filter(|p| !installed.contains_key(p.name))
-            .collect())
+        let interrupted = self.db.interrupted()?;
+        Ok(packages::set(
+            self.db.family(),
+            &self.packages,
+            &installed,
+            &interrupted,
+        ))
     }
 
-    /// Fails with every unavailable package and the repository that provides it; returns the
-    /// candidate versions otherwise.
+    /// Fails with every unavailable package and the repository that provides it; returns
+    /// what `install` would do, with the candidate versions, otherwise.
     fn availability(
         &self,
-        missing: &[&Package],
+        install: &[(String, String)],
         progress: &dyn Progress,
-    ) -> anyhow::Result<Vec<String>> {
-        let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
+    ) -> anyhow::Result<String> {
+        let names: Vec<&str> = install.iter().map(|(n, _)| n.as_str()).collect();
         let avail = self.db.available_progress(&names, progress)?;
         if avail.is_empty() && self.db.lists_may_be_stale() {
-            return Ok(vec![format!(
+            return Ok(format!(
                 "install {} (apt package lists know none of them: `apt-get update` runs first)",
                 names.join(", ")
-            )]);
+            ));
         }
-        let unavailable: Vec<String> = missing
+        let unavailable: Vec<String> = install
             .iter()
-            .filter(|p| !avail.contains_key(p.name))
-            .map(|p| format!("{} (configure {})", p.name, p.repo_hint))
+            .filter(|(n, _)| !avail.contains_key(n))
+            .map(|(n, repo)| format!("{n} (configure {repo})"))
             .collect();
         if !unavailable.is_empty() {
             bail!(
@@ -52,14 +58,14 @@ impl Packages<'_> {
                 unavailable.join("; ")
             );
         }
-        Ok(vec![format!(
+        Ok(format!(
             "install {}",
-            missing
+            names
                 .iter()
-                .map(|p| format!("{} {}", p.name, avail[p.name]))
+                .map(|n| format!("{n} {}", avail[*n]))
                 .collect::<Vec<_>>()
                 .join(", ")
-        )])
+        ))
     }
 }
 
@@ -69,44 +75,43 @@ impl Step for Packages<'_> {
     }
 
     fn check(&self, _root: &HostRoot) -> anyhow::Result<Check> {
+        let actions = match self.assess()? {
+            Assessment::NotMet { actions, .. } => actions,
+            other => return other.to_check(|why| why.to_string()),
+        };
         let mut pending = vec![];
-        let interrupted = self.db.interrupted()?;
-        if !interrupted.is_empty() {
-            pending.push(format!(
-                "finish the interrupted dpkg run (`dpkg --configure -a`): {}",
-                interrupted.join(", ")
-            ));
+        for a in &actions {
+            pending.push(match a {
+                PackageAction::Install { packages, .. } => self.availability(packages, &Quiet)?,
+                other => other.describe(),
+            });
         }
-        let missing = self.missing()?;
-        if !missing.is_empty() {
-            pending.extend(self.availability(&missing, &Quiet)?);
-        }
-        Ok(if pending.is_empty() {
-            Check::Converged(format!(
-                "{} packages installed ({})",
-                self.packages.len(),
-                self.packages
-                    .iter()
-                    .map(|p| p.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        } else {
-            Check::Pending(pending)
-        })
+        Ok(Check::Pending(pending))
     }
 
     fn apply(&self, _root: &HostRoot, progress: &dyn Progress) -> anyhow::Result<()> {
-        if !self.db.interrupted()?.is_empty() {
-            self.db.repair(progress)?;
-        }
-        let missing = self.missing()?;
-        if missing.is_empty() {
+        // A repaired dpkg can change what is installed: assessed again after it.
+        'assess: for _ in 0..2 {
+            let Assessment::NotMet { actions, .. } = self.assess()? else {
+                return Ok(());
+            };
+            for a in &actions {
+                match a {
+                    PackageAction::Repair { .. } => {
+                        self.db.repair(progress)?;
+                        continue 'assess;
+                    }
+                    PackageAction::Install { packages, .. } => {
+                        self.availability(packages, progress)?;
+                        let names: Vec<&str> = packages.iter().map(|(n, _)| n.as_str()).collect();
+                        self.db.install(&names, progress)?;
+                    }
+                    PackageAction::Upgrade { name, .. } => self.db.upgrade(&[name], progress)?,
+                }
+            }
             return Ok(());
         }
-        self.availability(&missing, progress)?;
-        let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
-        self.db.install(&names, progress)
+        Ok(())
     }
 }
 

@@ -5,11 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use bootstrap::desired::{self, IPXE_MIN_BUILD, NIC_ROMS};
-use bootstrap::ipxe::build_date;
+use bootstrap::assess::packages::{self, PackageAction};
+use bootstrap::assess::Assessment;
+use bootstrap::desired::{self, NIC_ROMS};
 use bootstrap::os::{Family, Platform};
 
 use super::Host;
+use crate::assessed::{self, Severity};
 use crate::check::CheckResult;
 use crate::options::Options;
 
@@ -51,57 +53,30 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     };
     for p in &wanted {
         let id = format!("package.{}", p.name);
-        out.push(match versions.get(p.name) {
-            Some(v) => CheckResult::pass(id, format!("{} {v}", p.name)),
-            None => CheckResult::fail(
-                id,
-                format!("{} is not installed", p.name),
-                install_hint(platform, p.name, &p.repo_hint),
-            ),
-        });
+        let a = packages::package(platform.family, p, &versions);
+        out.push(assessed::result(&id, Severity::Fail, BY_PACKAGES, &a));
     }
     out.push(ipxe_build(platform, &versions));
     out.extend(roms(opts, host, platform));
     out
 }
 
-fn install_hint(platform: &Platform, name: &str, repo: &str) -> String {
-    format!(
-        "run bootstrap, or `{} install {name}` (from {repo})",
-        platform.family.package_manager()
-    )
-}
+/// bootstrap's command line and the step that installs the packages.
+const BY_PACKAGES: (&str, &str) = ("bootstrap", "packages");
 
+/// `ipxe.build`: the shared assessment; a ROM package not installed is the `packages`
+/// step's to install, an old build the `ipxe` step's to upgrade.
 fn ipxe_build(platform: &Platform, versions: &BTreeMap<String, String>) -> CheckResult {
-    let id = "ipxe.build";
-    let name = desired::ipxe_package(platform.family);
-    let repo = desired::packages(platform)
-        .into_iter()
-        .find(|p| p.name == name)
-        .map(|p| p.repo_hint)
-        .unwrap_or_default();
-    let Some(version) = versions.get(name) else {
-        return CheckResult::fail(
-            id,
-            format!("{name} is not installed: no iPXE ROMs for network boot"),
-            install_hint(platform, name, &repo),
-        );
-    };
-    match build_date(version) {
-        Some(d) if d >= IPXE_MIN_BUILD => {
-            CheckResult::pass(id, format!("{name} {version}: built {d} (at least {IPXE_MIN_BUILD})"))
+    let a = packages::ipxe_build(platform.family, &desired::ipxe_roms(platform), versions);
+    let step = match &a {
+        Assessment::NotMet { actions, .. }
+            if matches!(actions.first(), Some(PackageAction::Install { .. })) =>
+        {
+            BY_PACKAGES
         }
-        Some(d) => CheckResult::fail(
-            id,
-            format!("{name} {version}: built {d}, older than {IPXE_MIN_BUILD}; such builds make PXE boots time out"),
-            format!("update {name} to a 2016 or later build (from {repo})"),
-        ),
-        None => CheckResult::warn(
-            id,
-            format!("{name} {version}: no build date in the version"),
-            format!("make sure it is a {} or later build", IPXE_MIN_BUILD.year),
-        ),
-    }
+        _ => ("bootstrap", "ipxe"),
+    };
+    assessed::result("ipxe.build", Severity::Fail, step, &a)
 }
 
 fn roms(opts: &Options, host: &Host, platform: &Platform) -> Vec<CheckResult> {
