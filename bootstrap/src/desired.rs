@@ -303,6 +303,10 @@ impl PolkitBackend {
     }
 }
 
+/// Mode of the files the `kvm` and `devkvm` steps own (the nested config, the udev rule),
+/// `root:root`.
+pub const KVM_FILES_MODE: u32 = 0o644;
+
 /// Where `nested=1` for the vendor KVM module is configured.
 pub const NESTED_CONF_PATH: &str = "/etc/modprobe.d/virthost-kvm-nested.conf";
 

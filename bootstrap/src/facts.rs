@@ -207,6 +207,23 @@ pub fn is_running(root: &HostRoot, name: &str) -> bool {
     !processes(root, |c| c == name).is_empty()
 }
 
+/// Whether the host path `path` is a file bootstrap owns, in place: a regular file with
+/// exactly `content`, `root:root`, `mode` (what `steps::files` writes). A symlink or
+/// anything but a regular file is an error.
+pub fn owned_file_in_place(
+    root: &HostRoot,
+    path: &str,
+    content: &str,
+    mode: u32,
+) -> anyhow::Result<bool> {
+    let want = crate::atomic::Wanted {
+        content: content.as_bytes(),
+        mode,
+        owner: crate::atomic::Owner::ROOT,
+    };
+    Ok(crate::atomic::diff(&root.path(path), &want)?.is_empty())
+}
+
 /// Owner, group and permission bits of a device node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct DevNode {

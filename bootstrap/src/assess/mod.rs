@@ -10,6 +10,7 @@
 //! Moved here so far: the storage pool ([`pool`]) and the VM user ([`user`]); the other
 //! requirements still have a step `check()` and a validate check each (issue 9).
 
+pub mod kvm;
 pub mod packages;
 pub mod pool;
 pub mod user;

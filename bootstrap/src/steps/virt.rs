@@ -8,6 +8,8 @@ use std::process::Command;
 use anyhow::Context;
 
 use super::files::{apply_file, is_in_place, root_owned};
+use crate::assess::kvm::{self, KvmAction};
+use crate::assess::Assessment;
 use crate::atomic::{self, Owner, Wanted};
 use crate::cmd::CommandExt;
 use crate::cpu::VirtExtension;
@@ -16,9 +18,10 @@ use crate::facts::{self, DevNode, KvmModules};
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
 
-/// Loads kvm and the vendor module, configures `nested=1`, and activates it by reloading
-/// the vendor module only while no guest runs. Module commands act on the running kernel,
-/// so they run only when the root is `/`.
+/// Carries out [`crate::assess::kvm`]'s actions: loads kvm and the vendor module,
+/// configures `nested=1`, and activates it by reloading the vendor module only while no
+/// guest runs. Module commands act on the running kernel, so they run only when the root
+/// is `/`.
 pub struct Kvm {
     pub ext: Option<VirtExtension>,
     reload_error: RefCell<Option<String>>,
@@ -33,12 +36,57 @@ impl Kvm {
     }
 }
 
-/// Mode of the files these steps own (the nested config, the udev rule), `root:root`.
-const OWNED_MODE: u32 = 0o644;
+const OWNED_MODE: u32 = desired::KVM_FILES_MODE;
 
 pub const NO_VIRT: &str = "no VT-x/AMD-V flag (vmx/svm) in /proc/cpuinfo: guests will be emulated \
 (TCG), many times slower; enable virtualization in the firmware, or nested virtualization on the \
 outer hypervisor";
+
+impl Kvm {
+    /// The shared assessments ([`crate::assess::kvm`]): the modules, then nesting.
+    fn assess(
+        &self,
+        root: &HostRoot,
+        ext: VirtExtension,
+    ) -> anyhow::Result<(Assessment<KvmAction>, Assessment<KvmAction>)> {
+        let m = KvmModules::read(root, Some(ext));
+        let conf = desired::nested_conf(ext);
+        let conf_in_place = facts::owned_file_in_place(root, NESTED_CONF_PATH, &conf, OWNED_MODE)?;
+        let guests: Vec<u32> = facts::running_guests(root).iter().map(|g| g.pid).collect();
+        let reload_error = self.reload_error.borrow().clone();
+        Ok((
+            kvm::modules(ext, &m),
+            kvm::nested(ext, &m, conf_in_place, &guests, reload_error.as_deref()),
+        ))
+    }
+
+    fn act(&self, root: &HostRoot, ext: VirtExtension, a: &KvmAction) -> anyhow::Result<()> {
+        match a {
+            KvmAction::WriteNestedConf { .. } => {
+                let conf = desired::nested_conf(ext);
+                let want = root_owned(&conf, OWNED_MODE);
+                apply_file(root, NESTED_CONF_PATH, &want, |_| Ok(()))?;
+            }
+            // Module commands act on the running kernel: only when the root is `/`.
+            _ if !root.is_system() => {}
+            // Loading reads the nested=1 just written.
+            KvmAction::Load { module } => Command::new("modprobe").arg(module).run()?,
+            KvmAction::Reload { module } => {
+                if let Err(e) = Command::new("modprobe").args(["-r", module]).run() {
+                    *self.reload_error.borrow_mut() = Some(e.to_string());
+                    return Ok(());
+                }
+                Command::new("modprobe")
+                    .arg(module)
+                    .run()
+                    .with_context(|| {
+                        format!("{module} was unloaded to enable nesting and did not load again")
+                    })?;
+            }
+        }
+        Ok(())
+    }
+}
 
 impl Step for Kvm {
     fn id(&self) -> &'static str {
@@ -49,47 +97,21 @@ impl Step for Kvm {
         let Some(ext) = self.ext else {
             return Ok(Check::Skip(format!("warning: {NO_VIRT}")));
         };
-        let module = ext.kvm_module();
-        let m = KvmModules::read(root, Some(ext));
-        let mut pending = vec![];
-        let conf = desired::nested_conf(ext);
-        if !is_in_place(root, NESTED_CONF_PATH, &root_owned(&conf, OWNED_MODE))? {
-            pending.push(format!(
-                "write {NESTED_CONF_PATH}: options {module} nested=1"
-            ));
-        }
-        let guests = facts::running_guests(root);
-        let reload_error = self.reload_error.borrow().clone();
-        if !m.kvm_loaded || !m.vendor_loaded {
-            pending.push(format!("load kvm and {module} (modprobe {module})"));
-        } else if m.nested != Some(true) && guests.is_empty() && reload_error.is_none() {
-            pending.push(format!(
-                "reload {module} to activate nested=1 (no guest is running)"
-            ));
+        let (modules, nested) = self.assess(root, ext)?;
+        let mut pending = nested.described();
+        for a in modules.described() {
+            if !pending.contains(&a) {
+                pending.push(a);
+            }
         }
         if !pending.is_empty() {
             return Ok(Check::Pending(pending));
         }
-        Ok(Check::Converged(match m.nested {
-            Some(true) => format!("{}: {module} loaded, nested active", ext.label()),
-            _ => {
-                let why = match reload_error {
-                    Some(e) => format!("reload failed: {e}"),
-                    None => format!(
-                        "{} guest(s) running, not reloaded: pids {}",
-                        guests.len(),
-                        guests
-                            .iter()
-                            .map(|g| g.pid.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
-                };
-                format!(
-                    "{}: {module} loaded; nested=1 configured, active after reboot or module reload ({why})",
-                    ext.label()
-                )
-            }
+        Ok(Check::Converged(match nested {
+            // Guests running (or a failed reload): configured, and reported, not failed.
+            Assessment::Blocked { detail, .. } => format!("{}: {detail}", ext.label()),
+            Assessment::Met(detail) | Assessment::Unknown(detail) => detail,
+            Assessment::NotMet { detail, .. } => detail,
         }))
     }
 
@@ -97,32 +119,11 @@ impl Step for Kvm {
         let Some(ext) = self.ext else {
             return Ok(());
         };
-        let module = ext.kvm_module();
-        let conf = desired::nested_conf(ext);
-        apply_file(
-            root,
-            NESTED_CONF_PATH,
-            &root_owned(&conf, OWNED_MODE),
-            |_| Ok(()),
-        )?;
-        if !root.is_system() {
-            return Ok(());
-        }
-        let m = KvmModules::read(root, Some(ext));
-        if !m.kvm_loaded || !m.vendor_loaded {
-            // Loading reads the nested=1 just written.
-            Command::new("modprobe").arg(module).run()?;
-        } else if m.nested != Some(true) && facts::running_guests(root).is_empty() {
-            if let Err(e) = Command::new("modprobe").args(["-r", module]).run() {
-                *self.reload_error.borrow_mut() = Some(e.to_string());
-                return Ok(());
+        let (_, nested) = self.assess(root, ext)?;
+        if let Assessment::NotMet { actions, .. } = nested {
+            for a in &actions {
+                self.act(root, ext, a)?;
             }
-            Command::new("modprobe")
-                .arg(module)
-                .run()
-                .with_context(|| {
-                    format!("{module} was unloaded to enable nesting and did not load again")
-                })?;
         }
         Ok(())
     }

@@ -7,12 +7,15 @@
 //! first four (no hardware virtualization) into WARNs: such a host runs guests under TCG
 //! (`<domain type='qemu'>`).
 
-use bootstrap::desired::{KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
-use bootstrap::facts::KvmModules;
+use bootstrap::assess::{kvm, Assessment};
+use bootstrap::cpu::VirtExtension;
+use bootstrap::desired::{self, KVM_FILES_MODE, KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
+use bootstrap::facts::{self, KvmModules};
 use bootstrap::os::Family;
 
 use super::Host;
 use crate::accounts::AccountsExt;
+use crate::assessed::{self, Severity};
 use crate::check::{CheckResult, Status};
 use crate::options::Options;
 use crate::probe::{FileKind, KvmAnswer};
@@ -41,35 +44,28 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     // The shared reader of /sys/module (bootstrap::facts), as bootstrap sees the modules.
     let mods = KvmModules::read(host.probe.root(), ext);
     let kvm_loaded = mods.kvm_loaded;
-    let vendor = mods.vendor_module;
-    out.push(hw(match (kvm_loaded, vendor, mods.vendor_loaded) {
-        (false, _, _) => CheckResult::fail(
+    out.push(hw(match ext {
+        // The shared assessment, as bootstrap's `kvm` step sees it.
+        Some(e) => assessed::result(
+            "kvm.module",
+            Severity::Fail,
+            BY_KVM,
+            &kvm::modules(e, &mods),
+        ),
+        // No extension: nothing bootstrap can load; say what is there.
+        None if !kvm_loaded => CheckResult::fail(
             "kvm.module",
             "no module: /sys/module/kvm is absent",
-            match vendor {
-                Some(m) => format!("modprobe {m} (and make it load at boot)"),
-                None => format!("the CPU has no vmx/svm, so KVM cannot load; {EMULATION_HINT}"),
-            },
+            format!("the CPU has no vmx/svm, so KVM cannot load; {EMULATION_HINT}"),
         ),
-        (true, Some(m), true) => CheckResult::pass("kvm.module", format!("kvm and {m} loaded")),
-        (true, Some(m), _) => CheckResult::fail(
+        None => CheckResult::fail(
             "kvm.module",
-            format!("kvm is loaded but {m} is not"),
             format!(
-                "modprobe {m}; if it fails, check dmesg (virtualization disabled in the firmware?)"
+                "kvm is loaded ({}) but the CPU has no vmx/svm for kvm_intel or kvm_amd",
+                loaded_kvm_modules(host).join(", ")
             ),
+            EMULATION_HINT,
         ),
-        (true, None, _) => {
-            let others: Vec<String> = loaded_kvm_modules(host);
-            CheckResult::fail(
-                "kvm.module",
-                format!(
-                    "kvm is loaded ({}) but the CPU has no vmx/svm for kvm_intel or kvm_amd",
-                    others.join(", ")
-                ),
-                EMULATION_HINT,
-            )
-        }
     }));
 
     // The device node.
@@ -99,7 +95,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
         )));
     }
 
-    out.push(nested(&mods));
+    out.push(nested(host, ext, &mods));
     out.push(device(
         host,
         "dev.vhost-net",
@@ -291,29 +287,28 @@ fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
     }
 }
 
-fn nested(mods: &KvmModules) -> CheckResult {
+/// bootstrap's command line and the step that owns `kvm.module` and `kvm.nested`.
+const BY_KVM: (&str, &str) = ("bootstrap", "kvm");
+
+fn nested(host: &Host, ext: Option<VirtExtension>, mods: &KvmModules) -> CheckResult {
     let id = "kvm.nested";
-    let Some(module) = mods.vendor_module else {
+    let Some(ext) = ext else {
         return CheckResult::warn(
             id,
             "not applicable: no hardware virtualization, so no nested virtualization either",
             "VMs on this host cannot run KVM guests of their own",
         );
     };
-    let hint = format!("bootstrap writes {NESTED_CONF_PATH} (options {module} nested=1); then reload {module} with no VM running");
-    match mods.nested {
-        Some(true) => CheckResult::pass(id, format!("{module} nested=1")),
-        Some(false) => CheckResult::warn(
-            id,
-            format!("{module} nested=0: VMs cannot run KVM guests"),
-            hint,
-        ),
-        None => CheckResult::warn(
-            id,
-            format!("/sys/module/{module}/parameters/nested is absent ({module} not loaded?)"),
-            hint,
-        ),
-    }
+    let root = host.probe.root();
+    let conf = desired::nested_conf(ext);
+    let a = match facts::owned_file_in_place(root, NESTED_CONF_PATH, &conf, KVM_FILES_MODE) {
+        Ok(in_place) => {
+            let guests: Vec<u32> = facts::running_guests(root).iter().map(|g| g.pid).collect();
+            kvm::nested(ext, mods, in_place, &guests, None)
+        }
+        Err(e) => Assessment::Unknown(format!("{e:#}")),
+    };
+    assessed::result(id, Severity::Warn, BY_KVM, &a)
 }
 
 fn device(host: &Host, id: &str, path: &str, missing: Status, hint: &str) -> CheckResult {
@@ -355,6 +350,7 @@ mod tests {
         base(cpuinfo)
             .dir("/sys/module/kvm")
             .file("/sys/module/kvm_intel/parameters/nested", "Y\n")
+            .file(NESTED_CONF_PATH, &desired::nested_conf(VirtExtension::Vmx))
             .meta("/dev/kvm", 0, 107, 0o660, FileKind::Char)
             .meta("/dev/vhost-net", 0, 0, 0o600, FileKind::Char)
             .meta("/dev/net/tun", 0, 0, 0o666, FileKind::Char)
@@ -509,6 +505,20 @@ mod tests {
         assert_eq!(get(&r, "kvm.nested").status, Status::Warn);
         let t = ready(VMX).file("/sys/module/kvm_intel/parameters/nested", "1\n");
         assert_eq!(get(&results(&t, false), "kvm.nested").status, Status::Pass);
+        // Active by the kernel's default, but not configured as bootstrap configures it.
+        let t = ready(VMX).file(NESTED_CONF_PATH, "options kvm_intel nested=0\n");
+        let n = get(&results(&t, false), "kvm.nested").clone();
+        assert_eq!(
+            (n.status, n.bootstrap_step.as_deref()),
+            (Status::Warn, Some("kvm"))
+        );
+        assert!(
+            n.hint
+                .as_deref()
+                .unwrap()
+                .contains(&format!("write {NESTED_CONF_PATH}")),
+            "{n:?}"
+        );
         let r = results(&base(VMX), false);
         assert_eq!(get(&r, "dev.vhost-net").status, Status::Warn);
         assert_eq!(get(&r, "dev.tun").status, Status::Fail);
