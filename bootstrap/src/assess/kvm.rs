@@ -12,8 +12,8 @@
 
 use super::{Action, Assessment};
 use crate::cpu::VirtExtension;
-use crate::desired::NESTED_CONF_PATH;
-use crate::facts::KvmModules;
+use crate::desired::{KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
+use crate::facts::{DevNode, KvmModules};
 
 /// What the `kvm` step does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +121,100 @@ pub fn nested(
     }
 }
 
+/// What the `devkvm` step does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevKvmAction {
+    /// `groupadd --system kvm`.
+    CreateGroup,
+    /// `chgrp kvm /dev/kvm; chmod 0660 /dev/kvm`; `now`: what it is (`None`: the kvm module
+    /// has not created it yet).
+    SetOwner { now: Option<String> },
+    /// Write [`KVM_UDEV_RULE_PATH`]: no distribution rule keeps `/dev/kvm` in group kvm.
+    WriteUdevRule,
+}
+
+impl Action for DevKvmAction {
+    fn describe(&self) -> String {
+        match self {
+            DevKvmAction::CreateGroup => {
+                format!("create the system group {KVM_GROUP} (groupadd --system {KVM_GROUP})")
+            }
+            DevKvmAction::SetOwner { now: None } => format!(
+                "chgrp {KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} once the kvm module creates it"
+            ),
+            DevKvmAction::SetOwner { now: Some(now) } => format!(
+                "chgrp {KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} (now {now})"
+            ),
+            DevKvmAction::WriteUdevRule => format!(
+                "write {KVM_UDEV_RULE_PATH} (no distribution udev rule gives {DEV_KVM} to the \
+                 {KVM_GROUP} group)"
+            ),
+        }
+    }
+}
+
+/// The device node whose group the `devkvm` step sets.
+pub const DEV_KVM: &str = "/dev/kvm";
+
+/// What the host has for `/dev/kvm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevKvmFacts {
+    /// The node (`None`: absent).
+    pub node: Option<DevNode>,
+    /// How [`DevKvmFacts::node`] reads: `root:kvm 0660`.
+    pub node_text: Option<String>,
+    /// The gid of group kvm, if the group exists.
+    pub kvm_gid: Option<u32>,
+    /// A distribution udev rule that gives `/dev/kvm` to group kvm (its path).
+    pub distro_rule: Option<String>,
+    /// [`KVM_UDEV_RULE_PATH`] is in place.
+    pub own_rule_in_place: bool,
+}
+
+/// `/dev/kvm` `root:kvm`, read-write for the group, now and after a reboot (a udev rule).
+pub fn device(f: &DevKvmFacts) -> Assessment<DevKvmAction> {
+    let mut actions = vec![];
+    let mut wrong = vec![];
+    if f.kvm_gid.is_none() {
+        wrong.push(format!("no group {KVM_GROUP}"));
+        actions.push(DevKvmAction::CreateGroup);
+    }
+    match &f.node {
+        None => {
+            wrong.push(format!("no {DEV_KVM}"));
+            actions.push(DevKvmAction::SetOwner { now: None });
+        }
+        Some(n) if !f.kvm_gid.is_some_and(|g| n.usable_by_group(g)) => {
+            let now = f
+                .node_text
+                .clone()
+                .unwrap_or_else(|| format!("{}:{} {:04o}", n.uid, n.gid, n.mode));
+            wrong.push(format!(
+                "{DEV_KVM} is {now}, not root:{KVM_GROUP} with group read-write"
+            ));
+            actions.push(DevKvmAction::SetOwner { now: Some(now) });
+        }
+        Some(_) => {}
+    }
+    if f.distro_rule.is_none() && !f.own_rule_in_place {
+        wrong.push(format!(
+            "no udev rule keeps {DEV_KVM} in group {KVM_GROUP} after a reboot"
+        ));
+        actions.push(DevKvmAction::WriteUdevRule);
+    }
+    if !actions.is_empty() {
+        return Assessment::NotMet {
+            detail: wrong.join("; "),
+            actions,
+        };
+    }
+    Assessment::Met(format!(
+        "{DEV_KVM} {}, kept at boot by {}",
+        f.node_text.as_deref().unwrap_or("?"),
+        f.distro_rule.as_deref().unwrap_or(KVM_UDEV_RULE_PATH)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +281,56 @@ mod tests {
                 module: "kvm_intel"
             }
             .describe()]
+        );
+    }
+
+    #[test]
+    fn dev_kvm_wants_group_kvm_read_write_and_a_rule_for_the_next_boot() {
+        let ready = DevKvmFacts {
+            node: Some(DevNode {
+                uid: 0,
+                gid: 107,
+                mode: 0o660,
+            }),
+            node_text: Some("root:kvm 0660".into()),
+            kvm_gid: Some(107),
+            distro_rule: Some("/usr/lib/udev/rules.d/50-udev-default.rules".into()),
+            own_rule_in_place: false,
+        };
+        assert_eq!(
+            device(&ready),
+            Assessment::Met(
+                "/dev/kvm root:kvm 0660, kept at boot by /usr/lib/udev/rules.d/50-udev-default.rules"
+                    .into()
+            )
+        );
+        let fresh = DevKvmFacts {
+            node: Some(DevNode {
+                uid: 0,
+                gid: 0,
+                mode: 0o600,
+            }),
+            node_text: Some("root:root 0600".into()),
+            kvm_gid: None,
+            distro_rule: None,
+            own_rule_in_place: false,
+        };
+        assert_eq!(
+            device(&fresh).described(),
+            [
+                "create the system group kvm (groupadd --system kvm)",
+                "chgrp kvm /dev/kvm and chmod 0660 (now root:root 0600)",
+                "write /etc/udev/rules.d/65-virthost-kvm.rules (no distribution udev rule gives \
+                 /dev/kvm to the kvm group)"
+            ]
+        );
+        let own_rule = DevKvmFacts {
+            distro_rule: None,
+            own_rule_in_place: true,
+            ..ready
+        };
+        assert!(
+            matches!(device(&own_rule), Assessment::Met(ref d) if d.ends_with("65-virthost-kvm.rules"))
         );
     }
 }

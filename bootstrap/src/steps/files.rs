@@ -52,11 +52,6 @@ pub fn root_owned(content: &str, mode: u32) -> Wanted<'_> {
     }
 }
 
-/// Whether the host path `path` is already exactly `want` (nothing to write).
-pub fn is_in_place(root: &HostRoot, path: &str, want: &Wanted) -> Result<bool> {
-    Ok(matches!(check_file(root, path, want)?, Check::Converged(_)))
-}
-
 /// What writing `want` to the host path `path` would change, as a [`Check`].
 pub fn check_file(root: &HostRoot, path: &str, want: &Wanted) -> Result<Check> {
     let real = root.path(path);

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use super::files::{apply_file, is_in_place, root_owned};
-use crate::assess::kvm::{self, KvmAction};
+use super::files::{apply_file, root_owned};
+use crate::assess::kvm::{self, DevKvmAction, DevKvmFacts, KvmAction, DEV_KVM};
 use crate::assess::Assessment;
 use crate::atomic::{self, Owner, Wanted};
 use crate::cmd::CommandExt;
@@ -135,8 +135,6 @@ pub struct DevKvm {
     pub ext: Option<VirtExtension>,
 }
 
-const DEV_KVM: &str = "/dev/kvm";
-
 fn describe(root: &HostRoot, n: &DevNode) -> String {
     let group = facts::group_name(root, n.gid).unwrap_or_else(|| n.gid.to_string());
     let owner = if n.uid == 0 {
@@ -157,97 +155,89 @@ impl Step for DevKvm {
     }
 
     fn check(&self, root: &HostRoot) -> anyhow::Result<Check> {
-        let gid = facts::group_gid(root, KVM_GROUP)?;
-        let node = DevNode::read(root, DEV_KVM)?;
-        if node.is_none() && self.ext.is_none() {
+        let f = dev_kvm_facts(root)?;
+        if f.node.is_none() && self.ext.is_none() {
             return Ok(Check::Skip(
                 "no /dev/kvm and no VT-x/AMD-V: nothing to give the kvm group".into(),
             ));
         }
-        let distro_rule = facts::distro_kvm_udev_rule(root);
-        let mut pending = vec![];
-        if gid.is_none() {
-            pending.push(format!(
-                "create the system group {KVM_GROUP} (groupadd --system {KVM_GROUP})"
-            ));
-        }
-        match &node {
-            None => pending.push(format!(
-                "chgrp {KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} once the kvm module creates it"
-            )),
-            Some(n) if !gid.is_some_and(|g| n.usable_by_group(g)) => pending.push(format!(
-                "chgrp {KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} (now {})",
-                describe(root, n)
-            )),
-            Some(_) => {}
-        }
-        if distro_rule.is_none()
-            && !is_in_place(
-                root,
-                KVM_UDEV_RULE_PATH,
-                &root_owned(&desired::kvm_udev_rule(), OWNED_MODE),
-            )?
-        {
-            pending.push(format!(
-                "write {KVM_UDEV_RULE_PATH} (no distribution udev rule gives {DEV_KVM} to the {KVM_GROUP} group)"
-            ));
-        }
-        if !pending.is_empty() {
-            return Ok(Check::Pending(pending));
-        }
-        let n = node.expect("checked above");
-        Ok(Check::Converged(format!(
-            "{DEV_KVM} {}, kept at boot by {}",
-            describe(root, &n),
-            distro_rule.as_deref().unwrap_or(KVM_UDEV_RULE_PATH)
-        )))
+        kvm::device(&f).to_check(|why| why.to_string())
     }
 
     fn apply(&self, root: &HostRoot, _progress: &dyn Progress) -> anyhow::Result<()> {
-        if facts::group_gid(root, KVM_GROUP)?.is_none() {
-            let mut c = Command::new("groupadd");
-            if !root.is_system() {
-                c.arg("--prefix").arg(root.dir());
-            }
-            c.args(["--system", KVM_GROUP]).run()?;
-        }
-        let gid = facts::group_gid(root, KVM_GROUP)?
-            .with_context(|| format!("group {KVM_GROUP} missing after groupadd"))?;
-        if facts::distro_kvm_udev_rule(root).is_none() {
-            let text = desired::kvm_udev_rule();
-            let rule = root_owned(&text, OWNED_MODE);
-            apply_file(root, KVM_UDEV_RULE_PATH, &rule, |_| Ok(()))?;
-        }
-        let Some(node) = DevNode::read(root, DEV_KVM)? else {
+        let Assessment::NotMet { actions, .. } = kvm::device(&dev_kvm_facts(root)?) else {
             return Ok(());
         };
-        if node.usable_by_group(gid) {
-            return Ok(());
-        }
-        let path = root.path(DEV_KVM);
-        let meta =
-            std::fs::metadata(&path).with_context(|| format!("{}: cannot stat", path.display()))?;
-        if meta.file_type().is_char_device() {
-            std::os::unix::fs::chown(&path, Some(0), Some(gid))
-                .with_context(|| format!("chgrp {KVM_GROUP} {}", path.display()))?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(KVM_MODE))
-                .with_context(|| format!("chmod {KVM_MODE:o} {}", path.display()))?;
-        } else {
-            // A fixture host's captured stat line (see `DevNode::read`), rewritten
-            // atomically like every file bootstrap writes; the file keeps its own mode.
-            let line = format!("0 {gid} {KVM_MODE:o}\n");
-            let want = Wanted {
-                content: line.as_bytes(),
-                mode: meta.mode() & 0o7777,
-                owner: Owner {
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                },
-            };
-            atomic::write(&path, &want)?;
+        for a in &actions {
+            match a {
+                DevKvmAction::CreateGroup => {
+                    let mut c = Command::new("groupadd");
+                    if !root.is_system() {
+                        c.arg("--prefix").arg(root.dir());
+                    }
+                    c.args(["--system", KVM_GROUP]).run()?;
+                }
+                DevKvmAction::WriteUdevRule => {
+                    let text = desired::kvm_udev_rule();
+                    let rule = root_owned(&text, OWNED_MODE);
+                    apply_file(root, KVM_UDEV_RULE_PATH, &rule, |_| Ok(()))?;
+                }
+                // The kvm module creates it; then the next run sets it.
+                DevKvmAction::SetOwner { now: None } => {}
+                DevKvmAction::SetOwner { now: Some(_) } => set_owner(root)?,
+            }
         }
         Ok(())
     }
+}
+
+/// What [`kvm::device`] judges, read from the host.
+pub fn dev_kvm_facts(root: &HostRoot) -> anyhow::Result<DevKvmFacts> {
+    let node = DevNode::read(root, DEV_KVM)?;
+    let distro_rule = facts::distro_kvm_udev_rule(root);
+    let own_rule_in_place = distro_rule.is_none()
+        && facts::owned_file_in_place(
+            root,
+            KVM_UDEV_RULE_PATH,
+            &desired::kvm_udev_rule(),
+            OWNED_MODE,
+        )?;
+    Ok(DevKvmFacts {
+        node_text: node.as_ref().map(|n| describe(root, n)),
+        node,
+        kvm_gid: facts::group_gid(root, KVM_GROUP)?,
+        distro_rule,
+        own_rule_in_place,
+    })
+}
+
+/// `/dev/kvm` to `root:kvm 0660`.
+fn set_owner(root: &HostRoot) -> anyhow::Result<()> {
+    let gid = facts::group_gid(root, KVM_GROUP)?
+        .with_context(|| format!("group {KVM_GROUP} missing after groupadd"))?;
+    let path = root.path(DEV_KVM);
+    let meta =
+        std::fs::metadata(&path).with_context(|| format!("{}: cannot stat", path.display()))?;
+    if meta.file_type().is_char_device() {
+        std::os::unix::fs::chown(&path, Some(0), Some(gid))
+            .with_context(|| format!("chgrp {KVM_GROUP} {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(KVM_MODE))
+            .with_context(|| format!("chmod {KVM_MODE:o} {}", path.display()))?;
+    } else {
+        // A fixture host's captured stat line (see `DevNode::read`), rewritten
+        // atomically like every file bootstrap writes; the file keeps its own mode.
+        let line = format!("0 {gid} {KVM_MODE:o}\n");
+        let want = Wanted {
+            content: line.as_bytes(),
+            mode: meta.mode() & 0o7777,
+            owner: Owner {
+                uid: meta.uid(),
+                gid: meta.gid(),
+            },
+        };
+        atomic::write(&path, &want)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use bootstrap::assess::{kvm, Assessment};
 use bootstrap::cpu::VirtExtension;
 use bootstrap::desired::{self, KVM_FILES_MODE, KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
-use bootstrap::facts::{self, KvmModules};
+use bootstrap::facts::{self, DevNode, KvmModules};
 use bootstrap::os::Family;
 
 use super::Host;
@@ -70,18 +70,15 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
 
     // The device node.
     let dev = host.probe.meta("/dev/kvm");
-    out.push(hw(match &dev {
-        Ok(m) if m.kind == FileKind::Char => CheckResult::pass(
-            "kvm.device",
-            format!("/dev/kvm {}:{} {:04o}", host.accounts.uid_name(m.uid), host.accounts.gid_name(m.gid), m.mode),
-        ),
-        Ok(_) => CheckResult::fail("kvm.device", "/dev/kvm is not a character device", "remove it and reload the kvm module"),
-        Err(_) => CheckResult::fail(
+    out.push(match &dev {
+        Ok(m) if m.kind == FileKind::Char => device_owner(host, m),
+        Ok(_) => hw(CheckResult::fail("kvm.device", "/dev/kvm is not a character device", "remove it and reload the kvm module")),
+        Err(_) => hw(CheckResult::fail(
             "kvm.device",
             "/dev/kvm is absent",
             if kvm_loaded { "the kvm module is loaded but udev did not create /dev/kvm; check udev (or mknod /dev/kvm c 10 232)".to_string() } else { format!("load the KVM module; {EMULATION_HINT}") },
-        ),
-    }));
+        )),
+    });
 
     // Does it work?
     if dev.is_ok() {
@@ -287,6 +284,62 @@ fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
     }
 }
 
+/// `kvm.device` of a device node that is there: the shared assessment of bootstrap's
+/// `devkvm` step (group kvm, read-write for it, kept so at boot by a udev rule). A missing
+/// rule alone is a WARN: the node is right until the next boot.
+fn device_owner(host: &Host, m: &crate::probe::FileMeta) -> CheckResult {
+    let root = host.probe.root();
+    let a = &host.accounts;
+    let distro_rule = facts::distro_kvm_udev_rule(root);
+    let own_rule = distro_rule.is_none().then(|| {
+        facts::owned_file_in_place(
+            root,
+            KVM_UDEV_RULE_PATH,
+            &desired::kvm_udev_rule(),
+            KVM_FILES_MODE,
+        )
+    });
+    let kvm_gid = facts::group_gid(root, KVM_GROUP);
+    let (own_rule_in_place, kvm_gid) = match (own_rule.transpose(), kvm_gid) {
+        (Ok(r), Ok(g)) => (r.unwrap_or(false), g),
+        (Err(e), _) | (_, Err(e)) => {
+            let u = Assessment::<kvm::DevKvmAction>::Unknown(format!("{e:#}"));
+            return assessed::result("kvm.device", Severity::Fail, BY_DEVKVM, &u);
+        }
+    };
+    let f = kvm::DevKvmFacts {
+        node: Some(DevNode {
+            uid: m.uid,
+            gid: m.gid,
+            mode: m.mode,
+        }),
+        node_text: Some(format!(
+            "{}:{} {:04o}",
+            a.uid_name(m.uid),
+            a.gid_name(m.gid),
+            m.mode
+        )),
+        kvm_gid,
+        distro_rule,
+        own_rule_in_place,
+    };
+    let assessment = kvm::device(&f);
+    let severity = match &assessment {
+        Assessment::NotMet { actions, .. }
+            if actions
+                .iter()
+                .all(|x| *x == kvm::DevKvmAction::WriteUdevRule) =>
+        {
+            Severity::Warn
+        }
+        _ => Severity::Fail,
+    };
+    assessed::result("kvm.device", severity, BY_DEVKVM, &assessment)
+}
+
+/// bootstrap's command line and the step that owns `kvm.device`.
+const BY_DEVKVM: (&str, &str) = ("bootstrap", "devkvm");
+
 /// bootstrap's command line and the step that owns `kvm.module` and `kvm.nested`.
 const BY_KVM: (&str, &str) = ("bootstrap", "kvm");
 
@@ -351,6 +404,10 @@ mod tests {
             .dir("/sys/module/kvm")
             .file("/sys/module/kvm_intel/parameters/nested", "Y\n")
             .file(NESTED_CONF_PATH, &desired::nested_conf(VirtExtension::Vmx))
+            .file(
+                "/usr/lib/udev/rules.d/50-udev-default.rules",
+                "KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\"\n",
+            )
             .meta("/dev/kvm", 0, 107, 0o660, FileKind::Char)
             .meta("/dev/vhost-net", 0, 0, 0o600, FileKind::Char)
             .meta("/dev/net/tun", 0, 0, 0o666, FileKind::Char)
