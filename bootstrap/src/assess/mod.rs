@@ -7,9 +7,14 @@
 //! step (`validate::assessed`). Two verdicts that could drift apart cannot exist: there is
 //! one function.
 //!
-//! Moved here so far: the storage pool ([`pool`]) and the VM user ([`user`]); the other
-//! requirements still have a step `check()` and a validate check each (issue 9).
+//! Here: the packages and the iPXE build ([`packages`]), the KVM modules, nested
+//! virtualization and `/dev/kvm` ([`kvm`]), the VM user ([`user`]), the SSH keys
+//! ([`keys`]) and the storage pool ([`pool`]). Not (yet) here: the polkit rule, sudo and
+//! libvirt's services, whose validate counterparts are proofs rather than readings
+//! (`libvirt.polkit` connects as the user; `libvirt.connect` connects), and the files
+//! bootstrap owns outright (`steps::files`: exact content, mode and owner).
 
+pub mod keys;
 pub mod kvm;
 pub mod packages;
 pub mod pool;

@@ -1,5 +1,5 @@
-//! SSH keys for root (`--root-key`) and the user (`--stack-key`): every given key that is
-//! not already in `~user/.ssh/authorized_keys` (same type and blob) is appended; lines
+//! SSH keys for root (`--root-key`) and the user (`--stack-key`), as
+//! [`crate::assess::keys`] judges them: every given key that is not already in `~user/.ssh/authorized_keys` (same type and blob) is appended; lines
 //! already there are kept verbatim, in order. `.ssh` is 0700 and `authorized_keys` 0600,
 //! owned by the user; the SELinux context is restored where SELinux is enabled.
 //!
@@ -12,6 +12,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::accounts::{Accounts, User};
+use crate::assess::keys;
 use crate::atomic::{self, Wanted};
 use crate::cmd::{self, CommandExt};
 use crate::facts::Selinux;
@@ -45,20 +46,19 @@ impl KeysStep {
         self.user.is_root()
     }
 
-    /// The given keys that `existing` (an `authorized_keys` text) lacks, without repeats.
+    /// The given keys that `existing` (an `authorized_keys` text) lacks, without repeats
+    /// (the shared [`crate::assess::keys::missing`]).
     pub fn missing<'a>(&'a self, existing: &str) -> Vec<&'a PublicKey> {
-        let present: Vec<PublicKey> = existing
-            .lines()
-            .filter_map(|l| PublicKey::parse(l).ok())
-            .collect();
-        let mut missing: Vec<&PublicKey> = Vec::new();
-        for k in &self.keys {
-            let known = present.iter().chain(missing.iter().copied());
-            if !known.into_iter().any(|p| p.same_key(k)) {
-                missing.push(k);
-            }
+        keys::missing(existing, &self.keys)
+    }
+
+    /// Where the keys came from, for messages.
+    fn given_with(&self) -> &'static str {
+        if self.is_root() {
+            "--root-key"
+        } else {
+            "--stack-key"
         }
-        missing
     }
 }
 
@@ -130,9 +130,7 @@ impl Step for KeysStep {
         let owner = user.owner();
         let mut changes = atomic::dir_diff(&p.ssh_dir, SSH_DIR_MODE, owner)?;
         let existing = read_existing(&p.file)?;
-        for k in self.missing(&existing) {
-            changes.push(format!("add {} to {}", k.describe(), p.shown));
-        }
+        changes.extend(keys::keys(&p.shown, &existing, &self.keys, self.given_with()).described());
         if p.file.exists() {
             let want = Wanted {
                 content: existing.as_bytes(),

@@ -8,11 +8,13 @@ use std::path::PathBuf;
 
 use super::Host;
 use bootstrap::accounts::User;
+use bootstrap::assess;
 use bootstrap::hostroot::HostRoot;
 use bootstrap::os::Family;
-use bootstrap::sshkey::{read_key_file, PublicKey};
+use bootstrap::sshkey::read_key_file;
 
 use crate::accounts::AccountsExt;
+use crate::assessed::{self, Severity};
 use crate::check::CheckResult;
 use crate::options::Options;
 use crate::probe::{FileKind, FileMeta};
@@ -209,11 +211,6 @@ fn account(
         }
         Err(_) => String::new(),
     };
-    // Lines that are no valid key (or comments) are skipped, as sshd does.
-    let present: Vec<PublicKey> = text
-        .lines()
-        .filter_map(|l| PublicKey::parse(l).ok())
-        .collect();
     let mut out = Vec::new();
     if !key_files.is_empty() {
         let mut wanted = Vec::new();
@@ -227,29 +224,23 @@ fn account(
                 )),
             }
         }
-        let missing: Vec<String> = wanted
-            .iter()
-            .filter(|w| !present.iter().any(|p| p.same_key(w)))
-            .map(|k| k.describe())
-            .collect();
         if out.is_empty() {
-            out.push(if missing.is_empty() {
-                CheckResult::pass(
-                    keys_id,
-                    format!("{ak} holds all {} key(s) given with {flag}", wanted.len()),
-                )
+            // The shared assessment, as bootstrap's keys step judges the file.
+            let a = assess::keys::keys(&ak, &text, &wanted, flag);
+            let (command, step) = if name == "root" {
+                ("bootstrap --root-key FILE".to_string(), "root-keys")
             } else {
-                CheckResult::fail(
-                    keys_id,
-                    format!(
-                        "{ak} lacks {} of {} key(s) given with {flag}: {}",
-                        missing.len(),
-                        wanted.len(),
-                        missing.join(", ")
-                    ),
-                    format!("run bootstrap {flag} FILE, or append the key to {ak}"),
+                (
+                    format!("bootstrap --user {name} --stack-key FILE"),
+                    "user-keys",
                 )
-            });
+            };
+            out.push(assessed::result(
+                &keys_id,
+                Severity::Fail,
+                (&command, step),
+                &a,
+            ));
         }
     }
     out.push(perms(host, user, &ak, &perms_id));
