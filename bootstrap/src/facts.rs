@@ -7,6 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::accounts::{parse_group, GROUP_PATH};
 use crate::cpu::{CpuInfo, VirtExtension};
 use crate::desired::{self, PolkitBackend};
 use crate::hostroot::HostRoot;
@@ -279,22 +280,23 @@ impl DevNode {
     }
 }
 
-/// The gid of a group, read from `/etc/group` (no NSS: a static binary must not use it).
+/// The gid of a group, read from `/etc/group` by the one group-file reader
+/// ([`crate::accounts::parse_group`]; no NSS: a static binary must not use it).
 pub fn group_gid(root: &HostRoot, name: &str) -> anyhow::Result<Option<u32>> {
-    let text = root.read_optional("/etc/group")?.unwrap_or_default();
-    Ok(text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
-    }))
+    let text = root.read_optional(GROUP_PATH)?.unwrap_or_default();
+    Ok(parse_group(&text)
+        .into_iter()
+        .find(|g| g.name == name)
+        .map(|g| g.gid))
 }
 
-/// The name of a gid, read from `/etc/group`.
+/// The name of a gid, read from `/etc/group` the same way.
 pub fn group_name(root: &HostRoot, gid: u32) -> Option<String> {
-    let text = root.read_optional("/etc/group").ok()??;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 2 && f[2].parse() == Ok(gid)).then(|| f[0].to_string())
-    })
+    let text = root.read_optional(GROUP_PATH).ok()??;
+    parse_group(&text)
+        .into_iter()
+        .find(|g| g.gid == gid)
+        .map(|g| g.name)
 }
 
 const UDEV_RULE_DIRS: &[&str] = &[
