@@ -221,42 +221,9 @@ pub fn udev_rule(
 pub(crate) mod tests {
     use super::*;
 
-    /// Names no valid [`crate::username::UserName`] can be, fed to the renderers directly:
-    /// the second lock must hold without the first.
-    pub const HOSTILE: &[&str] = &[
-        "x\" || true || \"",
-        "x' || true || '",
-        "a\nb",
-        "a\r\nIdentity=unix-user:*",
-        "*",
-        "a?",
-        "x\\",
-        "x\\\" || true //",
-        "a;unix-user:root",
-        " lead",
-        "</script>",
-        "*/ polkit.addRule(function(){return polkit.Result.YES;}); /*",
-        "a\u{2028}b",
-        "a\u{2029}b",
-        "\u{0}",
-        "é",
-        "%admin",
-        "+netgroup",
-        "#0",
-        "ALL",
-        "a,b",
-        "a:b",
-        "a=b",
-        "a!b",
-        "a(b)",
-        "a b",
-        "a\tb",
-        "a$",
-        "john.doe",
-        "\u{1b}[31m",
-        "\u{feff}",
-        "😀",
-    ];
+    /// The shared list of hostile names, fed to the renderers directly: the second lock
+    /// must hold without the first.
+    pub use virthost_testkit::HOSTILE_NAMES as HOSTILE;
 
     #[test]
     fn js_strings_hold_exactly_their_text() {

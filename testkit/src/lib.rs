@@ -98,3 +98,45 @@ pub fn root() -> Option<()> {
     eprintln!("skipping: needs root");
     None
 }
+
+/// Account names that would change what a generated file (a polkit rule, a `.pkla` file, a
+/// sudoers line) means if pasted raw: quotes, newlines, separators, wildcards, escapes,
+/// Unicode line separators, a NUL, and a few ordinary names beside them. Most are no valid
+/// `UserName`; the renderers are tested with them directly, so the quoting holds without the
+/// name check. The one list for bootstrap's unit tests and the real-tool tests.
+pub const HOSTILE_NAMES: &[&str] = &[
+    "stack",
+    "x\" || true || \"",
+    "x' || true || '",
+    "a\nb",
+    "*",
+    "x\\",
+    "x\\\" || true //",
+    "</script>",
+    "*/ polkit.addRule(function(){return polkit.Result.YES;}); /*",
+    "a\u{2028}b",
+    "\u{0}",
+    "é",
+    "%admin",
+    "+netgroup",
+    "#0",
+    "ALL",
+    "a,b",
+    "a:b",
+    "a=b",
+    "a!b",
+    "a(b)",
+    "a b",
+    "a$",
+    "john.doe",
+    "😀",
+    "",
+    "a\r\nIdentity=unix-user:*",
+    "a?",
+    "a;unix-user:root",
+    " lead",
+    "a\u{2029}b",
+    "a\tb",
+    "\u{1b}[31m",
+    "\u{feff}",
+];

@@ -13,35 +13,7 @@ use bootstrap::desired::LIBVIRT_MANAGE_ACTION;
 use bootstrap::render;
 use serde_json::Value;
 
-/// Names that would change a rule's meaning if pasted raw.
-const HOSTILE: &[&str] = &[
-    "stack",
-    "x\" || true || \"",
-    "x' || true || '",
-    "a\nb",
-    "*",
-    "x\\",
-    "x\\\" || true //",
-    "</script>",
-    "*/ polkit.addRule(function(){return polkit.Result.YES;}); /*",
-    "a\u{2028}b",
-    "\u{0}",
-    "é",
-    "%admin",
-    "+netgroup",
-    "#0",
-    "ALL",
-    "a,b",
-    "a:b",
-    "a=b",
-    "a!b",
-    "a(b)",
-    "a b",
-    "a$",
-    "john.doe",
-    "😀",
-    "",
-];
+use virthost_testkit::HOSTILE_NAMES as HOSTILE;
 
 const POLKIT_HARNESS: &str = r#"
 const vm = require('vm'), fs = require('fs');
