@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use crate::checks::libvirt::Account;
+use crate::accounts::Account;
 
 /// Runs `probe` in a child process with `account`'s identity (when validate is root; as
 /// itself otherwise) and returns its answer or error. A child that does not answer within

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
 
+use crate::accounts::{lookup_account, Account};
 use crate::check::CheckResult;
-use crate::checks::libvirt::{lookup_account, Account};
 use crate::options::{uri_host, BootMode, DomainType, Options};
 
 /// `power.bios` / `power.uefi`.
@@ -166,20 +166,20 @@ pub fn sequence(
     Ok(times)
 }
 
-/// Destroys and undefines `name` (with its NVRAM) as validate itself, if it is there.
-fn remove(uri: &str, name: &str) {
-    if let Ok(c) = Connect::open(Some(uri)) {
-        if let Ok(d) = c.lookup_domain_by_name(name) {
-            let _ = d.destroy();
-            let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM);
-        }
+/// Destroys and undefines `name` (with its NVRAM) on validate's own connection, if it is
+/// there.
+fn remove(conn: &Connect, name: &str) {
+    if let Ok(d) = conn.lookup_domain_by_name(name) {
+        let _ = d.destroy();
+        let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM);
     }
 }
 
 /// The power checks, one per `--boot-mode`, for `dtype` domains, named after `run_name`
-/// (`virthost-validate-<pid>-<random>`).
-pub fn run(opts: &Options, dtype: DomainType, run_name: &str) -> Vec<CheckResult> {
-    prepare(opts, dtype, run_name).run()
+/// (`virthost-validate-<pid>-<random>`); `conn` is validate's own connection to
+/// `--connect`, which removes what the sequences leave.
+pub fn run(opts: &Options, conn: &Connect, dtype: DomainType, run_name: &str) -> Vec<CheckResult> {
+    prepare(opts, conn, dtype, run_name).run()
 }
 
 /// The power proof made ready by [`prepare`]: as another user, its children are forked
@@ -187,6 +187,9 @@ pub fn run(opts: &Options, dtype: DomainType, run_name: &str) -> Vec<CheckResult
 pub struct Prepared {
     /// The checks' results when the proof cannot run at all.
     now: Option<Vec<CheckResult>>,
+    /// validate's own connection (a clone of the run's): removes what the sequences leave.
+    /// The sequences never use it: each step opens its own, as the BMC emulators do.
+    conn: Connect,
     uri: String,
     user: String,
     who: String,
@@ -200,8 +203,9 @@ pub struct Prepared {
 type Child = Result<crate::asuser::Waiting, String>;
 
 /// Everything [`run`] does before the first step. Forks (as another user) here, so call it
-/// while the process has one thread: the boot proof's lanes are threads.
-pub fn prepare(opts: &Options, dtype: DomainType, run_name: &str) -> Prepared {
+/// while the process has one thread: the boot proof's lanes are threads. `conn` (validate's
+/// own, idle at the fork) stays in this process; the children open their own as the user.
+pub fn prepare(opts: &Options, conn: &Connect, dtype: DomainType, run_name: &str) -> Prepared {
     let local = uri_host(&opts.connect).is_none();
     let uri = opts.connect.clone();
     let who = if local {
@@ -211,6 +215,7 @@ pub fn prepare(opts: &Options, dtype: DomainType, run_name: &str) -> Prepared {
     };
     let mut prepared = Prepared {
         now: None,
+        conn: conn.clone(),
         uri: uri.clone(),
         user: opts.user.to_string(),
         who,
@@ -305,6 +310,7 @@ impl Prepared {
                 .collect();
         }
         let (uri, who, dtype) = (self.uri.clone(), self.who.clone(), self.dtype);
+        let conn = self.conn.clone();
         let user = self.user.clone();
         self.modes
             .drain(..)
@@ -322,7 +328,7 @@ impl Prepared {
                     None => sequence(&uri, &name, dtype, mode),
                 };
                 // Whatever happened, nothing stays (validate is root here, or the user itself).
-                remove(&uri, &name);
+                remove(&conn, &name);
                 let r = match result {
                     Ok(times) => CheckResult::pass(
                         &id,

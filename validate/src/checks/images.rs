@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Host;
+use crate::accounts::Account;
 use crate::accounts::AccountsExt;
 use crate::check::CheckResult;
-use crate::checks::libvirt::Account;
 
 /// SELinux types QEMU (svirt) may use for image directories and files.
 pub const QEMU_LABELS: &[&str] = &["virt_image_t", "svirt_image_t", "virt_content_t", "nfs_t"];
