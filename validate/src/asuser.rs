@@ -4,6 +4,7 @@
 //! access to the images).
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::accounts::Account;
@@ -46,6 +47,10 @@ pub fn spawn_as(
         ForkResult::Child => {
             drop(rd);
             drop(go_wr);
+            // The run's libvirt connection (root's) is open at the fork: the child, about
+            // to be another user, keeps none of the parent's descriptors but its pipes and
+            // stdio, so whatever it proves it proves on connections of its own.
+            close_inherited([go_rd.as_raw_fd(), wr.as_raw_fd()]);
             // One byte: go. End of file (the parent died or dropped us): leave at once.
             let mut byte = [0u8; 1];
             if !matches!(nix::unistd::read(&go_rd, &mut byte), Ok(1)) {
@@ -188,5 +193,27 @@ fn unset_env(name: &str) {
     if let Ok(n) = std::ffi::CString::new(name) {
         // SAFETY: a NUL-terminated string; the child has one thread.
         unsafe { nix::libc::unsetenv(n.as_ptr()) };
+    }
+}
+
+/// Closes every descriptor from 3 up but the two in `keep`, in a forked child
+/// (`close_range(2)` as a raw system call: nothing allocated, and no glibc >= 2.34 symbol
+/// needed). On a kernel older than 5.9 (ENOSYS) they stay open; the child never uses them.
+fn close_inherited(keep: [std::os::fd::RawFd; 2]) {
+    let (a, b) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
+    let mut first: i64 = 3;
+    for k in [i64::from(a), i64::from(b), i64::from(u32::MAX) + 1] {
+        if k > first {
+            // SAFETY: closes descriptors of this (forked, single-threaded) process only.
+            unsafe {
+                nix::libc::syscall(
+                    nix::libc::SYS_close_range,
+                    first as nix::libc::c_uint,
+                    (k - 1) as nix::libc::c_uint,
+                    0 as nix::libc::c_uint,
+                )
+            };
+        }
+        first = first.max(k + 1);
     }
 }

@@ -14,9 +14,10 @@
 //! boot proof's lanes share it by `clone()` (a reference count, not a new connection), as
 //! they shared the boot proof's own connection before.
 //!
-//! Forks: the power proof forks its children while the process has one thread; a connection
-//! that is open then is idle (no thread is inside a call, so no libvirt lock is held), and
-//! the child never touches it: it opens its own as the user and leaves with `_exit`.
+//! Forks: the power proof forks its children while the process has one thread (strace: no
+//! thread is started before them; opening this connection starts none), so the connection
+//! is idle at the fork (no libvirt lock held). The child closes its copy of the socket
+//! (`asuser::spawn_as`) before it becomes the user, opens its own and leaves with `_exit`.
 
 use std::time::{Duration, Instant};
 
