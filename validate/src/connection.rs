@@ -31,6 +31,17 @@ pub struct ConnectError {
     pub message: String,
 }
 
+/// A call libvirt refused, as every report words it: libvirt's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LibvirtError(pub String);
+
+impl From<virt::error::Error> for LibvirtError {
+    fn from(e: virt::error::Error) -> Self {
+        LibvirtError(e.message().to_string())
+    }
+}
+
 /// The run's connection to libvirt, or why there is none.
 pub struct Libvirt {
     uri: String,

@@ -22,6 +22,7 @@ use virt::connect::Connect;
 
 use crate::accounts::{lookup_account, Account};
 use crate::check::CheckResult;
+use crate::connection::LibvirtError;
 use crate::options::{uri_host, BootMode, DomainType, Options};
 
 /// `power.bios` / `power.uefi`.
@@ -60,10 +61,19 @@ pub fn domain_xml(name: &str, dtype: DomainType, mode: BootMode, boot: &str) -> 
     )
 }
 
+/// A domain XML whose boot device cannot be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BootDeviceError {
+    #[error("the domain's XML: {0}")]
+    Xml(#[from] roxmltree::Error),
+    #[error("the domain's XML has no <os>")]
+    NoOs,
+}
+
 /// virtualbmc's `set_boot_device`: the domain's XML with every `<boot>` under `<os>`
 /// replaced by `<boot dev='DEV'/>` (and none left on devices).
-pub fn with_boot_device(xml: &str, dev: &str) -> Result<String, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("the domain's XML: {e}"))?;
+pub fn with_boot_device(xml: &str, dev: &str) -> Result<String, BootDeviceError> {
+    let doc = roxmltree::Document::parse(xml)?;
     let mut out = String::with_capacity(xml.len());
     let mut last = 0;
     let mut inserted = false;
@@ -80,11 +90,54 @@ pub fn with_boot_device(xml: &str, dev: &str) -> Result<String, String> {
     out.push_str(&xml[last..]);
     if !inserted {
         let Some(i) = out.find("</os>") else {
-            return Err("the domain's XML has no <os>".into());
+            return Err(BootDeviceError::NoOs);
         };
         out.insert_str(i, &format!("<boot dev='{dev}'/>"));
     }
     Ok(out)
+}
+
+/// What went wrong in one step of the sequence.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("connect: {0}")]
+    Connect(LibvirtError),
+    #[error("lookup: {0}")]
+    Lookup(LibvirtError),
+    #[error(transparent)]
+    Libvirt(#[from] LibvirtError),
+    #[error(transparent)]
+    BootDevice(#[from] BootDeviceError),
+    #[error("the boot device did not change to network")]
+    NotChanged,
+    #[error("started, but not running")]
+    NotRunning,
+}
+
+impl From<virt::error::Error> for StepError {
+    fn from(e: virt::error::Error) -> Self {
+        StepError::Libvirt(e.into())
+    }
+}
+
+/// The step of the sequence that failed ([`STEPS`]' words), and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {error}")]
+pub struct StepFailed {
+    pub step: &'static str,
+    pub error: StepError,
+}
+
+/// Why a mode's power check FAILs: its sequence (in this process or in the user's child),
+/// the child, or the child's answer.
+#[derive(Debug, thiserror::Error)]
+enum PowerError {
+    #[error(transparent)]
+    Step(#[from] StepFailed),
+    #[error(transparent)]
+    Child(#[from] crate::asuser::AsUserError),
+    #[error(transparent)]
+    Answer(#[from] std::num::ParseFloatError),
 }
 
 /// Runs the sequence on `uri` (in this process): the seconds of each step, or the step that
@@ -94,74 +147,63 @@ pub fn sequence(
     name: &str,
     dtype: DomainType,
     mode: BootMode,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, StepFailed> {
     let mut times = Vec::new();
-    let open = || Connect::open(Some(uri)).map_err(|e| format!("connect: {}", e.message()));
+    let open = || Connect::open(Some(uri)).map_err(|e| StepError::Connect(e.into()));
     let lookup = |c: &Connect| {
         c.lookup_domain_by_name(name)
-            .map_err(|e| format!("lookup: {}", e.message()))
+            .map_err(|e| StepError::Lookup(e.into()))
     };
-    let mut step = |what: &str, f: &mut dyn FnMut() -> Result<(), String>| -> Result<(), String> {
+    let mut step = |step: &'static str,
+                    f: &mut dyn FnMut() -> Result<(), StepError>|
+     -> Result<(), StepFailed> {
         let t = Instant::now();
-        f().map_err(|e| format!("{what}: {e}"))?;
+        f().map_err(|error| StepFailed { step, error })?;
         times.push(t.elapsed().as_secs_f64());
         Ok(())
     };
     step("define", &mut || {
         let c = open()?;
-        c.define_domain_xml(&domain_xml(name, dtype, mode, "hd"))
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        c.define_domain_xml(&domain_xml(name, dtype, mode, "hd"))?;
+        Ok(())
     })?;
     step("boot device", &mut || {
         let c = open()?;
         let d = lookup(&c)?;
-        let xml = d.xml_desc(0).map_err(|e| e.message().to_string())?;
+        let xml = d.xml_desc(0)?;
         let new = with_boot_device(&xml, "network")?;
-        c.define_domain_xml(&new)
-            .map_err(|e| e.message().to_string())?;
-        let back = lookup(&c)?
-            .xml_desc(0)
-            .map_err(|e| e.message().to_string())?;
+        c.define_domain_xml(&new)?;
+        let back = lookup(&c)?.xml_desc(0)?;
         back.contains("<boot dev='network'/>")
             .then_some(())
-            .ok_or_else(|| "the boot device did not change to network".into())
+            .ok_or(StepError::NotChanged)
     })?;
     step("start", &mut || {
         let c = open()?;
-        lookup(&c)?
-            .create()
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        lookup(&c)?.create()?;
+        Ok(())
     })?;
     step("running", &mut || {
         let c = open()?;
-        match lookup(&c)?.is_active() {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("started, but not running".into()),
-            Err(e) => Err(e.message().to_string()),
+        match lookup(&c)?.is_active()? {
+            true => Ok(()),
+            false => Err(StepError::NotRunning),
         }
     })?;
     step("reset", &mut || {
         let c = open()?;
-        lookup(&c)?
-            .reset()
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        lookup(&c)?.reset()?;
+        Ok(())
     })?;
     step("stop", &mut || {
         let c = open()?;
-        lookup(&c)?
-            .destroy()
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        lookup(&c)?.destroy()?;
+        Ok(())
     })?;
     step("undefine", &mut || {
         let c = open()?;
-        lookup(&c)?
-            .undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        lookup(&c)?.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)?;
+        Ok(())
     })?;
     Ok(times)
 }
@@ -200,7 +242,7 @@ pub struct Prepared {
 }
 
 /// The child that runs one mode's sequence as the user, or why it could not be forked.
-type Child = Result<crate::asuser::Waiting, String>;
+type Child = Result<crate::asuser::Waiting, crate::asuser::AsUserError>;
 
 /// Everything [`run`] does before the first step. Forks (as another user) here, so call it
 /// while the process has one thread: the boot proof's lanes are threads. `conn` (validate's
@@ -317,15 +359,16 @@ impl Prepared {
             .map(|(mode, name, child)| {
                 let id = check_id(mode);
                 let began = Instant::now();
-                let result = match child {
+                let result: Result<Vec<f64>, PowerError> = match child {
                     Some(waiting) => waiting
                         .and_then(|w| w.go(Duration::from_secs(120)))
+                        .map_err(PowerError::from)
                         .and_then(|s| {
                             s.split_whitespace()
-                                .map(|x| x.parse::<f64>().map_err(|e| e.to_string()))
+                                .map(|x| x.parse::<f64>().map_err(PowerError::from))
                                 .collect()
                         }),
-                    None => sequence(&uri, &name, dtype, mode),
+                    None => sequence(&uri, &name, dtype, mode).map_err(PowerError::from),
                 };
                 // Whatever happened, nothing stays (validate is root here, or the user itself).
                 remove(&conn, &name);
@@ -345,6 +388,7 @@ impl Prepared {
                         ),
                     ),
                     Err(e) => {
+                        let e = e.to_string();
                         let hint = if e.contains("authentication") || e.contains("polkit") || e.contains("access denied") {
                             format!(
                                 "the BMC emulators cannot manage domains as '{user}': see libvirt.polkit, run bootstrap",
@@ -386,5 +430,32 @@ mod tests {
         let u = domain_xml("n", DomainType::Qemu, BootMode::Uefi, "hd");
         assert!(u.contains("firmware='efi'") && u.contains("machine='q35'"));
         assert_eq!(check_id(BootMode::Uefi), "power.uefi");
+    }
+
+    #[test]
+    fn a_failed_step_is_worded_as_before_the_types() {
+        let msg = |m: &str| LibvirtError(m.into());
+        let e = StepFailed {
+            step: "define",
+            error: StepError::Connect(msg("Failed to connect socket")),
+        };
+        assert_eq!(e.to_string(), "define: connect: Failed to connect socket");
+        let e = StepFailed {
+            step: "boot device",
+            error: StepError::BootDevice(BootDeviceError::NoOs),
+        };
+        assert_eq!(e.to_string(), "boot device: the domain's XML has no <os>");
+        let e = StepFailed {
+            step: "running",
+            error: StepError::NotRunning,
+        };
+        assert_eq!(e.to_string(), "running: started, but not running");
+        let e = PowerError::from(crate::asuser::AsUserError::Timeout(Duration::from_secs(
+            120,
+        )));
+        assert_eq!(
+            e.to_string(),
+            "no answer within 120 s (libvirtd or polkitd hanging?)"
+        );
     }
 }

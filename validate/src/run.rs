@@ -213,7 +213,7 @@ fn prepare_power(
     };
     match crate::boot::new_run_name() {
         Ok(name) => Ok(crate::power::prepare(opts, conn, dtype, &name)),
-        Err(e) => Err(fail(e, "see the boot proof's randomness hint")),
+        Err(e) => Err(fail(e.to_string(), "see the boot proof's randomness hint")),
     }
 }
 

@@ -45,7 +45,7 @@ use crate::options::{BootMode, DomainType};
 
 pub use cleanup::{sweep, NVRAM_DIR};
 pub(crate) use names::owner_dead;
-pub use names::{kernel_random, new_run_name, random_hex, RandomSource, PREFIX};
+pub use names::{kernel_random, new_run_name, random_hex, NoRandomness, RandomSource, PREFIX};
 pub use net::libvirt_daemon_pid;
 pub use schedule::Schedule;
 pub use tftp::{DNSMASQ_DIR, SNPONLY};
@@ -226,7 +226,7 @@ fn prove_with(
     // Names and the callback token come first: without randomness nothing is created.
     let name = match run_name(random) {
         Ok(n) => n,
-        Err(e) => return alone(fail_all(e, RANDOM_HINT), beside),
+        Err(e) => return alone(fail_all(e.to_string(), RANDOM_HINT), beside),
     };
     let conn = match conn {
         Ok(c) => c,
@@ -269,7 +269,7 @@ fn prove_with(
                 .map(|nic| NicBoot {
                     mode: BootMode::Uefi,
                     nic: nic.clone(),
-                    result: messages::no_uefi(&check_id(BootMode::Uefi, nic), &why)
+                    result: messages::no_uefi(&check_id(BootMode::Uefi, nic), &why.to_string())
                         .took(start.elapsed()),
                     timings: Timings::default(),
                 })

@@ -18,7 +18,7 @@ use super::{firmware, Host};
 use crate::accounts::{lookup_account, Account};
 use crate::assessed::{self, Severity};
 use crate::check::{timed, CheckResult};
-use crate::connection::Libvirt;
+use crate::connection::{Libvirt, LibvirtError};
 use crate::options::{DomainType, Options};
 
 /// The URI the stack (and polkit's rule) is about.
@@ -121,21 +121,22 @@ pub fn pool_facts(conn: &Connect) -> PoolFacts {
     let Ok(pool) = conn.lookup_storage_pool_by_name(POOL_NAME) else {
         return PoolFacts::Missing;
     };
-    let read = || -> Result<PoolFacts, String> {
-        let info = pool.info().map_err(|e| e.message().to_string())?;
-        let xml = pool.xml_desc(0).map_err(|e| e.message().to_string())?;
-        let def = bootstrap::virsh::parse_pool_xml(&xml).map_err(|e| format!("{e:#}"))?;
+    // Only displayed (in the pool's Unknown): libvirt's message, or the XML reader's chain.
+    let read = || -> anyhow::Result<PoolFacts> {
+        let info = pool.info().map_err(LibvirtError::from)?;
+        let xml = pool.xml_desc(0).map_err(LibvirtError::from)?;
+        let def = bootstrap::virsh::parse_pool_xml(&xml)?;
         Ok(PoolFacts::Pool(
             PoolInfo {
                 name: POOL_NAME.into(),
                 state: pool_state(info.state),
-                persistent: pool.is_persistent().map_err(|e| e.message().to_string())?,
-                autostart: pool.autostart().map_err(|e| e.message().to_string())?,
+                persistent: pool.is_persistent().map_err(LibvirtError::from)?,
+                autostart: pool.autostart().map_err(LibvirtError::from)?,
             },
             def,
         ))
     };
-    read().unwrap_or_else(|e| PoolFacts::Unknown(format!("pool '{POOL_NAME}': {e}")))
+    read().unwrap_or_else(|e| PoolFacts::Unknown(format!("pool '{POOL_NAME}': {e:#}")))
 }
 
 /// `libvirt.pool`: bootstrap's `pool` requirement (`bootstrap::assess::pool`), where the
@@ -155,12 +156,12 @@ fn firmware_checks(conn: &Connect, host: &Host, uri: &str) -> Vec<CheckResult> {
         .ok()
         .and_then(|t| t.best())
         .map(|t| t.as_str());
-    let per_machine: Vec<(&str, Option<Result<String, String>>)> = firmware::MACHINES
+    let per_machine: Vec<(&str, Option<Result<String, LibvirtError>>)> = firmware::MACHINES
         .iter()
         .map(|m| {
             let caps = conn
                 .domain_capabilities(None, Some(arch), Some(m), virttype, 0)
-                .map_err(|e| e.message().to_string());
+                .map_err(LibvirtError::from);
             (*m, Some(caps))
         })
         .collect();
@@ -436,7 +437,8 @@ pub fn polkit_check(uri: &str, user: &str, root: &Path) -> CheckResult {
                 account.uid
             ),
         ),
-        Err(msg) => {
+        Err(e) => {
+            let msg = e.to_string();
             let auth = [
                 "polkit",
                 "authentication",
@@ -462,17 +464,18 @@ pub fn polkit_check(uri: &str, user: &str, root: &Path) -> CheckResult {
 
 /// A child process with `account`'s identity lists the domains at `uri`: the number of
 /// domains or the child's error.
-fn list_domains_as(uri: &str, account: &Account, timeout: Duration) -> Result<usize, String> {
+fn list_domains_as(
+    uri: &str,
+    account: &Account,
+    timeout: Duration,
+) -> Result<usize, crate::asuser::AsUserError> {
     let answer = crate::asuser::run_as(account, timeout, || {
         virt::error::clear_error_callback();
-        let conn = Connect::open(Some(uri)).map_err(|e| e.message().to_string())?;
-        let n = conn
-            .list_all_domains(0)
-            .map_err(|e| e.message().to_string())?
-            .len();
+        let conn = Connect::open(Some(uri)).map_err(LibvirtError::from)?;
+        let n = conn.list_all_domains(0).map_err(LibvirtError::from)?.len();
         // Leaked on purpose: the child ends with _exit; the daemon sees the socket close.
         std::mem::forget(conn);
-        Ok(n.to_string())
+        Ok::<_, LibvirtError>(n.to_string())
     })?;
     Ok(answer.trim().parse().unwrap_or(0))
 }
