@@ -20,6 +20,7 @@ use std::time::Duration;
 use validate::boot::{self, Proof, Rom, PREFIX};
 use validate::check::{CheckResult, Status};
 use validate::checks::libvirt::{self, SYSTEM_URI};
+use validate::connection::Libvirt;
 use validate::options::Options;
 use validate::options::{BootMode, DomainType};
 use virt::connect::Connect;
@@ -141,7 +142,7 @@ fn without_uefi_firmware_the_uefi_proof_fails_before_creating_anything() {
     }
     let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
     let host = validate::checks::Host::load(&probe);
-    let checks = libvirt::run(&Options::default(), &host);
+    let checks = libvirt::run(&Options::default(), &host, &Libvirt::open(SYSTEM_URI));
     let mut p = uefi_proof(&["virtio"]);
     p.modes = vec![BootMode::Bios, BootMode::Uefi];
     let mut log = Vec::new();
@@ -390,7 +391,7 @@ fn leftovers_of_a_killed_run_are_swept() {
 
 #[test]
 fn libvirt_checks_against_the_real_daemon() {
-    let Some(_conn) = real_libvirt() else { return };
+    let Some(conn) = real_libvirt() else { return };
     let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
     let host = validate::checks::Host::load(&probe);
     let results = libvirt::run(
@@ -399,6 +400,7 @@ fn libvirt_checks_against_the_real_daemon() {
             ..Options::default()
         },
         &host,
+        &Libvirt::open(SYSTEM_URI),
     );
     eprintln!("{results:#?}");
     let get = |id: &str| {
@@ -427,8 +429,9 @@ fn libvirt_checks_against_the_real_daemon() {
         Status::Pass,
         "root manages libvirt"
     );
-    let dir = libvirt::image_dir(&Options::default());
-    assert!(dir.is_absolute(), "{dir:?}");
+    if let Some(dir) = libvirt::default_pool_path(&conn) {
+        assert!(dir.is_absolute(), "{dir:?}");
+    }
 }
 
 /// A throwaway system user, removed (with its polkit rule) on drop.
@@ -447,7 +450,9 @@ impl Drop for TempUser {
 #[test]
 fn polkit_check_fails_without_the_rule_and_passes_with_it() {
     use bootstrap::desired::PolkitBackend;
-    let Some(_conn) = real_libvirt() else { return };
+    let Some(root_conn) = real_libvirt() else {
+        return;
+    };
     // Its power proofs define domains named after this process: the boot tests' check that
     // nothing of this process is left must not see them.
     let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -512,7 +517,7 @@ fn polkit_check_fails_without_the_rule_and_passes_with_it() {
         ..Options::default()
     };
     let power_name = boot::new_run_name().unwrap();
-    let p = validate::power::run(&power_opts, DomainType::Qemu, &power_name);
+    let p = validate::power::run(&power_opts, &root_conn, DomainType::Qemu, &power_name);
     assert_eq!(p.len(), 2, "{p:?}");
     for c in &p {
         assert_eq!(c.status, Status::Fail, "{c:?}");
@@ -563,7 +568,7 @@ fn polkit_check_fails_without_the_rule_and_passes_with_it() {
     eprintln!("with rule: {r:?}");
     assert_eq!(r.status, Status::Pass, "{r:?}");
     // With the rule, as virtualbmc and sushy-tools drive a node: every step, both modes.
-    let p = validate::power::run(&power_opts, DomainType::Qemu, &power_name);
+    let p = validate::power::run(&power_opts, &root_conn, DomainType::Qemu, &power_name);
     eprintln!("power: {p:#?}");
     for (c, id) in p.iter().zip(["power.bios", "power.uefi"]) {
         assert_eq!((c.id.as_str(), c.status), (id, Status::Pass), "{c:?}");
@@ -591,7 +596,7 @@ fn unreachable_libvirt_fails_with_how_to_start_it() {
     };
     let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
     let host = validate::checks::Host::load(&probe);
-    let results = libvirt::run(&opts, &host);
+    let results = libvirt::run(&opts, &host, &Libvirt::open(&opts.connect));
     let c = results.iter().find(|r| r.id == "libvirt.connect").unwrap();
     assert_eq!(c.status, Status::Fail, "{c:?}");
     assert!(c.hint.as_deref().unwrap().contains("libvirtd -d"), "{c:?}");

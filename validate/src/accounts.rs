@@ -1,6 +1,8 @@
 //! What `validate` asks of the shared user database (`bootstrap::accounts`, read from
 //! `/etc/passwd` and `/etc/group`, never NSS) beyond what it offers.
 
+use std::path::Path;
+
 use bootstrap::accounts::{Accounts, User};
 
 pub trait AccountsExt {
@@ -61,6 +63,35 @@ impl AccountsExt for Accounts {
     }
 }
 
+/// A user as `/etc/passwd` and `/etc/group` describe it (read directly, never through NSS:
+/// NSS lookups crash in a static glibc binary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    /// Supplementary groups: the primary group and every group that lists the user.
+    pub groups: Vec<u32>,
+}
+
+/// Looks `name` up in `<root>/etc/passwd` and `<root>/etc/group` (parsed by
+/// `bootstrap::accounts`, the same reading `bootstrap` does).
+pub fn lookup_account(root: &Path, name: &str) -> Option<Account> {
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
+    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    let accounts = bootstrap::accounts::Accounts::parse(&passwd, &group);
+    let user = accounts.user(name)?;
+    let groups = AccountsExt::gids_of(&accounts, user);
+    Some(Account {
+        name: user.name.clone(),
+        uid: user.uid,
+        gid: user.gid,
+        home: user.home.clone(),
+        groups,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +125,25 @@ mod tests {
         assert!(!a.sole_member(300, 1000));
         assert!(!a.sole_member(1001, 1001));
         assert!(!a.sole_member(4242, 1000));
+    }
+
+    #[test]
+    fn accounts_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nstack:x:1001:1001::/home/stack:/bin/bash\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nlibvirt:x:120:alice,stack\nkvm:x:104:\nstack:x:1001:\n",
+        )
+        .unwrap();
+        let a = lookup_account(dir.path(), "stack").unwrap();
+        assert_eq!((a.uid, a.gid, a.home.as_str()), (1001, 1001, "/home/stack"));
+        assert_eq!(a.groups, [1001, 120]);
+        assert!(lookup_account(dir.path(), "nobody").is_none());
     }
 }

@@ -4,18 +4,52 @@
 //! access to the images).
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::checks::libvirt::Account;
+use crate::accounts::Account;
+
+/// Why a probe run as another account gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AsUserError {
+    #[error("pipe: {0}")]
+    Pipe(#[source] nix::Error),
+    #[error("fork: {0}")]
+    Fork(#[source] nix::Error),
+    #[error("waitpid: {0}")]
+    Waitpid(#[source] nix::Error),
+    #[error("interrupted by {0}")]
+    Interrupted(nix::sys::signal::Signal),
+    #[error("no answer within {} s (libvirtd or polkitd hanging?)", .0.as_secs())]
+    Timeout(Duration),
+    /// The child's error, as it answered it (its text crossed a pipe).
+    #[error("{0}")]
+    Probe(String),
+    #[error("the probe process died without an answer")]
+    NoAnswer,
+}
+
+/// Why the child could not take the account's identity (answered as its error).
+#[derive(Debug, thiserror::Error)]
+enum BecomeError {
+    #[error("setgroups: {0}")]
+    SetGroups(nix::Error),
+    #[error("setgid: {0}")]
+    SetGid(nix::Error),
+    #[error("setuid: {0}")]
+    SetUid(nix::Error),
+    #[error("still root after setuid")]
+    StillRoot,
+}
 
 /// Runs `probe` in a child process with `account`'s identity (when validate is root; as
-/// itself otherwise) and returns its answer or error. A child that does not answer within
-/// `timeout` is killed.
-pub fn run_as(
+/// itself otherwise) and returns its answer or error (the error's text, `{:#}`: an
+/// `anyhow` chain in full). A child that does not answer within `timeout` is killed.
+pub fn run_as<E: std::fmt::Display>(
     account: &Account,
     timeout: Duration,
-    probe: impl FnOnce() -> Result<String, String>,
-) -> Result<String, String> {
+    probe: impl FnOnce() -> Result<String, E>,
+) -> Result<String, AsUserError> {
     spawn_as(account, probe)?.go(timeout)
 }
 
@@ -32,37 +66,39 @@ pub struct Waiting {
 /// while the process has one thread (before the boot proof starts its lanes): a thread
 /// holding a lock at the fork (libvirt's, the environment's) would leave it locked forever
 /// in the child.
-pub fn spawn_as(
+pub fn spawn_as<E: std::fmt::Display>(
     account: &Account,
-    probe: impl FnOnce() -> Result<String, String>,
-) -> Result<Waiting, String> {
+    probe: impl FnOnce() -> Result<String, E>,
+) -> Result<Waiting, AsUserError> {
     use nix::unistd::{fork, ForkResult, Gid, Uid};
 
-    let (rd, wr) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
-    let (go_rd, go_wr) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (rd, wr) = nix::unistd::pipe().map_err(AsUserError::Pipe)?;
+    let (go_rd, go_wr) = nix::unistd::pipe().map_err(AsUserError::Pipe)?;
     // SAFETY: the child only drops privileges, runs the probe and leaves with _exit, running
     // no destructor of the parent's state.
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+    match unsafe { fork() }.map_err(AsUserError::Fork)? {
         ForkResult::Child => {
             drop(rd);
             drop(go_wr);
+            // The run's libvirt connection (root's) is open at the fork: the child, about
+            // to be another user, keeps none of the parent's descriptors but its pipes and
+            // stdio, so whatever it proves it proves on connections of its own.
+            close_inherited([go_rd.as_raw_fd(), wr.as_raw_fd()]);
             // One byte: go. End of file (the parent died or dropped us): leave at once.
             let mut byte = [0u8; 1];
             if !matches!(nix::unistd::read(&go_rd, &mut byte), Ok(1)) {
                 // SAFETY: ends the child without running the parent's destructors.
                 unsafe { nix::libc::_exit(0) }
             }
-            let result = (|| -> Result<String, String> {
+            let become_user = || -> Result<(), BecomeError> {
                 let groups: Vec<Gid> = account.groups.iter().map(|g| Gid::from_raw(*g)).collect();
                 if nix::unistd::geteuid().is_root() {
-                    nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
-                    nix::unistd::setgid(Gid::from_raw(account.gid))
-                        .map_err(|e| format!("setgid: {e}"))?;
-                    nix::unistd::setuid(Uid::from_raw(account.uid))
-                        .map_err(|e| format!("setuid: {e}"))?;
+                    nix::unistd::setgroups(&groups).map_err(BecomeError::SetGroups)?;
+                    nix::unistd::setgid(Gid::from_raw(account.gid)).map_err(BecomeError::SetGid)?;
+                    nix::unistd::setuid(Uid::from_raw(account.uid)).map_err(BecomeError::SetUid)?;
                 }
                 if account.uid != 0 && nix::unistd::geteuid().is_root() {
-                    return Err("still root after setuid".into());
+                    return Err(BecomeError::StillRoot);
                 }
                 // glibc's setenv/unsetenv, not std's: std's take its environment lock,
                 // which another thread of the parent (a `Command::spawn`, `env::var`) may
@@ -71,10 +107,11 @@ pub fn spawn_as(
                 for v in ["XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"] {
                     unset_env(v);
                 }
-                probe()
-            })();
-            let msg = match result {
-                Ok(a) => format!("OK {a}"),
+                Ok(())
+            };
+            let msg = match become_user().map(|()| probe()) {
+                Ok(Ok(a)) => format!("OK {a}"),
+                Ok(Err(e)) => format!("ERR {e:#}"),
                 Err(e) => format!("ERR {e}"),
             };
             let _ = nix::unistd::write(&wr, msg.as_bytes());
@@ -97,7 +134,7 @@ pub fn spawn_as(
 impl Waiting {
     /// Lets the child run its probe and waits for its answer, at most `timeout`; a SIGINT
     /// or SIGTERM during the boot proof (`boot`'s handler recorded it) kills it at once.
-    pub fn go(mut self, timeout: Duration) -> Result<String, String> {
+    pub fn go(mut self, timeout: Duration) -> Result<String, AsUserError> {
         use nix::sys::signal::{kill, Signal};
         use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
@@ -111,23 +148,20 @@ impl Waiting {
                 Ok(_) => break,
                 Err(e) => {
                     self.reaped = true;
-                    return Err(format!("waitpid: {e}"));
+                    return Err(AsUserError::Waitpid(e));
                 }
             }
             if let Some(sig) = crate::boot::interrupted() {
                 let _ = kill(self.child, Signal::SIGKILL);
                 let _ = waitpid(self.child, None);
                 self.reaped = true;
-                return Err(format!("interrupted by {sig}"));
+                return Err(AsUserError::Interrupted(sig));
             }
             if start.elapsed() > timeout {
                 let _ = kill(self.child, Signal::SIGKILL);
                 let _ = waitpid(self.child, None);
                 self.reaped = true;
-                return Err(format!(
-                    "no answer within {} s (libvirtd or polkitd hanging?)",
-                    timeout.as_secs()
-                ));
+                return Err(AsUserError::Timeout(timeout));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -157,9 +191,9 @@ impl Waiting {
         if let Some(a) = msg.strip_prefix("OK ") {
             Ok(a.to_string())
         } else if let Some(e) = msg.strip_prefix("ERR ") {
-            Err(e.trim().to_string())
+            Err(AsUserError::Probe(e.trim().to_string()))
         } else {
-            Err("the probe process died without an answer".into())
+            Err(AsUserError::NoAnswer)
         }
     }
 }
@@ -188,5 +222,27 @@ fn unset_env(name: &str) {
     if let Ok(n) = std::ffi::CString::new(name) {
         // SAFETY: a NUL-terminated string; the child has one thread.
         unsafe { nix::libc::unsetenv(n.as_ptr()) };
+    }
+}
+
+/// Closes every descriptor from 3 up but the two in `keep`, in a forked child
+/// (`close_range(2)` as a raw system call: nothing allocated, and no glibc >= 2.34 symbol
+/// needed). On a kernel older than 5.9 (ENOSYS) they stay open; the child never uses them.
+fn close_inherited(keep: [std::os::fd::RawFd; 2]) {
+    let (a, b) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
+    let mut first: i64 = 3;
+    for k in [i64::from(a), i64::from(b), i64::from(u32::MAX) + 1] {
+        if k > first {
+            // SAFETY: closes descriptors of this (forked, single-threaded) process only.
+            unsafe {
+                nix::libc::syscall(
+                    nix::libc::SYS_close_range,
+                    first as nix::libc::c_uint,
+                    (k - 1) as nix::libc::c_uint,
+                    0 as nix::libc::c_uint,
+                )
+            };
+        }
+        first = first.max(k + 1);
     }
 }

@@ -8,8 +8,8 @@ use bootstrap::username::UserName;
 use clap::Parser;
 
 use crate::options::{
-    check_connect, parse_nodes, BootMode, DomainType, NodeGroup, Options, ReportFormat,
-    BOOT_TIMEOUT_RANGE_S, DEFAULT_BOOT_TIMEOUT_S, DEFAULT_CONNECT, NODES_HELP,
+    check_connect, parse_nodes, BootMode, DomainType, NodeGroup, NodesError, Options, ReportFormat,
+    UriError, BOOT_TIMEOUT_RANGE_S, DEFAULT_BOOT_TIMEOUT_S, DEFAULT_CONNECT, NODES_HELP,
 };
 
 #[derive(Debug, Parser)]
@@ -97,54 +97,71 @@ pub struct Cli {
 #[derive(Debug, Clone)]
 struct Nodes(Vec<NodeGroup>);
 
-fn parse_nodes_arg(s: &str) -> Result<Nodes, String> {
-    if s.chars().any(char::is_control) {
-        return Err(format!(
-            "'{}' holds a control character",
-            s.escape_default()
-        ));
-    }
-    parse_nodes(s).map(Nodes)
+/// A value clap's parsers refuse (clap shows it after `invalid value '...' for '--opt'`).
+#[derive(Debug, thiserror::Error)]
+enum ArgError {
+    #[error("'{0}' holds a control character")]
+    ControlCharacter(String),
+    #[error(transparent)]
+    Nodes(#[from] NodesError),
+    #[error("unknown NIC model '{nic}' (known: {})", .known.join(", "))]
+    UnknownNic {
+        nic: String,
+        known: Vec<&'static str>,
+    },
+    #[error("expected whole seconds, {lo}-{hi}")]
+    BootTimeout { lo: u64, hi: u64 },
+    /// `sshkey::read_key_file`'s error chain, in full.
+    #[error("{0:#}")]
+    KeyFile(anyhow::Error),
 }
 
-fn connect_uri(s: &str) -> Result<String, String> {
+/// `Err` when `s` holds a control character.
+fn printable(s: &str) -> Result<(), ArgError> {
+    if s.chars().any(char::is_control) {
+        return Err(ArgError::ControlCharacter(s.escape_default().to_string()));
+    }
+    Ok(())
+}
+
+fn parse_nodes_arg(s: &str) -> Result<Nodes, ArgError> {
+    printable(s)?;
+    Ok(Nodes(parse_nodes(s)?))
+}
+
+fn connect_uri(s: &str) -> Result<String, UriError> {
     check_connect(s).map(|()| s.to_string())
 }
 
 /// An account name either family's tools accept (`bootstrap::username`).
-fn user_name(s: &str) -> Result<UserName, String> {
-    s.parse::<UserName>().map_err(|e| e.to_string())
+fn user_name(s: &str) -> Result<UserName, bootstrap::username::NameError> {
+    s.parse::<UserName>()
 }
 
-fn parse_nic(s: &str) -> Result<String, String> {
-    let known: Vec<&str> = NIC_ROMS.iter().map(|(m, _)| *m).collect();
+fn parse_nic(s: &str) -> Result<String, ArgError> {
+    let known: Vec<&'static str> = NIC_ROMS.iter().map(|(m, _)| *m).collect();
     if known.contains(&s) {
         Ok(s.to_string())
     } else {
-        Err(format!(
-            "unknown NIC model '{s}' (known: {})",
-            known.join(", ")
-        ))
+        Err(ArgError::UnknownNic {
+            nic: s.to_string(),
+            known,
+        })
     }
 }
 
-fn boot_timeout(s: &str) -> Result<u64, String> {
-    let (lo, hi) = (BOOT_TIMEOUT_RANGE_S.start(), BOOT_TIMEOUT_RANGE_S.end());
+fn boot_timeout(s: &str) -> Result<u64, ArgError> {
+    let (lo, hi) = (*BOOT_TIMEOUT_RANGE_S.start(), *BOOT_TIMEOUT_RANGE_S.end());
     match s.parse::<u64>() {
         Ok(n) if BOOT_TIMEOUT_RANGE_S.contains(&n) => Ok(n),
-        _ => Err(format!("expected whole seconds, {lo}-{hi}")),
+        _ => Err(ArgError::BootTimeout { lo, hi }),
     }
 }
 
-fn key_file(s: &str) -> Result<PathBuf, String> {
-    if s.chars().any(char::is_control) {
-        return Err(format!(
-            "'{}' holds a control character",
-            s.escape_default()
-        ));
-    }
+fn key_file(s: &str) -> Result<PathBuf, ArgError> {
+    printable(s)?;
     let p = PathBuf::from(s);
-    bootstrap::sshkey::read_key_file(&p).map_err(|e| format!("{e:#}"))?;
+    bootstrap::sshkey::read_key_file(&p).map_err(ArgError::KeyFile)?;
     Ok(p)
 }
 

@@ -8,6 +8,7 @@ pub mod boot;
 pub mod check;
 pub mod checks;
 pub mod cli;
+pub mod connection;
 pub mod options;
 pub mod power;
 pub mod probe;

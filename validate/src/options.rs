@@ -44,25 +44,49 @@ pub const MAX_URI_LEN: usize = 2048;
 /// among them: it runs whatever local command the URI names.
 pub const TRANSPORTS: &[&str] = &["unix", "ssh", "libssh", "libssh2", "tls", "tcp"];
 
+/// A `--connect` value [`check_connect`] refuses (`shown`: the value, escaped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    #[error("--connect: an empty URI")]
+    Empty,
+    #[error("--connect: the URI is {len} bytes, at most {MAX_URI_LEN}")]
+    TooLong { len: usize },
+    #[error("--connect: '{shown}' holds a space or control character")]
+    Unprintable { shown: String },
+    #[error(
+        "--connect: '{shown}' is neither a libvirt URI (driver[+transport]://host/path) nor an \
+         alias"
+    )]
+    Neither { shown: String },
+    #[error("--connect: '{shown}': '{scheme}' is not a libvirt URI scheme")]
+    Scheme { shown: String, scheme: String },
+    #[error(
+        "--connect: '{shown}': the transport '{transport}' is not accepted (known: {}{})",
+        TRANSPORTS.join(", "),
+        if .transport == "ext" { "; ext runs a local command the URI names" } else { "" }
+    )]
+    Transport { shown: String, transport: String },
+    #[error(
+        "--connect: '{shown}': the 'command' parameter makes libvirt run a local command of the \
+         URI's choosing; put the ssh you want first on PATH instead"
+    )]
+    Command { shown: String },
+}
+
 /// Checks a `--connect` value: a libvirt URI `driver[+transport]://...` (or a libvirt.conf
 /// alias, a plain word). Refused: control characters or spaces, a scheme that is not one,
 /// the `ext` transport and a `command=` parameter (both make libvirt run a local command of
 /// the URI's choosing, as root when validate runs as root). Pure: nothing is resolved.
-pub fn check_connect(uri: &str) -> Result<(), String> {
-    let shown = uri.escape_default();
+pub fn check_connect(uri: &str) -> Result<(), UriError> {
+    let shown = || uri.escape_default().to_string();
     if uri.is_empty() {
-        return Err("--connect: an empty URI".into());
+        return Err(UriError::Empty);
     }
     if uri.len() > MAX_URI_LEN {
-        return Err(format!(
-            "--connect: the URI is {} bytes, at most {MAX_URI_LEN}",
-            uri.len()
-        ));
+        return Err(UriError::TooLong { len: uri.len() });
     }
     if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!(
-            "--connect: '{shown}' holds a space or control character"
-        ));
+        return Err(UriError::Unprintable { shown: shown() });
     }
     let Some((scheme, rest)) = uri.split_once("://") else {
         let alias = uri
@@ -71,9 +95,7 @@ pub fn check_connect(uri: &str) -> Result<(), String> {
         return if alias {
             Ok(())
         } else {
-            Err(format!(
-                "--connect: '{shown}' is neither a libvirt URI (driver[+transport]://host/path)                  nor an alias"
-            ))
+            Err(UriError::Neither { shown: shown() })
         };
     };
     let (driver, transport) = scheme.split_once('+').unwrap_or((scheme, ""));
@@ -83,29 +105,22 @@ pub fn check_connect(uri: &str) -> Result<(), String> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     };
     if !word(driver) || (scheme.contains('+') && !word(transport)) {
-        return Err(format!(
-            "--connect: '{shown}': '{scheme}' is not a libvirt URI scheme"
-        ));
+        return Err(UriError::Scheme {
+            shown: shown(),
+            scheme: scheme.to_string(),
+        });
     }
     if !transport.is_empty() && !TRANSPORTS.contains(&transport) {
-        return Err(format!(
-            "--connect: '{shown}': the transport '{transport}' is not accepted (known: {}{})",
-            TRANSPORTS.join(", "),
-            if transport == "ext" {
-                "; ext runs a local command the URI names"
-            } else {
-                ""
-            }
-        ));
+        return Err(UriError::Transport {
+            shown: shown(),
+            transport: transport.to_string(),
+        });
     }
     let query = rest.split_once('?').map_or("", |(_, q)| q);
     for param in query.split('&') {
         let key = param.split_once('=').map_or(param, |(k, _)| k);
         if key.eq_ignore_ascii_case("command") {
-            return Err(format!(
-                "--connect: '{shown}': the 'command' parameter makes libvirt run a local command \
-                 of the URI's choosing; put the ssh you want first on PATH instead"
-            ));
+            return Err(UriError::Command { shown: shown() });
         }
     }
     Ok(())
@@ -220,13 +235,18 @@ impl DomainType {
     }
 }
 
+/// A domain type validate does not boot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown domain type '{0}' (expected kvm or qemu)")]
+pub struct UnknownDomainType(pub String);
+
 impl std::str::FromStr for DomainType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownDomainType;
+    fn from_str(s: &str) -> Result<Self, UnknownDomainType> {
         match s {
             "kvm" => Ok(DomainType::Kvm),
             "qemu" => Ok(DomainType::Qemu),
-            o => Err(format!("unknown domain type '{o}' (expected kvm or qemu)")),
+            o => Err(UnknownDomainType(o.to_string())),
         }
     }
 }
@@ -335,13 +355,66 @@ Limits: COUNT 1-10000 (a count of 0 is an error: leave the role out), up to 4096
 of memory, 1 PB (1000000 GB) per disk and 64 data disks per VM. \
 Default: one VM of the spec's minimum size, 2 vCPU/8 GiB/40 GB.";
 
+/// A `--nodes` value [`parse_nodes`] refuses: the entry (`item`) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodesError {
+    #[error("--nodes '{spec}': empty entry")]
+    EmptyEntry { spec: String },
+    #[error("--nodes: '{item}': the name must be letters, digits, '-' or '_'")]
+    Name { item: String },
+    #[error("--nodes: '{item}': the count '{count}' is not a whole number")]
+    Count { item: String, count: String },
+    #[error("--nodes: '{item}': expected NAME:COUNT (e.g. compute:2)")]
+    NoCount { item: String },
+    // A zero used to drop the group silently; `compute:0` alone then fell back to the
+    // spec-minimum VM, checking something the engineer never asked for.
+    #[error(
+        "--nodes: '{item}': a count of 0 plans no '{name}' VM; leave the role out (without \
+         --nodes, the spec's minimum VM is checked)"
+    )]
+    Zero { item: String, name: String },
+    #[error("--nodes: '{item}': the count {count} is more than {MAX_COUNT} VMs")]
+    TooMany { item: String, count: u64 },
+    #[error("--nodes: '{item}': {error}")]
+    Size { item: String, error: SizeError },
+    #[error(
+        "--nodes: '{item}': '{name}' is not a role with a default size (undercloud, controller, \
+         compute, ceph, networker, ironic, aio); give a size: {name}:{count}:VCPUS/MEM_GIB/DISK_GB"
+    )]
+    NoDefaultSize {
+        item: String,
+        name: String,
+        count: u32,
+    },
+}
+
+/// A `VCPUS/MEM_GIB/DISK_GB[+DATA_GB...]` size that is not one, or beyond the limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("size '{0}' is not VCPUS/MEM_GIB/DISK_GB")]
+    Shape(String),
+    #[error("{what} '{value}' is not a positive whole number")]
+    NotPositive { what: &'static str, value: String },
+    /// `unit`: what follows the number ("", " GiB"); `also`: the rest of the message.
+    #[error("{what} {n}{unit} is more than {max}{unit}{also}")]
+    TooBig {
+        what: &'static str,
+        n: u64,
+        max: u64,
+        unit: &'static str,
+        also: &'static str,
+    },
+    #[error("{0} data disks are more than {MAX_DATA_DISKS} per VM")]
+    TooManyDisks(usize),
+}
+
 /// Parses a `--nodes` value ([`NODES_HELP`]).
-pub fn parse_nodes(spec: &str) -> Result<Vec<NodeGroup>, String> {
+pub fn parse_nodes(spec: &str) -> Result<Vec<NodeGroup>, NodesError> {
     let mut groups = Vec::new();
     for item in spec.split(',') {
         let item = item.trim();
         if item.is_empty() {
-            return Err(format!("--nodes '{spec}': empty entry"));
+            return Err(NodesError::EmptyEntry { spec: spec.into() });
         }
         let mut parts = item.splitn(3, ':');
         let name = parts.next().unwrap_or_default().trim();
@@ -350,43 +423,37 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeGroup>, String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(format!(
-                "--nodes: '{item}': the name must be letters, digits, '-' or '_'"
-            ));
+            return Err(NodesError::Name { item: item.into() });
         }
         let count: u64 = match parts.next() {
-            Some(c) => c
-                .trim()
-                .parse()
-                .map_err(|_| format!("--nodes: '{item}': the count '{c}' is not a whole number"))?,
-            None => {
-                return Err(format!(
-                    "--nodes: '{item}': expected NAME:COUNT (e.g. compute:2)"
-                ))
-            }
+            Some(c) => c.trim().parse().map_err(|_| NodesError::Count {
+                item: item.into(),
+                count: c.into(),
+            })?,
+            None => return Err(NodesError::NoCount { item: item.into() }),
         };
-        // A zero used to drop the group silently; `compute:0` alone then fell back to the
-        // spec-minimum VM, checking something the engineer never asked for.
         if count == 0 {
-            return Err(format!(
-                "--nodes: '{item}': a count of 0 plans no '{name}' VM; leave the role out \
-                 (without --nodes, the spec's minimum VM is checked)"
-            ));
+            return Err(NodesError::Zero {
+                item: item.into(),
+                name: name.into(),
+            });
         }
         if count > MAX_COUNT {
-            return Err(format!(
-                "--nodes: '{item}': the count {count} is more than {MAX_COUNT} VMs"
-            ));
+            return Err(NodesError::TooMany {
+                item: item.into(),
+                count,
+            });
         }
         let count = u32::try_from(count).expect("bounded by MAX_COUNT");
         let size = match parts.next() {
-            Some(s) => parse_size(s.trim()).map_err(|e| format!("--nodes: '{item}': {e}"))?,
-            None => NodeSize::infrared_default(name).ok_or_else(|| {
-                format!(
-                    "--nodes: '{item}': '{name}' is not a role with a default size \
-                     (undercloud, controller, compute, ceph, networker, ironic, aio); \
-                     give a size: {name}:{count}:VCPUS/MEM_GIB/DISK_GB"
-                )
+            Some(s) => parse_size(s.trim()).map_err(|error| NodesError::Size {
+                item: item.into(),
+                error,
+            })?,
+            None => NodeSize::infrared_default(name).ok_or_else(|| NodesError::NoDefaultSize {
+                item: item.into(),
+                name: name.into(),
+                count,
             })?,
         };
         groups.push(NodeGroup {
@@ -398,21 +465,34 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeGroup>, String> {
     Ok(groups)
 }
 
-fn parse_size(s: &str) -> Result<NodeSize, String> {
+fn parse_size(s: &str) -> Result<NodeSize, SizeError> {
     let fields: Vec<&str> = s.split('/').collect();
     let [vcpus, mem, disks] = fields[..] else {
-        return Err(format!("size '{s}' is not VCPUS/MEM_GIB/DISK_GB"));
+        return Err(SizeError::Shape(s.into()));
     };
-    let num = |what: &str, v: &str| -> Result<u64, String> {
+    let num = |what: &'static str, v: &str| -> Result<u64, SizeError> {
         match v.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{what} '{v}' is not a positive whole number")),
+            _ => Err(SizeError::NotPositive {
+                what,
+                value: v.into(),
+            }),
         }
     };
-    // `unit`: what follows the number ("", " GiB"); `also`: the rest of the message.
-    let at_most = |what: &str, n: u64, max: u64, unit: &str, also: &str| -> Result<u64, String> {
+    let at_most = |what: &'static str,
+                   n: u64,
+                   max: u64,
+                   unit: &'static str,
+                   also: &'static str|
+     -> Result<u64, SizeError> {
         if n > max {
-            Err(format!("{what} {n}{unit} is more than {max}{unit}{also}"))
+            Err(SizeError::TooBig {
+                what,
+                n,
+                max,
+                unit,
+                also,
+            })
         } else {
             Ok(n)
         }
@@ -452,10 +532,7 @@ fn parse_size(s: &str) -> Result<NodeSize, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     if extra_disks_gb.len() > MAX_DATA_DISKS {
-        return Err(format!(
-            "{} data disks are more than {MAX_DATA_DISKS} per VM",
-            extra_disks_gb.len()
-        ));
+        return Err(SizeError::TooManyDisks(extra_disks_gb.len()));
     }
     Ok(NodeSize {
         vcpus,
@@ -503,7 +580,7 @@ mod tests {
             ("../etc/passwd", "neither a libvirt URI"),
         ];
         for (uri, want) in cases {
-            let e = check_connect(uri).unwrap_err();
+            let e = check_connect(uri).unwrap_err().to_string();
             assert!(e.contains(want), "{uri}: {e}");
             assert!(!e.contains('\n'), "{e}");
         }
@@ -571,7 +648,10 @@ mod tests {
         assert_eq!(g[0].count as u64, MAX_COUNT);
         assert_eq!(g[0].size.total_disk_gb(), 2 * MAX_DISK_GB);
         let many = format!("edge:1:1/1/1{}", "+1".repeat(MAX_DATA_DISKS + 1));
-        assert!(parse_nodes(&many).unwrap_err().contains("data disks"));
+        assert!(parse_nodes(&many)
+            .unwrap_err()
+            .to_string()
+            .contains("data disks"));
         let most = format!("edge:1:1/1/1{}", "+1".repeat(MAX_DATA_DISKS));
         assert_eq!(
             parse_nodes(&most).unwrap()[0].size.extra_disks_gb.len(),
@@ -606,7 +686,7 @@ mod tests {
             ("edge:1:1/1/1+18446744073709551615", "data disk"),
             ("edge:1:1/1/1+18446744073709551616", "positive whole number"),
         ] {
-            let e = parse_nodes(spec).unwrap_err();
+            let e = parse_nodes(spec).unwrap_err().to_string();
             assert!(e.contains(needle), "{spec}: {e}");
         }
     }

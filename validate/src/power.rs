@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
 
+use crate::accounts::{lookup_account, Account};
 use crate::check::CheckResult;
-use crate::checks::libvirt::{lookup_account, Account};
+use crate::connection::LibvirtError;
 use crate::options::{uri_host, BootMode, DomainType, Options};
 
 /// `power.bios` / `power.uefi`.
@@ -60,10 +61,19 @@ pub fn domain_xml(name: &str, dtype: DomainType, mode: BootMode, boot: &str) -> 
     )
 }
 
+/// A domain XML whose boot device cannot be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BootDeviceError {
+    #[error("the domain's XML: {0}")]
+    Xml(#[from] roxmltree::Error),
+    #[error("the domain's XML has no <os>")]
+    NoOs,
+}
+
 /// virtualbmc's `set_boot_device`: the domain's XML with every `<boot>` under `<os>`
 /// replaced by `<boot dev='DEV'/>` (and none left on devices).
-pub fn with_boot_device(xml: &str, dev: &str) -> Result<String, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("the domain's XML: {e}"))?;
+pub fn with_boot_device(xml: &str, dev: &str) -> Result<String, BootDeviceError> {
+    let doc = roxmltree::Document::parse(xml)?;
     let mut out = String::with_capacity(xml.len());
     let mut last = 0;
     let mut inserted = false;
@@ -80,11 +90,54 @@ pub fn with_boot_device(xml: &str, dev: &str) -> Result<String, String> {
     out.push_str(&xml[last..]);
     if !inserted {
         let Some(i) = out.find("</os>") else {
-            return Err("the domain's XML has no <os>".into());
+            return Err(BootDeviceError::NoOs);
         };
         out.insert_str(i, &format!("<boot dev='{dev}'/>"));
     }
     Ok(out)
+}
+
+/// What went wrong in one step of the sequence.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("connect: {0}")]
+    Connect(LibvirtError),
+    #[error("lookup: {0}")]
+    Lookup(LibvirtError),
+    #[error(transparent)]
+    Libvirt(#[from] LibvirtError),
+    #[error(transparent)]
+    BootDevice(#[from] BootDeviceError),
+    #[error("the boot device did not change to network")]
+    NotChanged,
+    #[error("started, but not running")]
+    NotRunning,
+}
+
+impl From<virt::error::Error> for StepError {
+    fn from(e: virt::error::Error) -> Self {
+        StepError::Libvirt(e.into())
+    }
+}
+
+/// The step of the sequence that failed ([`STEPS`]' words), and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {error}")]
+pub struct StepFailed {
+    pub step: &'static str,
+    pub error: StepError,
+}
+
+/// Why a mode's power check FAILs: its sequence (in this process or in the user's child),
+/// the child, or the child's answer.
+#[derive(Debug, thiserror::Error)]
+enum PowerError {
+    #[error(transparent)]
+    Step(#[from] StepFailed),
+    #[error(transparent)]
+    Child(#[from] crate::asuser::AsUserError),
+    #[error(transparent)]
+    Answer(#[from] std::num::ParseFloatError),
 }
 
 /// Runs the sequence on `uri` (in this process): the seconds of each step, or the step that
@@ -94,92 +147,81 @@ pub fn sequence(
     name: &str,
     dtype: DomainType,
     mode: BootMode,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, StepFailed> {
     let mut times = Vec::new();
-    let open = || Connect::open(Some(uri)).map_err(|e| format!("connect: {}", e.message()));
+    let open = || Connect::open(Some(uri)).map_err(|e| StepError::Connect(e.into()));
     let lookup = |c: &Connect| {
         c.lookup_domain_by_name(name)
-            .map_err(|e| format!("lookup: {}", e.message()))
+            .map_err(|e| StepError::Lookup(e.into()))
     };
-    let mut step = |what: &str, f: &mut dyn FnMut() -> Result<(), String>| -> Result<(), String> {
+    let mut step = |step: &'static str,
+                    f: &mut dyn FnMut() -> Result<(), StepError>|
+     -> Result<(), StepFailed> {
         let t = Instant::now();
-        f().map_err(|e| format!("{what}: {e}"))?;
+        f().map_err(|error| StepFailed { step, error })?;
         times.push(t.elapsed().as_secs_f64());
         Ok(())
     };
     step("define", &mut || {
         let c = open()?;
-        c.define_domain_xml(&domain_xml(name, dtype, mode, "hd"))
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        c.define_domain_xml(&domain_xml(name, dtype, mode, "hd"))?;
+        Ok(())
     })?;
     step("boot device", &mut || {
         let c = open()?;
         let d = lookup(&c)?;
-        let xml = d.xml_desc(0).map_err(|e| e.message().to_string())?;
+        let xml = d.xml_desc(0)?;
         let new = with_boot_device(&xml, "network")?;
-        c.define_domain_xml(&new)
-            .map_err(|e| e.message().to_string())?;
-        let back = lookup(&c)?
-            .xml_desc(0)
-            .map_err(|e| e.message().to_string())?;
+        c.define_domain_xml(&new)?;
+        let back = lookup(&c)?.xml_desc(0)?;
         back.contains("<boot dev='network'/>")
             .then_some(())
-            .ok_or_else(|| "the boot device did not change to network".into())
+            .ok_or(StepError::NotChanged)
     })?;
     step("start", &mut || {
         let c = open()?;
-        lookup(&c)?
-            .create()
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        lookup(&c)?.create()?;
+        Ok(())
     })?;
     step("running", &mut || {
         let c = open()?;
-        match lookup(&c)?.is_active() {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("started, but not running".into()),
-            Err(e) => Err(e.message().to_string()),
+        match lookup(&c)?.is_active()? {
+            true => Ok(()),
+            false => Err(StepError::NotRunning),
         }
     })?;
     step("reset", &mut || {
         let c = open()?;
-        lookup(&c)?
-            .reset()
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        lookup(&c)?.reset()?;
+        Ok(())
     })?;
     step("stop", &mut || {
         let c = open()?;
-        lookup(&c)?
-            .destroy()
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        lookup(&c)?.destroy()?;
+        Ok(())
     })?;
     step("undefine", &mut || {
         let c = open()?;
-        lookup(&c)?
-            .undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)
-            .map(drop)
-            .map_err(|e| e.message().to_string())
+        lookup(&c)?.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)?;
+        Ok(())
     })?;
     Ok(times)
 }
 
-/// Destroys and undefines `name` (with its NVRAM) as validate itself, if it is there.
-fn remove(uri: &str, name: &str) {
-    if let Ok(c) = Connect::open(Some(uri)) {
-        if let Ok(d) = c.lookup_domain_by_name(name) {
-            let _ = d.destroy();
-            let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM);
-        }
+/// Destroys and undefines `name` (with its NVRAM) on validate's own connection, if it is
+/// there.
+fn remove(conn: &Connect, name: &str) {
+    if let Ok(d) = conn.lookup_domain_by_name(name) {
+        let _ = d.destroy();
+        let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM);
     }
 }
 
 /// The power checks, one per `--boot-mode`, for `dtype` domains, named after `run_name`
-/// (`virthost-validate-<pid>-<random>`).
-pub fn run(opts: &Options, dtype: DomainType, run_name: &str) -> Vec<CheckResult> {
-    prepare(opts, dtype, run_name).run()
+/// (`virthost-validate-<pid>-<random>`); `conn` is validate's own connection to
+/// `--connect`, which removes what the sequences leave.
+pub fn run(opts: &Options, conn: &Connect, dtype: DomainType, run_name: &str) -> Vec<CheckResult> {
+    prepare(opts, conn, dtype, run_name).run()
 }
 
 /// The power proof made ready by [`prepare`]: as another user, its children are forked
@@ -187,6 +229,9 @@ pub fn run(opts: &Options, dtype: DomainType, run_name: &str) -> Vec<CheckResult
 pub struct Prepared {
     /// The checks' results when the proof cannot run at all.
     now: Option<Vec<CheckResult>>,
+    /// validate's own connection (a clone of the run's): removes what the sequences leave.
+    /// The sequences never use it: each step opens its own, as the BMC emulators do.
+    conn: Connect,
     uri: String,
     user: String,
     who: String,
@@ -197,11 +242,12 @@ pub struct Prepared {
 }
 
 /// The child that runs one mode's sequence as the user, or why it could not be forked.
-type Child = Result<crate::asuser::Waiting, String>;
+type Child = Result<crate::asuser::Waiting, crate::asuser::AsUserError>;
 
 /// Everything [`run`] does before the first step. Forks (as another user) here, so call it
-/// while the process has one thread: the boot proof's lanes are threads.
-pub fn prepare(opts: &Options, dtype: DomainType, run_name: &str) -> Prepared {
+/// while the process has one thread: the boot proof's lanes are threads. `conn` (validate's
+/// own, idle at the fork) stays in this process; the children open their own as the user.
+pub fn prepare(opts: &Options, conn: &Connect, dtype: DomainType, run_name: &str) -> Prepared {
     let local = uri_host(&opts.connect).is_none();
     let uri = opts.connect.clone();
     let who = if local {
@@ -211,6 +257,7 @@ pub fn prepare(opts: &Options, dtype: DomainType, run_name: &str) -> Prepared {
     };
     let mut prepared = Prepared {
         now: None,
+        conn: conn.clone(),
         uri: uri.clone(),
         user: opts.user.to_string(),
         who,
@@ -305,24 +352,26 @@ impl Prepared {
                 .collect();
         }
         let (uri, who, dtype) = (self.uri.clone(), self.who.clone(), self.dtype);
+        let conn = self.conn.clone();
         let user = self.user.clone();
         self.modes
             .drain(..)
             .map(|(mode, name, child)| {
                 let id = check_id(mode);
                 let began = Instant::now();
-                let result = match child {
+                let result: Result<Vec<f64>, PowerError> = match child {
                     Some(waiting) => waiting
                         .and_then(|w| w.go(Duration::from_secs(120)))
+                        .map_err(PowerError::from)
                         .and_then(|s| {
                             s.split_whitespace()
-                                .map(|x| x.parse::<f64>().map_err(|e| e.to_string()))
+                                .map(|x| x.parse::<f64>().map_err(PowerError::from))
                                 .collect()
                         }),
-                    None => sequence(&uri, &name, dtype, mode),
+                    None => sequence(&uri, &name, dtype, mode).map_err(PowerError::from),
                 };
                 // Whatever happened, nothing stays (validate is root here, or the user itself).
-                remove(&uri, &name);
+                remove(&conn, &name);
                 let r = match result {
                     Ok(times) => CheckResult::pass(
                         &id,
@@ -339,6 +388,7 @@ impl Prepared {
                         ),
                     ),
                     Err(e) => {
+                        let e = e.to_string();
                         let hint = if e.contains("authentication") || e.contains("polkit") || e.contains("access denied") {
                             format!(
                                 "the BMC emulators cannot manage domains as '{user}': see libvirt.polkit, run bootstrap",
@@ -380,5 +430,32 @@ mod tests {
         let u = domain_xml("n", DomainType::Qemu, BootMode::Uefi, "hd");
         assert!(u.contains("firmware='efi'") && u.contains("machine='q35'"));
         assert_eq!(check_id(BootMode::Uefi), "power.uefi");
+    }
+
+    #[test]
+    fn a_failed_step_is_worded_as_before_the_types() {
+        let msg = |m: &str| LibvirtError(m.into());
+        let e = StepFailed {
+            step: "define",
+            error: StepError::Connect(msg("Failed to connect socket")),
+        };
+        assert_eq!(e.to_string(), "define: connect: Failed to connect socket");
+        let e = StepFailed {
+            step: "boot device",
+            error: StepError::BootDevice(BootDeviceError::NoOs),
+        };
+        assert_eq!(e.to_string(), "boot device: the domain's XML has no <os>");
+        let e = StepFailed {
+            step: "running",
+            error: StepError::NotRunning,
+        };
+        assert_eq!(e.to_string(), "running: started, but not running");
+        let e = PowerError::from(crate::asuser::AsUserError::Timeout(Duration::from_secs(
+            120,
+        )));
+        assert_eq!(
+            e.to_string(),
+            "no answer within 120 s (libvirtd or polkitd hanging?)"
+        );
     }
 }

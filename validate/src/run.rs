@@ -7,19 +7,28 @@ use bootstrap::hostroot::HostRoot;
 
 use crate::check::{timed, CheckResult};
 use crate::checks::{self, Host};
+use crate::connection::Libvirt;
 use crate::options::{uri_host, Options, DEFAULT_CONNECT};
 use crate::probe::{Probe, SystemProbe};
 use crate::report::{HostFacts, Report};
 
-/// Every check on the running system: host checks, libvirt, and the boot proof.
+/// Every check on the running system: host checks, libvirt, and the boot proof. libvirt is
+/// connected to once, here, as validate's own user ([`Libvirt`]): the libvirt checks, the
+/// default pool's path, the power proof's preparation and cleanup and the boot proof share
+/// that connection. Only the connections that prove something of their own are separate
+/// (those a child opens as `--user`: `libvirt.polkit`, the power proof's steps).
 pub fn run_system(opts: &Options) -> Report {
     crate::check::clock();
     let probe = SystemProbe::new(HostRoot::system());
     let host = Host::load(&probe);
     let mut results = Vec::new();
     results.extend(before_libvirt(opts, &host));
-    results.extend(libvirt_checks(opts, &host));
-    let pool = default_pool_path(opts).or_else(|| persistent_pool_path(&host));
+    let libvirt = Libvirt::open(checks::libvirt::uri_of(opts));
+    results.extend(checks::libvirt::run(opts, &host, &libvirt));
+    let pool = libvirt
+        .conn()
+        .and_then(default_pool_path)
+        .or_else(|| persistent_pool_path(&host));
     if uri_host(&opts.connect).is_none() {
         let dir = pool
             .clone()
@@ -29,23 +38,24 @@ pub fn run_system(opts: &Options) -> Report {
         }));
     }
     results.extend(after_libvirt(opts, &host, pool));
-    let (proofs, schedule) = proofs(opts);
+    let (proofs, schedule) = proofs(opts, &libvirt);
     results.extend(proofs);
     Report::new(HostFacts::of(&host), owned(results, &opts.user)).with_boot_schedule(schedule)
 }
 
 /// The boot proof, then the power proof; when the boot modes run side by side, the power
 /// proof runs beside the boot proof (in its first lane, after that lane's boots).
-fn proofs(opts: &Options) -> (Vec<CheckResult>, Option<crate::boot::Schedule>) {
-    let mut power = (!opts.skip_power).then(|| power_beside(opts));
+fn proofs(opts: &Options, libvirt: &Libvirt) -> (Vec<CheckResult>, Option<crate::boot::Schedule>) {
+    let mut power = (!opts.skip_power).then(|| power_beside(opts, libvirt));
     let mut beside = None;
     let mut schedule = None;
     let mut results = boot_unless_remote(opts, || {
         // Progress of the boot proof (it takes seconds) goes to stderr, so it never mixes
         // with the report on stdout, JSON included.
         let mut progress = |msg: &str| eprintln!("validate: {msg}");
-        let proven = crate::boot::prove_beside(
+        let proven = crate::boot::prove_on(
             &crate::boot::Proof::from_options(opts),
+            libvirt.get(),
             &mut progress,
             power.take(),
         );
@@ -58,10 +68,11 @@ fn proofs(opts: &Options) -> (Vec<CheckResult>, Option<crate::boot::Schedule>) {
     (results, schedule)
 }
 
-/// The power proof, ready to run beside the boot proof: connected, the domain type chosen,
-/// the children that act as `--user` forked (now, while the process has one thread).
-fn power_beside(opts: &Options) -> crate::boot::Beside {
-    let prepared = prepare_power(opts);
+/// The power proof, ready to run beside the boot proof: the domain type chosen on the
+/// run's connection, the children that act as `--user` forked (now, while the process has
+/// one thread).
+fn power_beside(opts: &Options, libvirt: &Libvirt) -> crate::boot::Beside {
+    let prepared = prepare_power(opts, libvirt);
     let user = opts.user.to_string();
     Box::new(move || {
         eprintln!("validate: power: define, boot device, start, reset, stop, undefine as {user}");
@@ -173,30 +184,22 @@ fn after_libvirt(opts: &Options, host: &Host, pool: Option<String>) -> Vec<Check
     r
 }
 
-fn libvirt_checks(opts: &Options, host: &Host) -> Vec<CheckResult> {
-    checks::libvirt::run(opts, host)
-}
-
 /// The power proof with the domain type the boot proof would use, prepared
-/// (`power::prepare`), or its FAILs.
-fn prepare_power(opts: &Options) -> Result<crate::power::Prepared, Vec<CheckResult>> {
+/// (`power::prepare`) on the run's connection, or its FAILs.
+fn prepare_power(
+    opts: &Options,
+    libvirt: &Libvirt,
+) -> Result<crate::power::Prepared, Vec<CheckResult>> {
     let fail = |detail: String, hint: &str| -> Vec<CheckResult> {
         opts.boot_modes
             .iter()
             .map(|m| CheckResult::fail(crate::power::check_id(*m), detail.clone(), hint))
             .collect()
     };
-    virt::error::clear_error_callback();
-    let conn = match virt::connect::Connect::open(Some(&opts.connect)) {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(fail(
-                format!("cannot connect to {}: {}", opts.connect, e.message()),
-                "see libvirt.connect",
-            ))
-        }
-    };
-    let dtype = match checks::libvirt::domain_types(&conn) {
+    let conn = libvirt
+        .get()
+        .map_err(|e| fail(e.to_string(), "see libvirt.connect"))?;
+    let dtype = match checks::libvirt::domain_types(conn) {
         Ok(t) => match t.choose(opts.domain_type) {
             Ok(d) => d,
             Err((detail, hint)) => return Err(fail(detail, hint)),
@@ -208,21 +211,17 @@ fn prepare_power(opts: &Options) -> Result<crate::power::Prepared, Vec<CheckResu
             ))
         }
     };
-    drop(conn);
     match crate::boot::new_run_name() {
-        Ok(name) => Ok(crate::power::prepare(opts, dtype, &name)),
-        Err(e) => Err(fail(e, "see the boot proof's randomness hint")),
+        Ok(name) => Ok(crate::power::prepare(opts, conn, dtype, &name)),
+        Err(e) => Err(fail(e.to_string(), "see the boot proof's randomness hint")),
     }
 }
 
 /// The default pool's target path as the live daemon reports it; `None` falls back to the
 /// persistent pool definition, then to /var/lib/libvirt/images (or its nearest existing
 /// parent).
-fn default_pool_path(opts: &Options) -> Option<String> {
-    virt::connect::Connect::open(Some(&opts.connect))
-        .ok()
-        .and_then(|c| checks::libvirt::default_pool_path(&c))
-        .map(|p| p.display().to_string())
+fn default_pool_path(conn: &virt::connect::Connect) -> Option<String> {
+    checks::libvirt::default_pool_path(conn).map(|p| p.display().to_string())
 }
 
 /// `<target><path>` of the persistent default pool (`/etc/libvirt/storage/default.xml`).

@@ -75,13 +75,15 @@ fn emitted() -> BTreeSet<String> {
     // qemu:///system.
     let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
     let host = validate::checks::Host::load(&probe);
+    let opts_libvirt = Options {
+        connect: "test:///default".into(),
+        user: "virthost-doc-ids-no-such-user".parse().unwrap(),
+        ..Options::default()
+    };
     let libvirt = validate::checks::libvirt::run(
-        &Options {
-            connect: "test:///default".into(),
-            user: "virthost-doc-ids-no-such-user".parse().unwrap(),
-            ..Options::default()
-        },
+        &opts_libvirt,
         &host,
+        &validate::connection::Libvirt::open(&opts_libvirt.connect),
     );
     ids.extend(libvirt.into_iter().map(|c| c.id));
     for mode in &opts.boot_modes {

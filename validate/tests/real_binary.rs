@@ -305,7 +305,6 @@ fn human_report_with_progress_and_summary() {
     // Progress of the boot proof on stderr, in order.
     let prefix = format!("{PREFIX}{}-", run.pid);
     let progress = [
-        "validate: boot: connecting to libvirt".to_string(),
         "validate: boot: the boot modes ".to_string(),
         "validate: boot: creating the isolated test network".to_string(),
         format!("validate: boot: network {prefix}"),

@@ -5,6 +5,9 @@ use std::path::Path;
 
 use virt::connect::Connect;
 
+use crate::checks::firmware::DomcapsError;
+use crate::connection::LibvirtError;
+
 use super::xmlscan::escape;
 use super::Rom;
 use crate::options::{BootMode, DomainType};
@@ -29,9 +32,20 @@ pub(super) fn name(run: &str, mode: BootMode, nic: &str) -> String {
     }
 }
 
+/// Why no UEFI test domain can start.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NoUefi {
+    #[error("libvirt would not describe q35 domains: {0}")]
+    Undescribed(LibvirtError),
+    #[error(transparent)]
+    Capabilities(#[from] DomcapsError),
+    #[error("libvirt offers no efi firmware for q35 (no OVMF installed)")]
+    NoFirmware,
+}
+
 /// Whether libvirt offers UEFI firmware for a `q35` domain of `dtype`: the error says why
 /// not (checked before a UEFI test domain is created).
-pub(super) fn uefi_offered(conn: &Connect, dtype: DomainType) -> Result<(), String> {
+pub(super) fn uefi_offered(conn: &Connect, dtype: DomainType) -> Result<(), NoUefi> {
     let caps = conn
         .domain_capabilities(
             None,
@@ -40,10 +54,10 @@ pub(super) fn uefi_offered(conn: &Connect, dtype: DomainType) -> Result<(), Stri
             Some(dtype.as_str()),
             0,
         )
-        .map_err(|e| format!("libvirt would not describe q35 domains: {}", e.message()))?;
+        .map_err(|e| NoUefi::Undescribed(e.into()))?;
     match crate::checks::firmware::efi_offered(&caps)? {
         (true, _) => Ok(()),
-        (false, _) => Err("libvirt offers no efi firmware for q35 (no OVMF installed)".into()),
+        (false, _) => Err(NoUefi::NoFirmware),
     }
 }
 

@@ -27,6 +27,30 @@ pub enum Event {
     },
 }
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot start the HTTP thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("the HTTP thread died")]
+    ThreadDied,
+    #[error("{}: {source}", .path.display())]
+    Netns {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot enter libvirt's network namespace {}: {source}", .path.display())]
+    Setns { path: PathBuf, source: nix::Error },
+    /// `what`: the call that failed (`socket`, `SO_REUSEADDR`, `listen`, ...).
+    #[error("{what}: {source}")]
+    Socket {
+        what: &'static str,
+        source: nix::Error,
+    },
+    #[error("bind {addr}: {source}")]
+    Bind { addr: Ipv4Addr, source: nix::Error },
+}
+
 pub struct Server {
     pub port: u16,
     events: Receiver<Event>,
@@ -37,7 +61,11 @@ pub struct Server {
 impl Server {
     /// Binds `addr:0` (with `IP_FREEBIND`: the bridge need not exist yet) in the network
     /// namespace `netns` (a `/proc/<pid>/ns/net` path; `None`: ours) and serves in a thread.
-    pub fn start(addr: Ipv4Addr, netns: Option<PathBuf>, token: String) -> Result<Server, String> {
+    pub fn start(
+        addr: Ipv4Addr,
+        netns: Option<PathBuf>,
+        token: String,
+    ) -> Result<Server, ServerError> {
         let (port_tx, port_rx) = channel();
         let (ev_tx, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -68,10 +96,8 @@ impl Server {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
-        let port = port_rx
-            .recv()
-            .map_err(|_| "the HTTP thread died".to_string())??;
+            .map_err(ServerError::Thread)?;
+        let port = port_rx.recv().map_err(|_| ServerError::ThreadDied)??;
         Ok(Server {
             port,
             events,
@@ -95,39 +121,42 @@ impl Drop for Server {
     }
 }
 
-fn bind(addr: Ipv4Addr, netns: Option<&PathBuf>) -> Result<TcpListener, String> {
+fn bind(addr: Ipv4Addr, netns: Option<&PathBuf>) -> Result<TcpListener, ServerError> {
     use nix::sys::socket::{
         bind, getsockname, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag,
         SockType, SockaddrIn,
     };
     if let Some(ns) = netns {
-        let f = std::fs::File::open(ns).map_err(|e| format!("{}: {e}", ns.display()))?;
-        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-            format!(
-                "cannot enter libvirt's network namespace {}: {e}",
-                ns.display()
-            )
+        let f = std::fs::File::open(ns).map_err(|source| ServerError::Netns {
+            path: ns.clone(),
+            source,
+        })?;
+        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+            ServerError::Setns {
+                path: ns.clone(),
+                source,
+            }
         })?;
     }
+    let call = |what: &'static str| move |source| ServerError::Socket { what, source };
     let fd = socket(
         AddressFamily::Inet,
         SockType::Stream,
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
-    .map_err(|e| format!("socket: {e}"))?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
-    setsockopt(&fd, sockopt::IpFreebind, &true).map_err(|e| format!("IP_FREEBIND: {e}"))?;
+    .map_err(call("socket"))?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(call("SO_REUSEADDR"))?;
+    setsockopt(&fd, sockopt::IpFreebind, &true).map_err(call("IP_FREEBIND"))?;
     let o = addr.octets();
     bind(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
         &SockaddrIn::new(o[0], o[1], o[2], o[3], 0),
     )
-    .map_err(|e| format!("bind {addr}: {e}"))?;
-    listen(&fd, Backlog::new(16).unwrap_or(Backlog::MAXCONN))
-        .map_err(|e| format!("listen: {e}"))?;
-    let _: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd))
-        .map_err(|e| format!("getsockname: {e}"))?;
+    .map_err(|source| ServerError::Bind { addr, source })?;
+    listen(&fd, Backlog::new(16).unwrap_or(Backlog::MAXCONN)).map_err(call("listen"))?;
+    let _: SockaddrIn =
+        getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(call("getsockname"))?;
     Ok(TcpListener::from(fd))
 }
 

@@ -17,7 +17,7 @@ use virt::network::Network;
 use super::cleanup::{interrupted, serial_dir};
 use super::domain::{self, create_readable, domain_xml, uefi_files, DomainSpec};
 use super::messages::{self, mode_word, About};
-use super::names::{random_hex_from, RandomSource, RANDOM_HINT};
+use super::names::{random_hex_from, NoRandomness, RandomSource, RANDOM_HINT};
 use super::{check_id, http, net, poll, tftp, verdict, NicBoot, Proof, Timings};
 use crate::check::CheckResult;
 use crate::checks::libvirt::version_string;
@@ -69,7 +69,7 @@ impl Lane {
     }
 
     /// `n` random bytes as hex, or the FAIL detail.
-    fn hex(&self, n: usize) -> Result<String, String> {
+    fn hex(&self, n: usize) -> Result<String, NoRandomness> {
         random_hex_from(n, self.random)
     }
 
@@ -185,7 +185,7 @@ impl Lane {
         let netns = netns_pid.and_then(net::foreign_netns);
         let (token, start_at) = match (self.hex(16), self.hex(2)) {
             (Ok(t), Ok(s)) => (t, u16::from_str_radix(&s, 16).unwrap_or(0) as usize),
-            (Err(e), _) | (_, Err(e)) => return Err((e, RANDOM_HINT.into())),
+            (Err(e), _) | (_, Err(e)) => return Err((e.to_string(), RANDOM_HINT.into())),
         };
         let firewalld_zone = net::firewalld_running().then(|| "trusted".to_string());
 
@@ -225,7 +225,7 @@ impl Lane {
             let name = format!("{}{}-{attempt}", self.name, self.net_infix);
             let ula = match self.hex(5) {
                 Ok(h) => format!("fd{}:{}:{}:{:x}::", &h[..2], &h[2..6], &h[6..], attempt + 1),
-                Err(e) => return Err((e, RANDOM_HINT.into())),
+                Err(e) => return Err((e.to_string(), RANDOM_HINT.into())),
             };
             // UEFI: chain the host's snponly.efi over TFTP (needs dnsmasq options); without
             // one, the NIC ROM's iPXE must boot the URL itself (Debian 12's ROMs do).
@@ -255,7 +255,7 @@ impl Lane {
             // that libvirt could hand out twice (net::NetworkSpec::bridge).
             let bridge = match self.hex(5) {
                 Ok(h) => format!("vhv{}", &h[..9]),
-                Err(e) => return Err((e, RANDOM_HINT.into())),
+                Err(e) => return Err((e.to_string(), RANDOM_HINT.into())),
             };
             let spec = net::NetworkSpec {
                 name: name.clone(),
@@ -322,7 +322,10 @@ impl Lane {
         let mac = match self.hex(3) {
             Ok(h) => format!("52:54:00:{}:{}:{}", &h[..2], &h[2..4], &h[4..]),
             Err(e) => {
-                return nic_boot(CheckResult::fail(id, e, RANDOM_HINT), Timings::default());
+                return nic_boot(
+                    CheckResult::fail(id, e.to_string(), RANDOM_HINT),
+                    Timings::default(),
+                );
             }
         };
         let _ = std::fs::remove_file(&serial_path);

@@ -39,12 +39,13 @@ use virt::connect::Connect;
 
 use crate::check::CheckResult;
 use crate::checks::libvirt::domain_types;
+use crate::connection::{ConnectError, Libvirt};
 use crate::options::Options;
 use crate::options::{BootMode, DomainType};
 
 pub use cleanup::{sweep, NVRAM_DIR};
 pub(crate) use names::owner_dead;
-pub use names::{kernel_random, new_run_name, random_hex, RandomSource, PREFIX};
+pub use names::{kernel_random, new_run_name, random_hex, NoRandomness, RandomSource, PREFIX};
 pub use net::libvirt_daemon_pid;
 pub use schedule::Schedule;
 pub use tftp::{DNSMASQ_DIR, SNPONLY};
@@ -147,7 +148,7 @@ pub struct NicBoot {
 /// after its boots when the modes run side by side, else after the proof.
 pub type Beside = Box<dyn FnOnce() -> Vec<CheckResult> + Send>;
 
-/// What [`prove_beside`] did.
+/// What [`prove_on`] did.
 pub struct Proven {
     pub boots: Vec<NicBoot>,
     /// What [`Beside`] returned (empty without one).
@@ -175,19 +176,30 @@ pub fn check_id(mode: BootMode, nic: &str) -> String {
     }
 }
 
-/// Runs the boot proof.
+/// Runs the boot proof on a connection of its own to `p.uri` (tests, benches; a validate
+/// run shares its one connection through [`prove_on`]).
 pub fn prove(p: &Proof, progress: &mut dyn FnMut(&str)) -> Vec<NicBoot> {
-    prove_with(p, progress, kernel_random, None).boots
+    progress("boot: connecting to libvirt");
+    let libvirt = Libvirt::open(&p.uri);
+    prove_with(p, libvirt.get(), progress, kernel_random, None).boots
 }
 
-/// Runs the boot proof with `beside` (see [`Beside`]).
-pub fn prove_beside(p: &Proof, progress: &mut dyn FnMut(&str), beside: Option<Beside>) -> Proven {
-    prove_with(p, progress, kernel_random, beside)
+/// Runs the boot proof on `conn` (the run's connection to `p.uri`, or why there is none)
+/// with `beside` (see [`Beside`]). The lanes share `conn` across threads: `Connect` is
+/// `Sync` (see [`crate::connection`]).
+pub fn prove_on(
+    p: &Proof,
+    conn: Result<&Connect, &ConnectError>,
+    progress: &mut dyn FnMut(&str),
+    beside: Option<Beside>,
+) -> Proven {
+    prove_with(p, conn, progress, kernel_random, beside)
 }
 
-/// [`prove_beside`] with its source of random bytes (tests: one that fails).
+/// [`prove_on`] with its source of random bytes (tests: one that fails).
 fn prove_with(
     p: &Proof,
+    conn: Result<&Connect, &ConnectError>,
     progress: &mut dyn FnMut(&str),
     random: RandomSource,
     beside: Option<Beside>,
@@ -214,29 +226,24 @@ fn prove_with(
     // Names and the callback token come first: without randomness nothing is created.
     let name = match run_name(random) {
         Ok(n) => n,
-        Err(e) => return alone(fail_all(e, RANDOM_HINT), beside),
+        Err(e) => return alone(fail_all(e.to_string(), RANDOM_HINT), beside),
     };
-    virt::error::clear_error_callback();
-    progress("boot: connecting to libvirt");
-    let conn = match Connect::open(Some(&p.uri)) {
+    let conn = match conn {
         Ok(c) => c,
         Err(e) => {
             return alone(
-                fail_all(
-                    format!("cannot connect to {}: {}", p.uri, e.message()),
-                    "start libvirtd (see libvirt.connect)",
-                ),
+                fail_all(e.to_string(), "start libvirtd (see libvirt.connect)"),
                 beside,
             )
         }
     };
-    let swept = sweep(&conn);
+    let swept = sweep(conn);
     if swept > 0 {
         progress(&format!(
             "boot: removed {swept} leftover(s) of earlier runs"
         ));
     }
-    let dtype = match domain_types(&conn) {
+    let dtype = match domain_types(conn) {
         Ok(types) => match types.choose(p.domain_type) {
             Ok(t) => t,
             Err((detail, hint)) => return alone(fail_all(detail, hint), beside),
@@ -255,14 +262,14 @@ fn prove_with(
     let mut unbootable = Vec::new();
     let mut p = p.clone();
     if p.modes.contains(&BootMode::Uefi) {
-        if let Err(why) = domain::uefi_offered(&conn, dtype) {
+        if let Err(why) = domain::uefi_offered(conn, dtype) {
             unbootable = p
                 .nics
                 .iter()
                 .map(|nic| NicBoot {
                     mode: BootMode::Uefi,
                     nic: nic.clone(),
-                    result: messages::no_uefi(&check_id(BootMode::Uefi, nic), &why)
+                    result: messages::no_uefi(&check_id(BootMode::Uefi, nic), &why.to_string())
                         .took(start.elapsed()),
                     timings: Timings::default(),
                 })
@@ -288,9 +295,9 @@ fn prove_with(
     }
     let signals = SignalGuard::install();
     let (mut boots, beside) = if schedule.side_by_side {
-        side_by_side(p, &conn, &name, random, dtype, progress, start, beside)
+        side_by_side(p, conn, &name, random, dtype, progress, start, beside)
     } else {
-        let mut lane = Lane::new(conn, name, "", random);
+        let mut lane = Lane::new(conn.clone(), name, "", random);
         let boots = lane.boot_all(p, &p.targets(), dtype, progress, start);
         drop(lane);
         (boots, beside.map(|f| f()).unwrap_or_default())
@@ -385,7 +392,7 @@ mod tests {
         assert!(names::random_hex_from(16, broken).is_err());
         let opts = Options {
             nics: vec!["virtio".into(), "e1000".into()],
-            // Never reached: the proof stops before it connects.
+            // Never reached: the proof stops before it uses the connection.
             connect: "test:///nonexistent".into(),
             boot_modes: vec![BootMode::Bios],
             ..Options::default()
@@ -393,8 +400,13 @@ mod tests {
         let mut said = Vec::new();
         let ran_beside = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let r = ran_beside.clone();
+        let never = ConnectError {
+            uri: opts.connect.clone(),
+            message: "not tried".into(),
+        };
         let out = prove_with(
             &Proof::from_options(&opts),
+            Err(&never),
             &mut |m| said.push(m.to_string()),
             broken,
             Some(Box::new(move || {

@@ -23,11 +23,11 @@ pub(crate) fn owner_dead(name: &str) -> bool {
 
 /// Every name this module creates: `virthost-validate-<pid>-<random>`.
 /// A fresh `virthost-validate-<pid>-<random>` name (the power proof's domains use one too).
-pub fn new_run_name() -> Result<String, String> {
+pub fn new_run_name() -> Result<String, NoRandomness> {
     run_name(kernel_random)
 }
 
-pub(super) fn run_name(random: RandomSource) -> Result<String, String> {
+pub(super) fn run_name(random: RandomSource) -> Result<String, NoRandomness> {
     Ok(format!(
         "{PREFIX}{}-{}",
         std::process::id(),
@@ -88,12 +88,15 @@ pub fn random_hex(n: usize) -> std::io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// `n` bytes of `random` as hex, or the FAIL detail saying why there are none.
-pub(super) fn random_hex_from(n: usize, random: RandomSource) -> Result<String, String> {
+/// The kernel gave no random bytes: the FAIL detail of what needed them.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read random bytes from the kernel (getrandom, /dev/urandom): {0}")]
+pub struct NoRandomness(#[source] pub std::io::Error);
+
+/// `n` bytes of `random` as hex, or why there are none.
+pub(super) fn random_hex_from(n: usize, random: RandomSource) -> Result<String, NoRandomness> {
     let mut buf = vec![0u8; n];
-    random(&mut buf).map_err(|e| {
-        format!("cannot read random bytes from the kernel (getrandom, /dev/urandom): {e}")
-    })?;
+    random(&mut buf).map_err(NoRandomness)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 

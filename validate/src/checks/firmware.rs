@@ -8,6 +8,7 @@
 //! `/etc/qemu/firmware/`); bootstrap's `packages` step installs the package that ships them
 //! (`bootstrap::desired::uefi_package`: `ovmf`, `edk2-ovmf`, `OVMF`).
 
+use crate::connection::LibvirtError;
 use bootstrap::desired::uefi_package;
 use bootstrap::os::Family;
 
@@ -20,16 +21,24 @@ pub const MACHINES: &[&str] = &["q35", "pc"];
 /// Where QEMU's firmware descriptors live (libvirt reads both; /etc overrides).
 pub const DESCRIPTOR_DIRS: &[&str] = &["/usr/share/qemu/firmware", "/etc/qemu/firmware"];
 
+/// A domain capabilities document that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomcapsError {
+    #[error("domain capabilities: {0}")]
+    Xml(#[from] roxmltree::Error),
+    #[error("domain capabilities without <os>")]
+    NoOs,
+}
+
 /// Whether a domain capabilities document offers `efi` firmware autoselection, and the
 /// loader files it lists.
-pub fn efi_offered(domcaps: &str) -> Result<(bool, Vec<String>), String> {
-    let doc =
-        roxmltree::Document::parse(domcaps).map_err(|e| format!("domain capabilities: {e}"))?;
+pub fn efi_offered(domcaps: &str) -> Result<(bool, Vec<String>), DomcapsError> {
+    let doc = roxmltree::Document::parse(domcaps)?;
     let os = doc
         .root_element()
         .children()
         .find(|n| n.has_tag_name("os"))
-        .ok_or("domain capabilities without <os>")?;
+        .ok_or(DomcapsError::NoOs)?;
     let efi = os
         .children()
         .filter(|n| n.has_tag_name("enum") && n.attribute("name") == Some("firmware"))
@@ -75,7 +84,7 @@ pub fn enrolled_secure_boot(descriptors: &[(String, String)]) -> Option<String> 
 /// describe that machine type).
 pub fn efi_result(
     family: Option<Family>,
-    per_machine: &[(&str, Option<Result<String, String>>)],
+    per_machine: &[(&str, Option<Result<String, LibvirtError>>)],
 ) -> CheckResult {
     const ID: &str = "firmware.efi";
     let package = family

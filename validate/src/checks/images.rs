@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Host;
+use crate::accounts::Account;
 use crate::accounts::AccountsExt;
 use crate::check::CheckResult;
-use crate::checks::libvirt::Account;
 
 /// SELinux types QEMU (svirt) may use for image directories and files.
 pub const QEMU_LABELS: &[&str] = &["virt_image_t", "svirt_image_t", "virt_content_t", "nfs_t"];
@@ -46,15 +46,27 @@ pub fn blocked_at(dir: &Path, uid: u32, gids: &[u32]) -> Option<(PathBuf, String
     None
 }
 
+/// QEMU's user (`name`, from `from`: qemu.conf or the platform's default) is not in
+/// `/etc/passwd`.
+#[derive(Debug, thiserror::Error)]
+#[error("QEMU's user {name} ({from}) is not in /etc/passwd")]
+struct NoQemuUser {
+    name: String,
+    from: String,
+}
+
 /// QEMU's account, with qemu.conf's `group` among its groups.
-fn qemu_account(host: &Host) -> Result<Account, String> {
+fn qemu_account(host: &Host) -> Result<Account, NoQemuUser> {
     let (name, group, source) = super::kvm::qemu_identity(host);
     let a = &host.accounts;
     let user = match name.parse::<u32>() {
         Ok(uid) => a.user_by_uid(uid),
         Err(_) => a.user(name.trim_start_matches('+')),
     }
-    .ok_or_else(|| format!("QEMU's user {name} ({source}) is not in /etc/passwd"))?;
+    .ok_or_else(|| NoQemuUser {
+        name: name.to_string(),
+        from: source.to_string(),
+    })?;
     let mut groups = a.gids_of(user);
     let mut gid = user.gid;
     if let Some(g) = group {
@@ -85,7 +97,7 @@ pub fn access(host: &Host, dir: &Path) -> CheckResult {
         Err(e) => {
             return CheckResult::fail(
                 ID,
-                e,
+                e.to_string(),
                 "install the hypervisor packages (they create it) or fix qemu.conf",
             )
         }
@@ -133,21 +145,20 @@ pub fn access(host: &Host, dir: &Path) -> CheckResult {
         );
     }
     let path = probe.clone();
+    // Only displayed (the child answers its text): anyhow, each step its context.
     let answer = crate::asuser::run_as(&account, Duration::from_secs(10), move || {
+        use anyhow::Context;
         let mut f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| format!("open read-write: {e}"))?;
-        f.write_all(b"virthost")
-            .map_err(|e| format!("write: {e}"))?;
-        f.rewind().map_err(|e| format!("seek: {e}"))?;
+            .context("open read-write")?;
+        f.write_all(b"virthost").context("write")?;
+        f.rewind().context("seek")?;
         let mut back = String::new();
-        f.read_to_string(&mut back)
-            .map_err(|e| format!("read: {e}"))?;
-        (back == "virthost")
-            .then_some(String::new())
-            .ok_or_else(|| "read back something else".into())
+        f.read_to_string(&mut back).context("read")?;
+        anyhow::ensure!(back == "virthost", "read back something else");
+        Ok(String::new())
     });
     let _ = std::fs::remove_file(&probe);
     let who = format!("QEMU's user {} (uid {})", account.name, account.uid);

@@ -15,8 +15,10 @@ use bootstrap::virsh::{PoolInfo, PoolState};
 use virt::connect::Connect;
 
 use super::{firmware, Host};
+use crate::accounts::{lookup_account, Account};
 use crate::assessed::{self, Severity};
 use crate::check::{timed, CheckResult};
+use crate::connection::{Libvirt, LibvirtError};
 use crate::options::{DomainType, Options};
 
 /// The URI the stack (and polkit's rule) is about.
@@ -26,22 +28,15 @@ const START_HINT: &str = "start libvirt: `systemctl enable --now libvirtd` (modu
      `systemctl enable --now virtqemud.socket virtnetworkd.socket virtstoraged.socket`); \
      without systemd: `virtlogd -d && libvirtd -d`; check --connect";
 
-/// The libvirt checks: `libvirt.connect`, `libvirt.pool`, `libvirt.domain_type`,
-/// `firmware.efi`, `firmware.secure_boot`, `libvirt.polkit`.
-pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
-    virt::error::clear_error_callback();
-    let uri = uri_of(opts);
-    let mut out = Vec::new();
-    let mut conn = None;
-    out.extend(timed(|| {
-        let (r, c) = connect_check(uri);
-        conn = c;
-        vec![r]
-    }));
-    if let Some(conn) = &conn {
+/// The libvirt checks: `libvirt.connect` (the attempt `libvirt` made), then on its
+/// connection `libvirt.pool`, `libvirt.domain_type`, `firmware.efi`, `firmware.secure_boot`;
+/// and `libvirt.polkit` (a connection of its own, in a child that is the stack user).
+pub fn run(opts: &Options, host: &Host, libvirt: &Libvirt) -> Vec<CheckResult> {
+    let mut out = vec![connect_result(libvirt)];
+    if let Some(conn) = libvirt.conn() {
         out.extend(timed(|| vec![pool_check(conn)]));
         out.extend(timed(|| vec![domain_type_check(conn)]));
-        out.extend(timed(|| firmware_checks(conn, host, uri)));
+        out.extend(timed(|| firmware_checks(conn, host, libvirt.uri())));
     }
     out.extend(timed(|| {
         vec![polkit_check(SYSTEM_URI, opts.user.as_str(), Path::new("/"))]
@@ -49,7 +44,8 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     out
 }
 
-fn uri_of(opts: &Options) -> &str {
+/// The URI validate connects to: `--connect`, or [`SYSTEM_URI`] when it is empty.
+pub fn uri_of(opts: &Options) -> &str {
     if opts.connect.is_empty() {
         SYSTEM_URI
     } else {
@@ -62,36 +58,30 @@ pub fn version_string(v: u32) -> String {
     format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
 }
 
-fn connect_check(uri: &str) -> (CheckResult, Option<Connect>) {
-    let conn = match Connect::open(Some(uri)) {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                CheckResult::fail(
-                    "libvirt.connect",
-                    format!("cannot connect to {uri}: {}", e.message()),
-                    START_HINT,
-                ),
-                None,
+/// `libvirt.connect`: the run's attempt to connect, with the versions on the connection;
+/// its duration is the attempt's and the version queries'.
+fn connect_result(libvirt: &Libvirt) -> CheckResult {
+    let asked = Instant::now();
+    let uri = libvirt.uri();
+    let r = match libvirt.get() {
+        Err(e) => CheckResult::fail("libvirt.connect", e.to_string(), START_HINT),
+        Ok(conn) => {
+            let lib = conn
+                .lib_version()
+                .map(version_string)
+                .unwrap_or_else(|_| "?".into());
+            let driver = conn.driver_type().unwrap_or_else(|_| "hypervisor".into());
+            let hyp = conn
+                .hyp_version()
+                .map(version_string)
+                .unwrap_or_else(|_| "?".into());
+            CheckResult::pass(
+                "libvirt.connect",
+                format!("{uri}: libvirt {lib}, {driver} {hyp}"),
             )
         }
     };
-    let lib = conn
-        .lib_version()
-        .map(version_string)
-        .unwrap_or_else(|_| "?".into());
-    let driver = conn.driver_type().unwrap_or_else(|_| "hypervisor".into());
-    let hyp = conn
-        .hyp_version()
-        .map(version_string)
-        .unwrap_or_else(|_| "?".into());
-    (
-        CheckResult::pass(
-            "libvirt.connect",
-            format!("{uri}: libvirt {lib}, {driver} {hyp}"),
-        ),
-        Some(conn),
-    )
+    r.took(libvirt.took() + asked.elapsed())
 }
 
 /// The target path of the storage pool `default`, when it exists.
@@ -108,16 +98,6 @@ pub fn pool_target_path(xml: &str) -> Option<PathBuf> {
         .ok()?
         .path
         .map(PathBuf::from)
-}
-
-/// Where VM images go: the default pool's path, else [`IMAGES_DIR`]. For the
-/// capacity check.
-pub fn image_dir(opts: &Options) -> PathBuf {
-    virt::error::clear_error_callback();
-    Connect::open(Some(uri_of(opts)))
-        .ok()
-        .and_then(|c| default_pool_path(&c))
-        .unwrap_or_else(|| PathBuf::from(IMAGES_DIR))
 }
 
 fn pool_check(conn: &Connect) -> CheckResult {
@@ -141,21 +121,22 @@ pub fn pool_facts(conn: &Connect) -> PoolFacts {
     let Ok(pool) = conn.lookup_storage_pool_by_name(POOL_NAME) else {
         return PoolFacts::Missing;
     };
-    let read = || -> Result<PoolFacts, String> {
-        let info = pool.info().map_err(|e| e.message().to_string())?;
-        let xml = pool.xml_desc(0).map_err(|e| e.message().to_string())?;
-        let def = bootstrap::virsh::parse_pool_xml(&xml).map_err(|e| format!("{e:#}"))?;
+    // Only displayed (in the pool's Unknown): libvirt's message, or the XML reader's chain.
+    let read = || -> anyhow::Result<PoolFacts> {
+        let info = pool.info().map_err(LibvirtError::from)?;
+        let xml = pool.xml_desc(0).map_err(LibvirtError::from)?;
+        let def = bootstrap::virsh::parse_pool_xml(&xml)?;
         Ok(PoolFacts::Pool(
             PoolInfo {
                 name: POOL_NAME.into(),
                 state: pool_state(info.state),
-                persistent: pool.is_persistent().map_err(|e| e.message().to_string())?,
-                autostart: pool.autostart().map_err(|e| e.message().to_string())?,
+                persistent: pool.is_persistent().map_err(LibvirtError::from)?,
+                autostart: pool.autostart().map_err(LibvirtError::from)?,
             },
             def,
         ))
     };
-    read().unwrap_or_else(|e| PoolFacts::Unknown(format!("pool '{POOL_NAME}': {e}")))
+    read().unwrap_or_else(|e| PoolFacts::Unknown(format!("pool '{POOL_NAME}': {e:#}")))
 }
 
 /// `libvirt.pool`: bootstrap's `pool` requirement (`bootstrap::assess::pool`), where the
@@ -175,12 +156,12 @@ fn firmware_checks(conn: &Connect, host: &Host, uri: &str) -> Vec<CheckResult> {
         .ok()
         .and_then(|t| t.best())
         .map(|t| t.as_str());
-    let per_machine: Vec<(&str, Option<Result<String, String>>)> = firmware::MACHINES
+    let per_machine: Vec<(&str, Option<Result<String, LibvirtError>>)> = firmware::MACHINES
         .iter()
         .map(|m| {
             let caps = conn
                 .domain_capabilities(None, Some(arch), Some(m), virttype, 0)
-                .map_err(|e| e.message().to_string());
+                .map_err(LibvirtError::from);
             (*m, Some(caps))
         })
         .collect();
@@ -420,35 +401,6 @@ pub fn domain_type_result(types: &DomainTypes, took: Duration) -> CheckResult {
     }
 }
 
-/// A user as `/etc/passwd` and `/etc/group` describe it (read directly, never through NSS:
-/// NSS lookups crash in a static glibc binary).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: String,
-    /// Supplementary groups: the primary group and every group that lists the user.
-    pub groups: Vec<u32>,
-}
-
-/// Looks `name` up in `<root>/etc/passwd` and `<root>/etc/group` (parsed by
-/// `bootstrap::accounts`, the same reading `bootstrap` does).
-pub fn lookup_account(root: &Path, name: &str) -> Option<Account> {
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
-    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
-    let accounts = bootstrap::accounts::Accounts::parse(&passwd, &group);
-    let user = accounts.user(name)?;
-    let groups = crate::accounts::AccountsExt::gids_of(&accounts, user);
-    Some(Account {
-        name: user.name.clone(),
-        uid: user.uid,
-        gid: user.gid,
-        home: user.home.clone(),
-        groups,
-    })
-}
-
 fn polkit_hint(user: &str) -> String {
     use bootstrap::desired::{LIBVIRT_MANAGE_ACTION, POLKIT_PKLA_PATH, POLKIT_RULE_PATH};
     format!(
@@ -485,7 +437,8 @@ pub fn polkit_check(uri: &str, user: &str, root: &Path) -> CheckResult {
                 account.uid
             ),
         ),
-        Err(msg) => {
+        Err(e) => {
+            let msg = e.to_string();
             let auth = [
                 "polkit",
                 "authentication",
@@ -511,17 +464,18 @@ pub fn polkit_check(uri: &str, user: &str, root: &Path) -> CheckResult {
 
 /// A child process with `account`'s identity lists the domains at `uri`: the number of
 /// domains or the child's error.
-fn list_domains_as(uri: &str, account: &Account, timeout: Duration) -> Result<usize, String> {
+fn list_domains_as(
+    uri: &str,
+    account: &Account,
+    timeout: Duration,
+) -> Result<usize, crate::asuser::AsUserError> {
     let answer = crate::asuser::run_as(account, timeout, || {
         virt::error::clear_error_callback();
-        let conn = Connect::open(Some(uri)).map_err(|e| e.message().to_string())?;
-        let n = conn
-            .list_all_domains(0)
-            .map_err(|e| e.message().to_string())?
-            .len();
+        let conn = Connect::open(Some(uri)).map_err(LibvirtError::from)?;
+        let n = conn.list_all_domains(0).map_err(LibvirtError::from)?.len();
         // Leaked on purpose: the child ends with _exit; the daemon sees the socket close.
         std::mem::forget(conn);
-        Ok(n.to_string())
+        Ok::<_, LibvirtError>(n.to_string())
     })?;
     Ok(answer.trim().parse().unwrap_or(0))
 }
@@ -596,25 +550,5 @@ mod tests {
         assert!(t(false, false, false).choose(None).is_err());
         assert_eq!("qemu".parse(), Ok(DomainType::Qemu));
         assert!("xen".parse::<DomainType>().is_err());
-    }
-
-    #[test]
-    fn accounts_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("etc")).unwrap();
-        std::fs::write(
-            dir.path().join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/bash\nstack:x:1001:1001::/home/stack:/bin/bash\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("etc/group"),
-            "root:x:0:\nlibvirt:x:120:alice,stack\nkvm:x:104:\nstack:x:1001:\n",
-        )
-        .unwrap();
-        let a = lookup_account(dir.path(), "stack").unwrap();
-        assert_eq!((a.uid, a.gid, a.home.as_str()), (1001, 1001, "/home/stack"));
-        assert_eq!(a.groups, [1001, 120]);
-        assert!(lookup_account(dir.path(), "nobody").is_none());
     }
 }
