@@ -22,12 +22,8 @@ pub fn installed(
     host: &Host,
     family: Family,
     names: &[&str],
-) -> Result<BTreeMap<String, String>, String> {
-    let db = host
-        .probe
-        .package_db(family)
-        .map_err(|e| format!("{e:#}"))?;
-    db.installed(names).map_err(|e| format!("{e:#}"))
+) -> anyhow::Result<BTreeMap<String, String>> {
+    host.probe.package_db(family)?.installed(names)
 }
 
 pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
@@ -46,7 +42,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
         Err(e) => {
             return vec![CheckResult::fail(
                 "package.query",
-                e,
+                format!("{e:#}"),
                 "is the package database readable? run validate as root",
             )];
         }
