@@ -4,7 +4,6 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::accounts::{parse_group, GROUP_PATH};
@@ -236,8 +235,8 @@ pub struct DevNode {
 }
 
 impl DevNode {
-    /// Stats a device node. Git cannot store device nodes or owners, so in a fixture host
-    /// the node is a regular file holding the captured `stat -c '%u %g %a' /dev/kvm` line.
+    /// Stats a device node (in a fixture host, built for tests only, the captured stat line
+    /// that stands for it: [`captured_stat_line`]).
     pub fn read(root: &HostRoot, host_path: &str) -> anyhow::Result<Option<DevNode>> {
         let p = root.path(host_path);
         let md = match std::fs::metadata(&p) {
@@ -252,32 +251,46 @@ impl DevNode {
                 mode: md.mode() & 0o7777,
             }));
         }
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
-        let f: Vec<&str> = text.split_whitespace().collect();
-        let node = match f[..] {
-            [uid, gid, mode, ..] => (|| {
-                Some(DevNode {
-                    uid: uid.parse().ok()?,
-                    gid: gid.parse().ok()?,
-                    mode: u32::from_str_radix(mode, 8).ok()?,
-                })
-            })(),
-            _ => None,
-        };
-        match node {
-            Some(n) => Ok(Some(n)),
-            None => anyhow::bail!(
-                "{}: not a device node nor a captured stat line (`uid gid octal-mode`)",
-                p.display()
-            ),
-        }
+        captured_stat_line(&p)
     }
 
     /// Whether root owns it and members of `gid` can read and write it.
     pub fn usable_by_group(&self, gid: u32) -> bool {
         self.uid == 0 && self.gid == gid && self.mode & 0o060 == 0o060
     }
+}
+
+/// A fixture host's `/dev/...`: git stores no device nodes, so the file holds the captured
+/// `stat -c '%u %g %a'` line. Tests only (the `fixtures` feature).
+#[cfg(any(test, feature = "fixtures"))]
+fn captured_stat_line(p: &std::path::Path) -> anyhow::Result<Option<DevNode>> {
+    let text = anyhow::Context::with_context(std::fs::read_to_string(p), || {
+        format!("{}: cannot read", p.display())
+    })?;
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let node = match f[..] {
+        [uid, gid, mode, ..] => (|| {
+            Some(DevNode {
+                uid: uid.parse().ok()?,
+                gid: gid.parse().ok()?,
+                mode: u32::from_str_radix(mode, 8).ok()?,
+            })
+        })(),
+        _ => None,
+    };
+    match node {
+        Some(n) => Ok(Some(n)),
+        None => anyhow::bail!(
+            "{}: not a device node nor a captured stat line (`uid gid octal-mode`)",
+            p.display()
+        ),
+    }
+}
+
+/// The shipped binary reads real device nodes only.
+#[cfg(not(any(test, feature = "fixtures")))]
+fn captured_stat_line(p: &std::path::Path) -> anyhow::Result<Option<DevNode>> {
+    anyhow::bail!("{}: exists and is not a device node", p.display())
 }
 
 /// The gid of a group, read from `/etc/group` by the one group-file reader

@@ -12,6 +12,8 @@ pub mod cpu;
 pub mod desired;
 pub mod dpkglock;
 pub mod facts;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixture;
 pub mod hostlock;
 pub mod hostroot;
 pub mod ipxe;

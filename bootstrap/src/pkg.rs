@@ -1,9 +1,9 @@
 //! Package queries and installs through the host's own package manager (`rpm` + `yum`/`dnf`,
 //! `dpkg` + `apt-get`). Every output is read by a parser in this module, and the same parsers
-//! read the captured outputs of fixture hosts ([`FixturePackageDb`]), so a fixture is read
-//! exactly as the real host would be.
+//! read the captured outputs of fixture hosts (`crate::fixture::FixturePackageDb`, built for
+//! tests only), so a fixture is read exactly as the real host would be.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -16,6 +16,9 @@ use crate::cmd::{CmdError, CommandExt};
 use crate::hostroot::HostRoot;
 use crate::os::Family;
 use crate::step::Progress;
+
+#[cfg(any(test, feature = "fixtures"))]
+pub use crate::fixture::FixturePackageDb;
 
 /// Installed packages: name -> version (`epoch:version-release` with no `(none):` on rpm
 /// hosts, the Debian version on apt hosts). On rpm hosts the name is the one asked about and
@@ -91,7 +94,7 @@ pub fn rpm_whatprovides_output(name: &str, provider: Option<(&str, &str)>) -> St
 /// Reads the answers of `rpm -q --whatprovides` for `names` (`answer` gives the stdout of
 /// the query of one name) into [`Installed`]: a name maps to the version of its first
 /// provider.
-fn installed_from_whatprovides(
+pub(crate) fn installed_from_whatprovides(
     names: &[&str],
     mut answer: impl FnMut(&str) -> anyhow::Result<String>,
 ) -> anyhow::Result<Installed> {
@@ -110,7 +113,7 @@ fn installed_from_whatprovides(
 /// only), and for each name it lacks, the newest provider `whatprovides` finds (the stdout of
 /// `dnf repoquery --whatprovides NAME`): `dnf install NAME` resolves a name through
 /// `Provides:` too.
-fn available_with_provides(
+pub(crate) fn available_with_provides(
     names: &[&str],
     mut by_name: Available,
     mut whatprovides: impl FnMut(&str) -> anyhow::Result<String>,
@@ -612,234 +615,10 @@ pub fn stream_to_log(cmd: &mut Command, log: &Path, progress: &dyn Progress) -> 
     .context(format!("full output in {}", log.display())))
 }
 
-/// A host's package manager as captured in a fixture directory (fixtures/README.md):
-/// `pkg/installed.txt` (the `rpm -qa --qf` or `dpkg-query -W -f` output of [`RPM_QF`] /
-/// [`DPKG_QF`]); on rpm hosts `pkg/whatprovides/NAME`, the stdout of `rpm -q --whatprovides
-/// --qf RPM_QF NAME` that [`PackageDb::installed`] reads (a name with no such file is
-/// answered from `installed.txt` as rpm would answer for a package's own name that nothing
-/// else provides); optionally `pkg/available.txt` (the family's availability query: `dnf
-/// repoquery`, `yum list available` or `apt-cache policy`) and, on dnf hosts,
-/// `pkg/repoquery-whatprovides/NAME` (the stdout of `dnf -q repoquery --available --qf DNF_QF
-/// --whatprovides NAME`, asked for a name `available.txt` lacks). Installs and upgrades change
-/// the in-memory state only, so a step's apply can be tested against it.
-#[derive(Debug)]
-pub struct FixturePackageDb {
-    family: Family,
-    state: RefCell<DpkgState>,
-    /// rpm hosts: name -> captured stdout of `rpm -q --whatprovides` (installs update it).
-    whatprovides: RefCell<BTreeMap<String, String>>,
-    available: Available,
-    /// dnf hosts: name -> captured stdout of `dnf repoquery --whatprovides`.
-    available_provides: BTreeMap<String, String>,
-    /// Every install/upgrade call, for tests (`install a b`, `upgrade c`).
-    pub calls: RefCell<Vec<String>>,
-}
-
-impl FixturePackageDb {
-    pub fn new(family: Family, installed_output: &str, available_output: &str) -> Self {
-        let state = if family.is_rpm() {
-            DpkgState {
-                installed: parse_rpm_qa(installed_output),
-                interrupted: vec![],
-            }
-        } else {
-            parse_dpkg_query(installed_output)
-        };
-        let available = match family {
-            Family::Dnf => parse_dnf_repoquery(available_output),
-            Family::Yum => parse_yum_list(available_output),
-            Family::Apt => parse_apt_cache_policy(available_output),
-        };
-        Self {
-            family,
-            state: RefCell::new(state),
-            whatprovides: RefCell::new(BTreeMap::new()),
-            available,
-            available_provides: BTreeMap::new(),
-            calls: RefCell::new(vec![]),
-        }
-    }
-
-    /// Adds captured `rpm -q --whatprovides --qf RPM_QF NAME` answers (name, stdout).
-    pub fn with_whatprovides<'a>(
-        self,
-        answers: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Self {
-        self.whatprovides.borrow_mut().extend(
-            answers
-                .into_iter()
-                .map(|(n, o)| (n.to_string(), o.to_string())),
-        );
-        self
-    }
-
-    /// Adds captured `dnf repoquery --available --whatprovides NAME` answers (name, stdout).
-    pub fn with_available_provides<'a>(
-        mut self,
-        answers: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Self {
-        self.available_provides.extend(
-            answers
-                .into_iter()
-                .map(|(n, o)| (n.to_string(), o.to_string())),
-        );
-        self
-    }
-
-    /// Reads `DIR/pkg/installed.txt`, `DIR/pkg/available.txt` (missing: empty) and the
-    /// per-name answers in `DIR/pkg/whatprovides/` and `DIR/pkg/repoquery-whatprovides/`.
-    pub fn load(dir: &Path, family: Family) -> anyhow::Result<Self> {
-        let pkg = dir.join("pkg");
-        let read = |f: &str| -> anyhow::Result<String> {
-            let p = pkg.join(f);
-            match std::fs::read_to_string(&p) {
-                Ok(s) => Ok(s),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-                Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
-            }
-        };
-        let answers = |sub: &str| -> anyhow::Result<Vec<(String, String)>> {
-            let d = pkg.join(sub);
-            let entries = match std::fs::read_dir(&d) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-                Err(e) => return Err(e).with_context(|| format!("reading {}", d.display())),
-            };
-            let mut out = vec![];
-            for e in entries {
-                let e = e.with_context(|| format!("reading {}", d.display()))?;
-                let name = e.file_name().to_string_lossy().into_owned();
-                let text = std::fs::read_to_string(e.path())
-                    .with_context(|| format!("reading {}", e.path().display()))?;
-                out.push((name, text));
-            }
-            Ok(out)
-        };
-        let whatprovides = answers("whatprovides")?;
-        let available_provides = answers("repoquery-whatprovides")?;
-        Ok(
-            Self::new(family, &read("installed.txt")?, &read("available.txt")?)
-                .with_whatprovides(whatprovides.iter().map(|(n, o)| (n.as_str(), o.as_str())))
-                .with_available_provides(
-                    available_provides
-                        .iter()
-                        .map(|(n, o)| (n.as_str(), o.as_str())),
-                ),
-        )
-    }
-
-    /// The stdout of `rpm -q --whatprovides --qf RPM_QF name` on this host.
-    fn rpm_answer(&self, name: &str) -> String {
-        if let Some(out) = self.whatprovides.borrow().get(name) {
-            return out.clone();
-        }
-        let st = self.state.borrow();
-        rpm_whatprovides_output(name, st.installed.get(name).map(|v| (name, v.as_str())))
-    }
-
-    /// Records `name` as installed at `version` through `provider` (a package provides its
-    /// own name).
-    fn set_installed(&self, name: &str, provider: &str, version: &str) {
-        self.state
-            .borrow_mut()
-            .installed
-            .insert(provider.to_string(), version.to_string());
-        if self.family.is_rpm() {
-            let mut wp = self.whatprovides.borrow_mut();
-            for n in [name, provider] {
-                wp.insert(
-                    n.to_string(),
-                    rpm_whatprovides_output(n, Some((provider, version))),
-                );
-            }
-        }
-    }
-
-    /// The package `dnf install name` would install and its candidate version.
-    fn candidate(&self, name: &str) -> Option<(String, String)> {
-        if let Some(v) = self.available.get(name) {
-            return Some((name.to_string(), v.clone()));
-        }
-        if self.family != Family::Dnf {
-            return None;
-        }
-        let out = self.available_provides.get(name)?;
-        parse_dnf_repoquery(out).into_iter().next()
-    }
-}
-
-impl PackageDb for FixturePackageDb {
-    fn family(&self) -> Family {
-        self.family
-    }
-    fn installed(&self, names: &[&str]) -> anyhow::Result<Installed> {
-        if self.family.is_rpm() {
-            return installed_from_whatprovides(names, |n| Ok(self.rpm_answer(n)));
-        }
-        Ok(self
-            .state
-            .borrow()
-            .installed
-            .iter()
-            .filter(|(n, _)| names.contains(&n.as_str()))
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect())
-    }
-    fn available(&self, names: &[&str]) -> anyhow::Result<Available> {
-        let by_name: Available = self
-            .available
-            .iter()
-            .filter(|(n, _)| names.contains(&n.as_str()))
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect();
-        if self.family != Family::Dnf {
-            return Ok(by_name);
-        }
-        available_with_provides(names, by_name, |n| {
-            Ok(self.available_provides.get(n).cloned().unwrap_or_default())
-        })
-    }
-    fn interrupted(&self) -> anyhow::Result<Vec<String>> {
-        Ok(self.state.borrow().interrupted.clone())
-    }
-    fn repair(&self, _: &dyn Progress) -> anyhow::Result<()> {
-        self.calls.borrow_mut().push("repair".into());
-        let mut st = self.state.borrow_mut();
-        for n in std::mem::take(&mut st.interrupted) {
-            if let Some(v) = self.available.get(&n) {
-                st.installed.insert(n, v.clone());
-            }
-        }
-        Ok(())
-    }
-    fn install(&self, names: &[&str], _: &dyn Progress) -> anyhow::Result<()> {
-        self.calls
-            .borrow_mut()
-            .push(format!("install {}", names.join(" ")));
-        for n in names {
-            let (provider, v) = self
-                .candidate(n)
-                .with_context(|| format!("No package {n} available."))?;
-            self.set_installed(n, &provider, &v);
-        }
-        Ok(())
-    }
-    fn upgrade(&self, names: &[&str], _: &dyn Progress) -> anyhow::Result<()> {
-        self.calls
-            .borrow_mut()
-            .push(format!("upgrade {}", names.join(" ")));
-        for n in names {
-            if let Some(v) = self.available.get(*n) {
-                self.set_installed(n, n, v);
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
 
     #[test]
     fn rpm_qa_normalises_missing_epochs() {

@@ -5,13 +5,15 @@
 //! with `LC_ALL=C`, so its own words are not translated.
 
 use std::io;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::path::PathBuf;
+use std::process::Command;
 
 use anyhow::{bail, Context};
 
 use crate::cmd::{self, CmdError, CommandExt};
+
+#[cfg(any(test, feature = "fixtures"))]
+pub use crate::fixture::FixtureVirsh;
 
 /// Runs virsh against one libvirt URI. `Sync`: a step may run two calls at once.
 pub trait Virsh: Sync {
@@ -47,60 +49,6 @@ impl Virsh for SystemVirsh {
     }
     fn cmdline(&self, args: &[&str]) -> String {
         self.command(args).cmdline()
-    }
-}
-
-/// virsh as captured in a fixture host directory: `virsh/<command>/<rest of the arguments,
-/// space-separated>.stdout` is what it printed exiting 0, `.stderr` what it printed exiting
-/// 1 (virsh's only failure code). Without a `virsh/` directory virsh is not installed. Read
-/// only: a command with no captured answer cannot run.
-#[derive(Debug, Clone)]
-pub struct FixtureVirsh {
-    dir: PathBuf,
-}
-
-impl FixtureVirsh {
-    /// The fixture host at `host_dir` (the directory that stands for `/`).
-    pub fn load(host_dir: &Path) -> Self {
-        Self {
-            dir: host_dir.join("virsh"),
-        }
-    }
-}
-
-impl Virsh for FixtureVirsh {
-    fn run(&self, args: &[&str]) -> Result<String, CmdError> {
-        let cmdline = self.cmdline(args);
-        let spawn = |source| CmdError::Spawn {
-            cmdline: cmdline.clone(),
-            source,
-        };
-        if !self.dir.is_dir() {
-            return Err(spawn(io::Error::from(io::ErrorKind::NotFound)));
-        }
-        let Some((command, rest)) = args.split_first() else {
-            return Err(spawn(io::Error::other("no virsh command")));
-        };
-        let stem = self.dir.join(command).join(rest.join(" "));
-        let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", stem.display())).ok();
-        if let Some(out) = read("stdout") {
-            Ok(out)
-        } else if let Some(stderr) = read("stderr") {
-            Err(CmdError::Failed {
-                cmdline,
-                status: ExitStatus::from_raw(1 << 8),
-                stderr,
-            })
-        } else {
-            Err(spawn(io::Error::other(format!(
-                "the fixture host has no captured answer ({}.stdout)",
-                stem.display()
-            ))))
-        }
-    }
-
-    fn cmdline(&self, args: &[&str]) -> String {
-        format!("virsh -c qemu:///system {}", args.join(" "))
     }
 }
 
@@ -252,6 +200,9 @@ pub fn same_path(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::Path;
+    use std::process::ExitStatus;
 
     /// What libvirt 9.0's virsh printed on this project's machine (see the README there).
     fn capture(name: &str) -> String {

@@ -88,7 +88,8 @@ pub struct Cli {
     #[arg(long = "stack-key", value_name = "FILE", value_parser = key_file)]
     stack_keys: Vec<PathBuf>,
     /// For tests: read a captured host (fixtures/validate/CASE) instead of this one; only the
-    /// host checks run (no libvirt, no boot proof).
+    /// host checks run (no libvirt, no boot proof). Not in the shipped binary.
+    #[cfg(feature = "fixtures")]
     #[arg(long, value_name = "DIR", hide = true)]
     pub fixture: Option<PathBuf>,
 }

@@ -1,18 +1,17 @@
 //! Everything the host checks learn about a host goes through a [`Probe`]: file contents
 //! through its [`HostRoot`], and the few things that are not file contents (command output,
 //! file ownership and modes, free space, the KVM ioctls) through its methods. [`SystemProbe`]
-//! asks the running system; [`FixtureProbe`] answers from a captured host under
+//! asks the running system; `FixtureProbe` (tests only) answers from a captured host under
 //! `fixtures/validate/<case>/` (`root/` for files, `probe.json` for the rest).
 
-use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use bootstrap::hostroot::HostRoot;
 use bootstrap::os::Family;
-use bootstrap::pkg::{FixturePackageDb, PackageDb, SystemPackageDb};
+use bootstrap::pkg::{PackageDb, SystemPackageDb};
 use serde::{Deserialize, Serialize};
 
 /// What a command printed, and whether it exited 0.
@@ -202,166 +201,181 @@ fn kvm_ioctls(path: &Path) -> KvmAnswer {
     }
 }
 
-/// The non-file answers of a captured host (`probe.json`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FixtureAnswers {
-    /// Where the fixture comes from (ignored).
-    #[serde(default, rename = "_comment")]
-    pub comment: String,
-    /// Keyed by the argv joined with single spaces; a missing key = program not installed.
-    #[serde(default)]
-    pub commands: BTreeMap<String, CommandOutput>,
-    /// Keyed by host path; a missing key = no such file.
-    #[serde(default)]
-    pub meta: BTreeMap<String, FileMeta>,
-    /// Keyed by host path; the longest listed prefix of a path answers for it.
-    #[serde(default)]
-    pub space: BTreeMap<String, Space>,
-    pub kvm: Option<KvmAnswer>,
-}
+/// The captured hosts of the tests (the `fixtures` feature, which only dev-dependencies turn
+/// on: the shipped binary has no `--fixture` and reads only the running system).
+#[cfg(any(test, feature = "fixtures"))]
+mod fixture {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use bootstrap::pkg::FixturePackageDb;
 
-/// A captured host: files under `<dir>/root`, package-manager output in
-/// `<dir>/pkg/installed.txt` (read by `bootstrap::pkg::FixturePackageDb`), everything else
-/// from `<dir>/probe.json`.
-pub struct FixtureProbe {
-    root: HostRoot,
-    answers: FixtureAnswers,
-    /// Where `pkg/installed.txt` is.
-    pkg_dir: PathBuf,
-    /// A shared `fixtures/hosts/<name>` host: owners and modes follow its conventions.
-    shared_layout: bool,
-}
-
-impl FixtureProbe {
-    pub fn load(dir: impl Into<PathBuf>) -> io::Result<Self> {
-        let dir = dir.into();
-        let text = std::fs::read_to_string(dir.join("probe.json"))?;
-        let answers = serde_json::from_str(&text)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("probe.json: {e}")))?;
-        Ok(FixtureProbe {
-            root: HostRoot::at(dir.join("root")),
-            answers,
-            pkg_dir: dir,
-            shared_layout: false,
-        })
+    /// The non-file answers of a captured host (`probe.json`).
+    #[derive(Debug, Clone, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FixtureAnswers {
+        /// Where the fixture comes from (ignored).
+        #[serde(default, rename = "_comment")]
+        pub comment: String,
+        /// Keyed by the argv joined with single spaces; a missing key = program not installed.
+        #[serde(default)]
+        pub commands: BTreeMap<String, CommandOutput>,
+        /// Keyed by host path; a missing key = no such file.
+        #[serde(default)]
+        pub meta: BTreeMap<String, FileMeta>,
+        /// Keyed by host path; the longest listed prefix of a path answers for it.
+        #[serde(default)]
+        pub space: BTreeMap<String, Space>,
+        pub kvm: Option<KvmAnswer>,
     }
 
-    /// A host of the shared `fixtures/hosts/<name>/` layout (fixtures/README.md), the ones
-    /// `bootstrap`'s plan snapshots read: `dir` stands for `/` and holds `pkg/`;
-    /// `dev/kvm` is a captured `stat -c '%u %g %a'` line (read by the shared
-    /// `bootstrap::facts::DevNode`); git stores no owners, so a path under a user's home
-    /// belongs to that user (else root), directories 0700 and files 0600, as useradd and
-    /// bootstrap make them. Free space and the KVM ioctls are not captured there.
-    pub fn shared_host(dir: impl Into<PathBuf>) -> Self {
-        let dir = dir.into();
-        FixtureProbe {
-            root: HostRoot::at(&dir),
-            answers: FixtureAnswers::default(),
-            pkg_dir: dir,
-            shared_layout: true,
+    /// A captured host: files under `<dir>/root`, package-manager output in
+    /// `<dir>/pkg/installed.txt` (read by `bootstrap::pkg::FixturePackageDb`), everything else
+    /// from `<dir>/probe.json`.
+    pub struct FixtureProbe {
+        root: HostRoot,
+        answers: FixtureAnswers,
+        /// Where `pkg/installed.txt` is.
+        pkg_dir: PathBuf,
+        /// A shared `fixtures/hosts/<name>` host: owners and modes follow its conventions.
+        shared_layout: bool,
+    }
+
+    impl FixtureProbe {
+        pub fn load(dir: impl Into<PathBuf>) -> io::Result<Self> {
+            let dir = dir.into();
+            let text = std::fs::read_to_string(dir.join("probe.json"))?;
+            let answers = serde_json::from_str(&text).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("probe.json: {e}"))
+            })?;
+            Ok(FixtureProbe {
+                root: HostRoot::at(dir.join("root")),
+                answers,
+                pkg_dir: dir,
+                shared_layout: false,
+            })
+        }
+
+        /// A host of the shared `fixtures/hosts/<name>/` layout (fixtures/README.md), the ones
+        /// `bootstrap`'s plan snapshots read: `dir` stands for `/` and holds `pkg/`;
+        /// `dev/kvm` is a captured `stat -c '%u %g %a'` line (read by the shared
+        /// `bootstrap::facts::DevNode`); git stores no owners, so a path under a user's home
+        /// belongs to that user (else root), directories 0700 and files 0600, as useradd and
+        /// bootstrap make them. Free space and the KVM ioctls are not captured there.
+        pub fn shared_host(dir: impl Into<PathBuf>) -> Self {
+            let dir = dir.into();
+            FixtureProbe {
+                root: HostRoot::at(&dir),
+                answers: FixtureAnswers::default(),
+                pkg_dir: dir,
+                shared_layout: true,
+            }
+        }
+
+        /// Owner and mode of a path of a shared-layout host (see [`FixtureProbe::shared_host`]).
+        fn conventional_meta(&self, host_path: &str) -> io::Result<FileMeta> {
+            if host_path.starts_with("/dev/") {
+                return match bootstrap::facts::DevNode::read(&self.root, host_path) {
+                    Ok(Some(d)) => Ok(FileMeta {
+                        uid: d.uid,
+                        gid: d.gid,
+                        mode: d.mode,
+                        kind: FileKind::Char,
+                    }),
+                    Ok(None) => Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        host_path.to_string(),
+                    )),
+                    Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{e:#}"))),
+                };
+            }
+            let md = std::fs::metadata(self.root.path(host_path))?;
+            let accounts = bootstrap::accounts::Accounts::read(&self.root).unwrap_or_default();
+            let owner = accounts
+                .users
+                .iter()
+                .filter(|u| u.home.len() > 1 && Path::new(host_path).starts_with(&u.home))
+                .max_by_key(|u| u.home.len());
+            let (uid, gid) = owner.map(|u| (u.uid, u.gid)).unwrap_or((0, 0));
+            Ok(FileMeta {
+                uid,
+                gid,
+                mode: if md.is_dir() { 0o700 } else { 0o600 },
+                kind: if md.is_dir() {
+                    FileKind::Dir
+                } else {
+                    FileKind::File
+                },
+            })
         }
     }
 
-    /// Owner and mode of a path of a shared-layout host (see [`FixtureProbe::shared_host`]).
-    fn conventional_meta(&self, host_path: &str) -> io::Result<FileMeta> {
-        if host_path.starts_with("/dev/") {
-            return match bootstrap::facts::DevNode::read(&self.root, host_path) {
-                Ok(Some(d)) => Ok(FileMeta {
-                    uid: d.uid,
-                    gid: d.gid,
-                    mode: d.mode,
-                    kind: FileKind::Char,
-                }),
-                Ok(None) => Err(io::Error::new(
+    impl FixtureProbe {
+        /// A host whose files are under `root` (`pkg/installed.txt` too) and whose other
+        /// answers are `answers`.
+        pub fn new(root: HostRoot, answers: FixtureAnswers) -> Self {
+            let pkg_dir = root.dir().to_path_buf();
+            FixtureProbe {
+                root,
+                answers,
+                pkg_dir,
+                shared_layout: false,
+            }
+        }
+    }
+
+    impl Probe for FixtureProbe {
+        fn root(&self) -> &HostRoot {
+            &self.root
+        }
+
+        fn command(&self, argv: &[&str]) -> Option<CommandOutput> {
+            self.answers.commands.get(&argv.join(" ")).cloned()
+        }
+
+        fn meta(&self, host_path: &str) -> io::Result<FileMeta> {
+            match self.answers.meta.get(host_path) {
+                Some(m) => Ok(*m),
+                None if self.shared_layout => self.conventional_meta(host_path),
+                None => Err(io::Error::new(
                     io::ErrorKind::NotFound,
                     host_path.to_string(),
                 )),
-                Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{e:#}"))),
-            };
+            }
         }
-        let md = std::fs::metadata(self.root.path(host_path))?;
-        let accounts = bootstrap::accounts::Accounts::read(&self.root).unwrap_or_default();
-        let owner = accounts
-            .users
-            .iter()
-            .filter(|u| u.home.len() > 1 && Path::new(host_path).starts_with(&u.home))
-            .max_by_key(|u| u.home.len());
-        let (uid, gid) = owner.map(|u| (u.uid, u.gid)).unwrap_or((0, 0));
-        Ok(FileMeta {
-            uid,
-            gid,
-            mode: if md.is_dir() { 0o700 } else { 0o600 },
-            kind: if md.is_dir() {
-                FileKind::Dir
-            } else {
-                FileKind::File
-            },
-        })
-    }
-}
 
-impl FixtureProbe {
-    /// A host whose files are under `root` (`pkg/installed.txt` too) and whose other
-    /// answers are `answers`.
-    pub fn new(root: HostRoot, answers: FixtureAnswers) -> Self {
-        let pkg_dir = root.dir().to_path_buf();
-        FixtureProbe {
-            root,
-            answers,
-            pkg_dir,
-            shared_layout: false,
+        fn space(&self, host_path: &str) -> io::Result<Space> {
+            self.answers
+                .space
+                .iter()
+                .filter(|(p, _)| Path::new(host_path).starts_with(p))
+                .max_by_key(|(p, _)| p.len())
+                .map(|(_, s)| *s)
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, "not captured in this fixture")
+                })
+        }
+
+        fn package_db(&self, family: Family) -> anyhow::Result<Box<dyn PackageDb>> {
+            Ok(Box::new(FixturePackageDb::load(&self.pkg_dir, family)?))
+        }
+
+        fn kvm(&self) -> KvmAnswer {
+            self.answers
+                .kvm
+                .clone()
+                .unwrap_or_else(|| KvmAnswer::OpenFailed {
+                    error: if self.meta("/dev/kvm").is_ok() {
+                        "not captured in this fixture".into()
+                    } else {
+                        "No such file or directory (os error 2)".into()
+                    },
+                })
         }
     }
 }
-
-impl Probe for FixtureProbe {
-    fn root(&self) -> &HostRoot {
-        &self.root
-    }
-
-    fn command(&self, argv: &[&str]) -> Option<CommandOutput> {
-        self.answers.commands.get(&argv.join(" ")).cloned()
-    }
-
-    fn meta(&self, host_path: &str) -> io::Result<FileMeta> {
-        match self.answers.meta.get(host_path) {
-            Some(m) => Ok(*m),
-            None if self.shared_layout => self.conventional_meta(host_path),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                host_path.to_string(),
-            )),
-        }
-    }
-
-    fn space(&self, host_path: &str) -> io::Result<Space> {
-        self.answers
-            .space
-            .iter()
-            .filter(|(p, _)| Path::new(host_path).starts_with(p))
-            .max_by_key(|(p, _)| p.len())
-            .map(|(_, s)| *s)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not captured in this fixture"))
-    }
-
-    fn package_db(&self, family: Family) -> anyhow::Result<Box<dyn PackageDb>> {
-        Ok(Box::new(FixturePackageDb::load(&self.pkg_dir, family)?))
-    }
-
-    fn kvm(&self) -> KvmAnswer {
-        self.answers
-            .kvm
-            .clone()
-            .unwrap_or_else(|| KvmAnswer::OpenFailed {
-                error: if self.meta("/dev/kvm").is_ok() {
-                    "not captured in this fixture".into()
-                } else {
-                    "No such file or directory (os error 2)".into()
-                },
-            })
-    }
-}
+#[cfg(any(test, feature = "fixtures"))]
+pub use fixture::{FixtureAnswers, FixtureProbe};
 
 /// Builds throwaway hosts for unit tests: files in a temporary root, answers in memory.
 #[cfg(test)]

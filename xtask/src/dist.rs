@@ -81,6 +81,7 @@ pub fn run() -> Result<Dist> {
             ""
         }
     );
+    refuses_fixtures(&validate)?;
     let vsize = std::fs::metadata(&validate)?.len();
     println!(
         "dist: {} dynamic, {:.2} MiB",
@@ -91,6 +92,25 @@ pub fn run() -> Result<Dist> {
         bootstrap,
         validate,
     })
+}
+
+/// The shipped validate has no test-only code: its hidden `--fixture` flag (the `fixtures`
+/// feature, which only dev-dependencies turn on) is an unknown argument there.
+fn refuses_fixtures(validate: &Path) -> Result<()> {
+    let out = Command::new(validate)
+        .args(["--fixture", "/nonexistent"])
+        .output()
+        .with_context(|| format!("running {}", validate.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(2) || !stderr.contains("unexpected argument '--fixture'") {
+        bail!(
+            "{} accepts the test-only --fixture flag ({}): the `fixtures` feature leaked into \
+             the release build",
+            validate.display(),
+            out.status
+        );
+    }
+    Ok(())
 }
 
 /// `cargo build --release` of one binary of the workspace.

@@ -2,7 +2,7 @@
 //! `/dev/kvm` usable by the kvm group, now and after a reboot.
 
 use std::cell::RefCell;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Command;
 
 use anyhow::Context;
@@ -10,7 +10,6 @@ use anyhow::Context;
 use super::files::{apply_file, root_owned};
 use crate::assess::kvm::{self, DevKvmAction, DevKvmFacts, KvmAction, DEV_KVM};
 use crate::assess::Assessment;
-use crate::atomic::{self, Owner, Wanted};
 use crate::cmd::CommandExt;
 use crate::cpu::VirtExtension;
 use crate::desired::{self, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
@@ -224,26 +223,41 @@ fn set_owner(root: &HostRoot) -> anyhow::Result<()> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(KVM_MODE))
             .with_context(|| format!("chmod {KVM_MODE:o} {}", path.display()))?;
     } else {
-        // A fixture host's captured stat line (see `DevNode::read`), rewritten
-        // atomically like every file bootstrap writes; the file keeps its own mode.
-        let line = format!("0 {gid} {KVM_MODE:o}\n");
-        let want = Wanted {
-            content: line.as_bytes(),
-            mode: meta.mode() & 0o7777,
-            owner: Owner {
-                uid: meta.uid(),
-                gid: meta.gid(),
-            },
-        };
-        atomic::write(&path, &want)?;
+        rewrite_captured_stat_line(&path, gid)?;
     }
     Ok(())
+}
+
+/// A fixture host's `/dev/kvm`, the captured stat line `DevNode::read` reads, rewritten
+/// atomically like every file bootstrap writes (the file keeps its own mode). Tests only.
+#[cfg(any(test, feature = "fixtures"))]
+fn rewrite_captured_stat_line(path: &std::path::Path, gid: u32) -> anyhow::Result<()> {
+    use crate::atomic::{self, Owner, Wanted};
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    let line = format!("0 {gid} {KVM_MODE:o}\n");
+    let want = Wanted {
+        content: line.as_bytes(),
+        mode: meta.mode() & 0o7777,
+        owner: Owner {
+            uid: meta.uid(),
+            gid: meta.gid(),
+        },
+    };
+    atomic::write(path, &want)
+}
+
+/// The shipped binary changes real device nodes only.
+#[cfg(not(any(test, feature = "fixtures")))]
+fn rewrite_captured_stat_line(path: &std::path::Path, _gid: u32) -> anyhow::Result<()> {
+    anyhow::bail!("{}: exists and is not a device node", path.display())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::step::{run, Mode, Quiet, Status};
+    use std::os::unix::fs::MetadataExt;
 
     use crate::steps::testroot::put as write;
 
