@@ -1,29 +1,18 @@
-//! The shared model of a ready libvirt hypervisor, and the host facts both `bootstrap` and
-//! `validate` read. `bootstrap` (the binary) converges a host to [`desired`]; `validate`
-//! checks a host against it.
+//! `bootstrap`'s apply code: the plan of steps for a host (`plan`), the steps that carry out
+//! the shared model's assessments (`step`, `steps`), one run at a time (`hostlock`), the
+//! command line and the report (`cli`, `report`). The model itself is `virthost_model`,
+//! re-exported here under its module names (`bootstrap::desired`, ...).
 
-pub mod accounts;
-pub mod argfile;
-pub mod assess;
-pub mod atomic;
+#[cfg(feature = "fixtures")]
+pub use virthost_model::fixture;
+pub use virthost_model::{
+    accounts, argfile, assess, atomic, cmd, cpu, desired, dpkglock, facts, hostroot, ipxe, locks,
+    os, pkg, progress, render, sshkey, username, virsh,
+};
+
 pub mod cli;
-pub mod cmd;
-pub mod cpu;
-pub mod desired;
-pub mod dpkglock;
-pub mod facts;
-#[cfg(any(test, feature = "fixtures"))]
-pub mod fixture;
 pub mod hostlock;
-pub mod hostroot;
-pub mod ipxe;
-pub mod os;
-pub mod pkg;
 pub mod plan;
-pub mod render;
 pub mod report;
-pub mod sshkey;
 pub mod step;
 pub mod steps;
-pub mod username;
-pub mod virsh;

@@ -21,14 +21,7 @@ pub enum Check {
     Skip(String),
 }
 
-/// Receives progress from long steps (the package manager), for the human output.
-pub trait Progress {
-    fn tick(&self, _message: &str) {}
-}
-
-/// Discards progress.
-pub struct Quiet;
-impl Progress for Quiet {}
+pub use virthost_model::progress::{Progress, Quiet};
 
 pub trait Step {
     /// Stable id, used in reports and in `depends_on` (`"packages"`, `"user"`, ...).
@@ -167,11 +160,16 @@ fn run_one(
     }
 }
 
-impl<A: Action> Assessment<A> {
-    /// As a step's [`Check`]: met is converged, not met pending with its actions, blocked an
-    /// error with what to do, unknown pending with why (the steps before it, packages and
-    /// libvirt, are what make it knowable).
-    pub fn to_check(&self, unknown_pending: impl FnOnce(&str) -> String) -> anyhow::Result<Check> {
+/// An assessment as a step's [`Check`].
+pub trait ToCheck {
+    /// Met is converged, not met pending with its actions, blocked an error with what to
+    /// do, unknown pending with why (the steps before it, packages and libvirt, are what make
+    /// it knowable).
+    fn to_check(&self, unknown_pending: impl FnOnce(&str) -> String) -> anyhow::Result<Check>;
+}
+
+impl<A: Action> ToCheck for Assessment<A> {
+    fn to_check(&self, unknown_pending: impl FnOnce(&str) -> String) -> anyhow::Result<Check> {
         Ok(match self {
             Assessment::Met(d) => Check::Converged(d.clone()),
             Assessment::NotMet { .. } => Check::Pending(self.described()),

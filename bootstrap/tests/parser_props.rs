@@ -25,7 +25,7 @@
 //!   fails the property.
 //!
 //! Not here: `sshkey` (SSH key files and `authorized_keys` lines, `KeysStep::missing`) has
-//! its own property tests in `bootstrap/src/sshkey.rs`.
+//! its own property tests in `model/src/sshkey.rs`.
 //!
 //! `PROPTEST_CASES=N` raises every case count (deeper runs); `PROPTEST_RNG_SEED=N` replays a
 //! run.

@@ -4,8 +4,8 @@
 //! `VIRTHOST_REQUIRE_REAL=1` (which `cargo xtask test` sets); and what a test left behind.
 //! A dev-dependency only: nothing here ships in a binary.
 
-use bootstrap::desired::LIBVIRT_URI;
 use virt::connect::Connect;
+use virthost_model::desired::LIBVIRT_URI;
 
 /// The real daemon at `qemu:///system`, or `None` (skip) when it is absent or this is not
 /// root and `VIRTHOST_REQUIRE_REAL` is not `1`; with it, a panic that says how to start it.
@@ -50,7 +50,7 @@ pub fn left_by(conn: &Connect, prefix: &str) -> Vec<String> {
     for dir in [
         std::env::temp_dir(),
         "/var/lib/libvirt/qemu/nvram".into(),
-        bootstrap::desired::LIBVIRT_DNSMASQ_DIR.into(),
+        virthost_model::desired::LIBVIRT_DNSMASQ_DIR.into(),
     ] {
         out.extend(
             std::fs::read_dir(dir)
@@ -140,3 +140,11 @@ pub const HOSTILE_NAMES: &[&str] = &[
     "\u{1b}[31m",
     "\u{feff}",
 ];
+
+/// Real ed25519 public keys generated with ssh-keygen for the tests (the private halves were
+/// discarded).
+pub const ED25519: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH5MtzcSvmMSc4QzuI91jV6PvabZH2w7/O/Yzu6MM0SI alice@laptop";
+/// A second one, another key.
+pub const ED25519_2: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBtgOQ5R58u+rj+2AShhdmkxhcTlhdo+RjnASE1SODvN bob@desk";

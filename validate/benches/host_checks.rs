@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bootstrap::hostroot::HostRoot;
 use validate::options::{parse_nodes, Options, DEFAULT_CONNECT};
 use validate::probe::{FixtureProbe, SystemProbe};
 use validate::report::Report;
 use validate::run::{run_host, run_system};
+use virthost_model::hostroot::HostRoot;
 
 const RUNS: usize = 20;
 const TARGET: Duration = Duration::from_millis(500);

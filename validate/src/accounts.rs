@@ -1,9 +1,9 @@
-//! What `validate` asks of the shared user database (`bootstrap::accounts`, read from
+//! What `validate` asks of the shared user database (`virthost_model::accounts`, read from
 //! `/etc/passwd` and `/etc/group`, never NSS) beyond what it offers.
 
 use std::path::Path;
 
-use bootstrap::accounts::{Accounts, User};
+use virthost_model::accounts::{Accounts, User};
 
 pub trait AccountsExt {
     fn user_by_uid(&self, uid: u32) -> Option<&User>;
@@ -76,11 +76,11 @@ pub struct Account {
 }
 
 /// Looks `name` up in `<root>/etc/passwd` and `<root>/etc/group` (parsed by
-/// `bootstrap::accounts`, the same reading `bootstrap` does).
+/// `virthost_model::accounts`, the same reading `bootstrap` does).
 pub fn lookup_account(root: &Path, name: &str) -> Option<Account> {
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
     let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
-    let accounts = bootstrap::accounts::Accounts::parse(&passwd, &group);
+    let accounts = virthost_model::accounts::Accounts::parse(&passwd, &group);
     let user = accounts.user(name)?;
     let groups = AccountsExt::gids_of(&accounts, user);
     Some(Account {

@@ -1,10 +1,10 @@
-//! The shared assessments of `bootstrap::assess` as check results: met is PASS; not met is
+//! The shared assessments of `virthost_model::assess` as check results: met is PASS; not met is
 //! the requirement's severity (WARN or FAIL) with a hint that names bootstrap's step and
 //! what it would do; blocked is that severity with what the operator must do; unknown is a
 //! WARN. validate never judges these requirements itself: bootstrap and validate cannot
 //! disagree about them.
 
-use bootstrap::assess::{Action, Assessment};
+use virthost_model::assess::{Action, Assessment};
 
 use crate::check::CheckResult;
 

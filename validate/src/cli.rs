@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use bootstrap::desired::{DEFAULT_USER, NIC_ROMS};
-use bootstrap::username::UserName;
 use clap::Parser;
+use virthost_model::desired::{DEFAULT_USER, NIC_ROMS};
+use virthost_model::username::UserName;
 
 use crate::options::{
     check_connect, parse_nodes, BootMode, DomainType, NodeGroup, NodesError, Options, ReportFormat,
@@ -134,8 +134,8 @@ fn connect_uri(s: &str) -> Result<String, UriError> {
     check_connect(s).map(|()| s.to_string())
 }
 
-/// An account name either family's tools accept (`bootstrap::username`).
-fn user_name(s: &str) -> Result<UserName, bootstrap::username::NameError> {
+/// An account name either family's tools accept (`virthost_model::username`).
+fn user_name(s: &str) -> Result<UserName, virthost_model::username::NameError> {
     s.parse::<UserName>()
 }
 
@@ -162,7 +162,7 @@ fn boot_timeout(s: &str) -> Result<u64, ArgError> {
 fn key_file(s: &str) -> Result<PathBuf, ArgError> {
     printable(s)?;
     let p = PathBuf::from(s);
-    bootstrap::sshkey::read_key_file(&p).map_err(ArgError::KeyFile)?;
+    virthost_model::sshkey::read_key_file(&p).map_err(ArgError::KeyFile)?;
     Ok(p)
 }
 

@@ -1,5 +1,5 @@
 //! `validate`: proves a host is ready to run libvirt VMs as iPXE-booted virtual bare metal,
-//! checking it against the one shared model in `bootstrap::desired`.
+//! checking it against the one shared model in `virthost_model::desired`.
 
 pub mod accounts;
 pub mod assessed;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use bootstrap::username::UserName;
+use virthost_model::username::UserName;
 
 /// `--boot-timeout`'s default: seconds one NIC model's boot proof may take from domain
 /// start to callback (TCG here: 3-4 s; a test domain emulated inside an emulated host: 27 s
@@ -19,7 +19,7 @@ pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 60;
 pub const BOOT_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u64> = 10..=3600;
 
 /// The libvirt URI checked when `--connect` is not given.
-pub const DEFAULT_CONNECT: &str = bootstrap::desired::LIBVIRT_URI;
+pub const DEFAULT_CONNECT: &str = virthost_model::desired::LIBVIRT_URI;
 
 /// The host part of a libvirt URI (`driver[+transport]://[user@][host][:port]/[path][?params]`),
 /// IPv6 addresses with their brackets; `None` when it is empty, which means a daemon on this
@@ -154,9 +154,9 @@ pub struct Options {
     /// every NIC model. Never empty (default both).
     pub boot_modes: Vec<BootMode>,
     /// `--nic virtio,e1000`: NIC models whose ROMs must be present and that the boot proof
-    /// boots, each a key of `bootstrap::desired::NIC_ROMS`. Never empty (default `virtio`).
+    /// boots, each a key of `virthost_model::desired::NIC_ROMS`. Never empty (default `virtio`).
     pub nics: Vec<String>,
-    /// `--user NAME`: the stack user (default `bootstrap::desired::DEFAULT_USER`).
+    /// `--user NAME`: the stack user (default `virthost_model::desired::DEFAULT_USER`).
     pub user: UserName,
     /// `--root-key FILE`...: public-key files whose keys root's authorized_keys must hold.
     /// `cli` has already checked that each is readable and holds at least one valid key.
@@ -181,7 +181,7 @@ impl Default for Options {
             boot_timeout: Duration::from_secs(DEFAULT_BOOT_TIMEOUT_S),
             boot_modes: vec![BootMode::Bios, BootMode::Uefi],
             nics: vec!["virtio".to_string()],
-            user: bootstrap::desired::DEFAULT_USER
+            user: virthost_model::desired::DEFAULT_USER
                 .parse()
                 .expect("the default user name is valid"),
             root_keys: Vec::new(),

@@ -9,10 +9,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::Command;
 
-use bootstrap::hostroot::HostRoot;
-use bootstrap::os::Family;
-use bootstrap::pkg::{PackageDb, SystemPackageDb};
 use serde::{Deserialize, Serialize};
+use virthost_model::hostroot::HostRoot;
+use virthost_model::os::Family;
+use virthost_model::pkg::{PackageDb, SystemPackageDb};
 
 /// What a command printed, and whether it exited 0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +87,7 @@ pub trait Probe {
     fn space(&self, host_path: &str) -> io::Result<Space>;
     /// Opens `/dev/kvm` and asks `KVM_GET_API_VERSION` and `KVM_CREATE_VM`.
     fn kvm(&self) -> KvmAnswer;
-    /// The host's package database (the shared `bootstrap::pkg` queries).
+    /// The host's package database (the shared `virthost_model::pkg` queries).
     fn package_db(&self, family: Family) -> anyhow::Result<Box<dyn PackageDb>>;
 }
 
@@ -208,7 +208,7 @@ mod fixture {
     use super::*;
     use std::collections::BTreeMap;
     use std::path::PathBuf;
-    use bootstrap::pkg::FixturePackageDb;
+    use virthost_model::pkg::FixturePackageDb;
 
     /// The non-file answers of a captured host (`probe.json`).
     #[derive(Debug, Clone, Default, Deserialize)]
@@ -230,7 +230,7 @@ mod fixture {
     }
 
     /// A captured host: files under `<dir>/root`, package-manager output in
-    /// `<dir>/pkg/installed.txt` (read by `bootstrap::pkg::FixturePackageDb`), everything else
+    /// `<dir>/pkg/installed.txt` (read by `virthost_model::pkg::FixturePackageDb`), everything else
     /// from `<dir>/probe.json`.
     pub struct FixtureProbe {
         root: HostRoot,
@@ -259,7 +259,7 @@ mod fixture {
         /// A host of the shared `fixtures/hosts/<name>/` layout (fixtures/README.md), the ones
         /// `bootstrap`'s plan snapshots read: `dir` stands for `/` and holds `pkg/`;
         /// `dev/kvm` is a captured `stat -c '%u %g %a'` line (read by the shared
-        /// `bootstrap::facts::DevNode`); git stores no owners, so a path under a user's home
+        /// `virthost_model::facts::DevNode`); git stores no owners, so a path under a user's home
         /// belongs to that user (else root), directories 0700 and files 0600, as useradd and
         /// bootstrap make them. Free space and the KVM ioctls are not captured there.
         pub fn shared_host(dir: impl Into<PathBuf>) -> Self {
@@ -275,7 +275,7 @@ mod fixture {
         /// Owner and mode of a path of a shared-layout host (see [`FixtureProbe::shared_host`]).
         fn conventional_meta(&self, host_path: &str) -> io::Result<FileMeta> {
             if host_path.starts_with("/dev/") {
-                return match bootstrap::facts::DevNode::read(&self.root, host_path) {
+                return match virthost_model::facts::DevNode::read(&self.root, host_path) {
                     Ok(Some(d)) => Ok(FileMeta {
                         uid: d.uid,
                         gid: d.gid,
@@ -290,7 +290,7 @@ mod fixture {
                 };
             }
             let md = std::fs::metadata(self.root.path(host_path))?;
-            let accounts = bootstrap::accounts::Accounts::read(&self.root).unwrap_or_default();
+            let accounts = virthost_model::accounts::Accounts::read(&self.root).unwrap_or_default();
             let owner = accounts
                 .users
                 .iter()

@@ -3,8 +3,8 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use bootstrap::desired::API_VERSION;
 use serde::Serialize;
+use virthost_model::desired::API_VERSION;
 
 use crate::check::{CheckResult, Status, Summary};
 use crate::checks::Host;
@@ -13,8 +13,8 @@ pub const KIND: &str = "ValidateReport";
 
 /// What the report says about the host, besides the checks.
 ///
-/// Read with the same parsers as `bootstrap::facts` (os-release, cpuinfo). Not
-/// `bootstrap::facts::Facts` itself: gathering it needs a supported platform, and validate
+/// Read with the same parsers as `virthost_model::facts` (os-release, cpuinfo). Not
+/// `virthost_model::facts::Facts` itself: gathering it needs a supported platform, and validate
 /// must also report on a host virthost does not know.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostFacts {
@@ -26,12 +26,12 @@ pub struct HostFacts {
     /// `yum`, `dnf`, `apt`, or null when unknown.
     pub family: Option<String>,
     /// `tested`, `supported`, `best-effort`, or null when unknown.
-    pub support: Option<bootstrap::os::Support>,
+    pub support: Option<virthost_model::os::Support>,
     pub cpu_model: String,
     pub cpu_threads: usize,
     pub cpu_mhz: Option<f64>,
     /// `vmx`, `svm`, or null.
-    pub cpu_virt: Option<bootstrap::cpu::VirtExtension>,
+    pub cpu_virt: Option<virthost_model::cpu::VirtExtension>,
     pub memory_total_mib: Option<u64>,
 }
 

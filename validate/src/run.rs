@@ -3,7 +3,7 @@
 //! Host checks read the host through a [`Probe`] (fixtures stand in for `/` in tests); the
 //! libvirt checks and the iPXE boot proof talk to the real daemon.
 
-use bootstrap::hostroot::HostRoot;
+use virthost_model::hostroot::HostRoot;
 
 use crate::check::{timed, CheckResult};
 use crate::checks::{self, Host};
@@ -32,7 +32,7 @@ pub fn run_system(opts: &Options) -> Report {
     if uri_host(&opts.connect).is_none() {
         let dir = pool
             .clone()
-            .unwrap_or_else(|| bootstrap::desired::IMAGES_DIR.into());
+            .unwrap_or_else(|| virthost_model::desired::IMAGES_DIR.into());
         results.extend(timed(|| {
             checks::images::run(&host, std::path::Path::new(&dir))
         }));
@@ -110,7 +110,7 @@ pub fn bootstrap_step(id: &str, user: &str) -> Option<&'static str> {
     })
 }
 
-fn owned(results: Vec<CheckResult>, user: &bootstrap::username::UserName) -> Vec<CheckResult> {
+fn owned(results: Vec<CheckResult>, user: &virthost_model::username::UserName) -> Vec<CheckResult> {
     results
         .into_iter()
         .map(

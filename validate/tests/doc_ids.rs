@@ -73,7 +73,7 @@ fn emitted() -> BTreeSet<String> {
     }
     // A user that does not exist: libvirt.polkit answers without forking or touching
     // qemu:///system.
-    let probe = validate::probe::SystemProbe::new(bootstrap::hostroot::HostRoot::system());
+    let probe = validate::probe::SystemProbe::new(virthost_model::hostroot::HostRoot::system());
     let host = validate::checks::Host::load(&probe);
     let opts_libvirt = Options {
         connect: "test:///default".into(),

@@ -168,7 +168,7 @@ fn human_output_is_aligned_with_a_summary() {
 
 #[test]
 fn package_checks_are_exactly_the_shared_desired_set() {
-    use bootstrap::os::{OsRelease, Platform};
+    use virthost_model::os::{OsRelease, Platform};
     for case in [
         "rhel74-ready",
         "ubuntu2404-ready",
@@ -178,7 +178,7 @@ fn package_checks_are_exactly_the_shared_desired_set() {
         let r = report(case, &Options::default());
         let os = std::fs::read_to_string(fixture(case).join("root/etc/os-release")).unwrap();
         let platform = Platform::detect(&OsRelease::parse(&os), None).unwrap();
-        let want: Vec<String> = bootstrap::desired::packages(&platform)
+        let want: Vec<String> = virthost_model::desired::packages(&platform)
             .iter()
             .map(|p| format!("package.{}", p.name))
             .collect();

@@ -6,14 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootstrap::assess::pool::PoolFacts;
-use bootstrap::virsh::{PoolDef, PoolInfo, PoolState};
 use validate::check::{CheckResult, Status};
 use validate::checks::libvirt::{
     domain_type_result, domain_types_from, offered_types, pool_result, pool_target_path,
     DomainTypes,
 };
 use validate::options::DomainType;
+use virthost_model::assess::pool::PoolFacts;
+use virthost_model::virsh::{PoolDef, PoolInfo, PoolState};
 
 fn fixture(name: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -152,7 +152,7 @@ fn pool_checks_snapshot() {
     );
 
     // The pool the capture made, as libvirt's API would describe it in each state.
-    let def = bootstrap::virsh::parse_pool_xml(&xml).unwrap();
+    let def = virthost_model::virsh::parse_pool_xml(&xml).unwrap();
     let ours = |state: PoolState, persistent: bool, autostart: bool, path: Option<&str>| {
         PoolFacts::Pool(
             PoolInfo {
@@ -167,7 +167,7 @@ fn pool_checks_snapshot() {
             },
         )
     };
-    let img = Some(bootstrap::desired::IMAGES_DIR);
+    let img = Some(virthost_model::desired::IMAGES_DIR);
     let cases = vec![
         (
             "running, autostart",

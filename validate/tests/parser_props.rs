@@ -25,8 +25,8 @@
 //!   from generated files and answers, (b) copies of the `fixtures/validate/*` cases and
 //!   the shared `fixtures/hosts/*` with one file (probe.json included) mutated
 //!
-//! Not here: SSH key files and `authorized_keys` lines (`bootstrap::sshkey`, tested in
-//! `bootstrap/src/sshkey.rs`; the whole-host properties still read authorized_keys).
+//! Not here: SSH key files and `authorized_keys` lines (`virthost_model::sshkey`, tested in
+//! `model/src/sshkey.rs`; the whole-host properties still read authorized_keys).
 //!
 //! `PROPTEST_CASES=N` raises every case count (deeper runs); `PROPTEST_RNG_SEED=N` replays a
 //! run.
@@ -41,7 +41,6 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::{Config, TestRunner};
 
-use bootstrap::hostroot::HostRoot;
 use validate::boot::{http, net, serial, xmlscan};
 use validate::checks::libvirt::{self as lv, DomainTypes};
 use validate::checks::{capacity, ssh};
@@ -50,6 +49,7 @@ use validate::options::{self, Options};
 use validate::probe::{
     CommandOutput, FileKind, FileMeta, FixtureAnswers, FixtureProbe, KvmAnswer, Space,
 };
+use virthost_model::hostroot::HostRoot;
 
 // ---------------------------------------------------------------------------------------
 // Shared machinery: watchdog, configuration, fixture seeds, generators.
@@ -547,7 +547,7 @@ fn check_libvirt_xml(doc: String, other: String) -> Result<(), TestCaseError> {
     if let Some(p) = lv::pool_target_path(&doc) {
         prop_assert!(!p.as_os_str().is_empty());
     }
-    let _ = bootstrap::virsh::parse_pool_xml(&doc);
+    let _ = virthost_model::virsh::parse_pool_xml(&doc);
     let _ = net::parse_network_ips(&doc);
     Ok(())
 }

@@ -218,7 +218,7 @@ fn json_report_with_the_boot_proof_for_virtio_and_e1000() {
     // (no pool `default` on the CI machines: WARN).
     let want = validate::checks::libvirt::pool_result(
         &validate::checks::libvirt::pool_facts(&conn),
-        std::path::Path::new(bootstrap::desired::IMAGES_DIR).is_dir(),
+        std::path::Path::new(virthost_model::desired::IMAGES_DIR).is_dir(),
     );
     assert_eq!(
         status("libvirt.pool"),

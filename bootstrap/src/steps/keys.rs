@@ -188,11 +188,11 @@ impl Step for KeysStep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sshkey::tests::{ED25519, ED25519_2};
     use crate::step::{Quiet, Status};
     use crate::steps::testroot::{self, Snapshot, STACK_GID, STACK_UID};
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use virthost_testkit::{ED25519, ED25519_2};
 
     fn key(line: &str) -> PublicKey {
         PublicKey::parse(line).unwrap()

@@ -10,7 +10,7 @@ use crate::assess::{Action, Assessment};
 use crate::desired::Package;
 use crate::hostroot::HostRoot;
 use crate::pkg::PackageDb;
-use crate::step::{Check, Progress, Quiet, Step};
+use crate::step::{Check, Progress, Quiet, Step, ToCheck};
 
 pub struct Packages<'a> {
     pub db: &'a dyn PackageDb,

@@ -21,7 +21,7 @@ use crate::assess::pool::{self, Kind, PoolAction, PoolFacts, Want};
 use crate::assess::Assessment;
 use crate::desired;
 use crate::hostroot::HostRoot;
-use crate::step::{Check, Progress, Step};
+use crate::step::{Check, Progress, Step, ToCheck};
 use crate::virsh::{self, Failure, PoolDef, PoolInfo, Virsh};
 
 pub struct PoolStep<'a> {

@@ -18,7 +18,7 @@ use crate::atomic::{self, Owner};
 use crate::cmd::{self, CommandExt};
 use crate::desired;
 use crate::hostroot::HostRoot;
-use crate::step::{Check, Progress, Step};
+use crate::step::{Check, Progress, Step, ToCheck};
 use crate::username::UserName;
 
 use crate::desired::USER_HOME_MODE as HOME_MODE;

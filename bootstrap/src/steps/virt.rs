@@ -15,7 +15,7 @@ use crate::cpu::VirtExtension;
 use crate::desired::{self, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
 use crate::facts::{self, DevNode, KvmModules};
 use crate::hostroot::HostRoot;
-use crate::step::{Check, Progress, Step};
+use crate::step::{Check, Progress, Step, ToCheck};
 
 /// Carries out [`crate::assess::kvm`]'s actions: loads kvm and the vendor module,
 /// configures `nested=1`, and activates it by reloading the vendor module only while no

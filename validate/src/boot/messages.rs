@@ -123,8 +123,8 @@ fn stage_and_hint(a: &About, o: &Observed, stage: Stage) -> (String, String) {
             "the test domain hung".to_string(),
             stall::hint(
                 a.dtype,
-                bootstrap::facts::module_flag(
-                    &bootstrap::hostroot::HostRoot::system(),
+                virthost_model::facts::module_flag(
+                    &virthost_model::hostroot::HostRoot::system(),
                     "kvm_amd",
                     "nrips",
                 ),
@@ -268,7 +268,7 @@ fn uefi_no_ipxe_hint(console: &str, nic: &str, has_snponly: bool) -> String {
 }
 
 fn rom_hint(nic: &str) -> String {
-    let roms = bootstrap::desired::NIC_ROMS
+    let roms = virthost_model::desired::NIC_ROMS
         .iter()
         .find(|(m, _)| *m == nic)
         .map(|(_, files)| files.join(", "))

@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use bootstrap::hostroot::HostRoot;
+use virthost_model::hostroot::HostRoot;
 
 use super::xmlscan::escape;
 
@@ -106,7 +106,7 @@ pub fn parse_network_ips(xml: &str) -> Vec<Used> {
 
 /// Whether firewalld runs (a process named `firewalld`).
 pub fn firewalld_running() -> bool {
-    bootstrap::facts::is_running(&HostRoot::system(), "firewalld")
+    virthost_model::facts::is_running(&HostRoot::system(), "firewalld")
 }
 
 /// Routes of this process's and of `netns_pid`'s network namespace (the one the bridge will
@@ -268,7 +268,7 @@ pub fn libvirt_daemon_pid() -> Option<u32> {
             }
         }
     }
-    bootstrap::facts::processes(&HostRoot::system(), |c| {
+    virthost_model::facts::processes(&HostRoot::system(), |c| {
         matches!(c, "virtnetworkd" | "libvirtd")
     })
     .first()

@@ -104,7 +104,7 @@ pub fn stalled(
 }
 
 /// The hint for a hung test domain; `nrips` is `kvm_amd`'s `nrips` parameter on this host
-/// (`bootstrap::facts::module_flag`). Without NRIP-save (a CPU that QEMU's TCG emulates, for
+/// (`virthost_model::facts::module_flag`). Without NRIP-save (a CPU that QEMU's TCG emulates, for
 /// one) KVM decodes every intercepted instruction itself to step over it; the e2e VM's
 /// nested domains hung there.
 pub fn hint(dtype: DomainType, nrips: Option<bool>) -> String {

@@ -19,7 +19,7 @@ pub fn snponly() -> Option<&'static Path> {
 
 /// libvirt's own dnsmasq files, which dnsmasq may read (a directory under /tmp or /root it
 /// may not): the TFTP roots go beside them, and the sweep looks for stale ones there.
-pub use bootstrap::desired::LIBVIRT_DNSMASQ_DIR as DNSMASQ_DIR;
+pub use virthost_model::desired::LIBVIRT_DNSMASQ_DIR as DNSMASQ_DIR;
 
 /// Where the network `net`'s TFTP root goes: `DNSMASQ_DIR/<net>.tftp`.
 pub fn root_of(net: &str) -> PathBuf {

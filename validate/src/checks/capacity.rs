@@ -6,8 +6,8 @@
 //! FAILs; `--overcommit` turns those FAILs into WARNs (KSM, swap, ballooning, and thin
 //! images that never fill are then the operator's bet).
 
-use bootstrap::desired::IMAGES_DIR;
-use bootstrap::hostroot::HostRoot;
+use virthost_model::desired::IMAGES_DIR;
+use virthost_model::hostroot::HostRoot;
 
 use super::Host;
 use crate::check::{CheckResult, Status};

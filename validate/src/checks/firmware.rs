@@ -6,11 +6,11 @@
 //! Ids: `firmware.efi` (FAIL when missing), `firmware.secure_boot` (WARN when missing).
 //! libvirt finds firmware through QEMU's descriptors (`/usr/share/qemu/firmware/*.json`,
 //! `/etc/qemu/firmware/`); bootstrap's `packages` step installs the package that ships them
-//! (`bootstrap::desired::uefi_package`: `ovmf`, `edk2-ovmf`, `OVMF`).
+//! (`virthost_model::desired::uefi_package`: `ovmf`, `edk2-ovmf`, `OVMF`).
 
 use crate::connection::LibvirtError;
-use bootstrap::desired::uefi_package;
-use bootstrap::os::Family;
+use virthost_model::desired::uefi_package;
+use virthost_model::os::Family;
 
 use crate::check::CheckResult;
 

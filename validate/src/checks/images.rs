@@ -120,7 +120,7 @@ pub fn access(host: &Host, dir: &Path) -> CheckResult {
         );
     }
     // A probe file a killed validate left in the images directory goes first.
-    for (name, path) in bootstrap::hostroot::HostRoot::system()
+    for (name, path) in virthost_model::hostroot::HostRoot::system()
         .list_dir(&dir.display().to_string())
         .unwrap_or_default()
     {

@@ -7,11 +7,13 @@
 //! first four (no hardware virtualization) into WARNs: such a host runs guests under TCG
 //! (`<domain type='qemu'>`).
 
-use bootstrap::assess::{kvm, Assessment};
-use bootstrap::cpu::VirtExtension;
-use bootstrap::desired::{self, KVM_FILES_MODE, KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
-use bootstrap::facts::{self, DevNode, KvmModules};
-use bootstrap::os::Family;
+use virthost_model::assess::{kvm, Assessment};
+use virthost_model::cpu::VirtExtension;
+use virthost_model::desired::{
+    self, KVM_FILES_MODE, KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH,
+};
+use virthost_model::facts::{self, DevNode, KvmModules};
+use virthost_model::os::Family;
 
 use super::Host;
 use crate::accounts::AccountsExt;
@@ -41,7 +43,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     }));
 
     // The modules.
-    // The shared reader of /sys/module (bootstrap::facts), as bootstrap sees the modules.
+    // The shared reader of /sys/module (virthost_model::facts), as bootstrap sees the modules.
     let mods = KvmModules::read(host.probe.root(), ext);
     let kvm_loaded = mods.kvm_loaded;
     out.push(hw(match ext {

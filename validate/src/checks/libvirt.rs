@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bootstrap::assess::pool::{self, PoolFacts};
-use bootstrap::desired::{self, IMAGES_DIR, POOL_NAME};
-use bootstrap::virsh::{PoolInfo, PoolState};
 use virt::connect::Connect;
+use virthost_model::assess::pool::{self, PoolFacts};
+use virthost_model::desired::{self, IMAGES_DIR, POOL_NAME};
+use virthost_model::virsh::{PoolInfo, PoolState};
 
 use super::{firmware, Host};
 use crate::accounts::{lookup_account, Account};
@@ -92,9 +92,9 @@ pub fn default_pool_path(conn: &Connect) -> Option<PathBuf> {
 
 /// `<target><path>` of a storage pool's XML: the live description (`virsh pool-dumpxml`)
 /// or the persistent definition (`/etc/libvirt/storage/<name>.xml`), read by the one pool
-/// XML reader, `bootstrap::virsh::parse_pool_xml`.
+/// XML reader, `virthost_model::virsh::parse_pool_xml`.
 pub fn pool_target_path(xml: &str) -> Option<PathBuf> {
-    bootstrap::virsh::parse_pool_xml(xml)
+    virthost_model::virsh::parse_pool_xml(xml)
         .ok()?
         .path
         .map(PathBuf::from)
@@ -125,7 +125,7 @@ pub fn pool_facts(conn: &Connect) -> PoolFacts {
     let read = || -> anyhow::Result<PoolFacts> {
         let info = pool.info().map_err(LibvirtError::from)?;
         let xml = pool.xml_desc(0).map_err(LibvirtError::from)?;
-        let def = bootstrap::virsh::parse_pool_xml(&xml)?;
+        let def = virthost_model::virsh::parse_pool_xml(&xml)?;
         Ok(PoolFacts::Pool(
             PoolInfo {
                 name: POOL_NAME.into(),
@@ -139,7 +139,7 @@ pub fn pool_facts(conn: &Connect) -> PoolFacts {
     read().unwrap_or_else(|e| PoolFacts::Unknown(format!("pool '{POOL_NAME}': {e:#}")))
 }
 
-/// `libvirt.pool`: bootstrap's `pool` requirement (`bootstrap::assess::pool`), where the
+/// `libvirt.pool`: bootstrap's `pool` requirement (`virthost_model::assess::pool`), where the
 /// pool is `facts` and the images directory exists or not. A WARN when not met: deployment
 /// tooling (virt-install) defines a pool itself when it needs one.
 pub fn pool_result(facts: &PoolFacts, dir_exists: bool) -> CheckResult {
@@ -312,7 +312,7 @@ pub fn domain_types(conn: &Connect) -> Result<DomainTypes, virt::error::Error> {
         None
     };
     let hw_virt = std::fs::read_to_string("/proc/cpuinfo")
-        .map(|t| bootstrap::cpu::CpuInfo::parse(&t).virt.is_some())
+        .map(|t| virthost_model::cpu::CpuInfo::parse(&t).virt.is_some())
         .unwrap_or(false);
     Ok(domain_types_from(
         &caps,
@@ -402,7 +402,7 @@ pub fn domain_type_result(types: &DomainTypes, took: Duration) -> CheckResult {
 }
 
 fn polkit_hint(user: &str) -> String {
-    use bootstrap::desired::{LIBVIRT_MANAGE_ACTION, POLKIT_PKLA_PATH, POLKIT_RULE_PATH};
+    use virthost_model::desired::{LIBVIRT_MANAGE_ACTION, POLKIT_PKLA_PATH, POLKIT_RULE_PATH};
     format!(
         "polkit must grant {LIBVIRT_MANAGE_ACTION} to '{user}': run `bootstrap --user {user}`, which \
          writes the polkit rule {POLKIT_RULE_PATH} (polkit < 0.106: {POLKIT_PKLA_PATH}); or add \

@@ -12,11 +12,11 @@ pub mod packages;
 pub mod ssh;
 pub mod user;
 
-use bootstrap::cpu::CpuInfo;
-use bootstrap::os::{Family, OsRelease, Platform};
+use virthost_model::cpu::CpuInfo;
+use virthost_model::os::{Family, OsRelease, Platform};
 
 use crate::probe::Probe;
-use bootstrap::accounts::Accounts;
+use virthost_model::accounts::Accounts;
 
 /// Facts every check module needs, read once.
 pub struct Host<'a> {

@@ -1,7 +1,7 @@
 //! `os.release`: how far virthost vouches for this OS (spec: RHEL 7.3/7.4 tested, CentOS
 //! expected to work, others best effort).
 
-use bootstrap::os::{Support, SUPPORTED};
+use virthost_model::os::{Support, SUPPORTED};
 
 use super::Host;
 use crate::check::CheckResult;

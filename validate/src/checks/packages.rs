@@ -1,21 +1,21 @@
-//! The hypervisor package set of `bootstrap::desired::packages`, the iPXE ROM build, and
+//! The hypervisor package set of `virthost_model::desired::packages`, the iPXE ROM build, and
 //! the ROM files of the requested NIC models.
 //!
 //! Ids: `package.<name>` (one per package), `ipxe.build`, `ipxe.rom.<nic>`.
 
 use std::collections::BTreeMap;
 
-use bootstrap::assess::packages::{self, PackageAction};
-use bootstrap::assess::Assessment;
-use bootstrap::desired::{self, NIC_ROMS};
-use bootstrap::os::{Family, Platform};
+use virthost_model::assess::packages::{self, PackageAction};
+use virthost_model::assess::Assessment;
+use virthost_model::desired::{self, NIC_ROMS};
+use virthost_model::os::{Family, Platform};
 
 use super::Host;
 use crate::assessed::{self, Severity};
 use crate::check::CheckResult;
 use crate::options::Options;
 
-/// Installed versions of `names` (the shared `bootstrap::pkg` query: `dpkg-query`, or
+/// Installed versions of `names` (the shared `virthost_model::pkg` query: `dpkg-query`, or
 /// `rpm -q --whatprovides` per name, so a name another package provides counts when that
 /// package is installed); a name missing from the map is not installed.
 pub fn installed(
@@ -31,7 +31,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
         return vec![CheckResult::fail(
             "package.query",
             "unknown OS and no dpkg or rpm database: cannot check packages",
-            format!("supported: {}", bootstrap::os::SUPPORTED),
+            format!("supported: {}", virthost_model::os::SUPPORTED),
         )];
     };
     let mut out = Vec::new();

@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 
 use super::Host;
-use bootstrap::accounts::User;
-use bootstrap::assess;
-use bootstrap::hostroot::HostRoot;
-use bootstrap::os::Family;
-use bootstrap::sshkey::read_key_file;
+use virthost_model::accounts::User;
+use virthost_model::assess;
+use virthost_model::hostroot::HostRoot;
+use virthost_model::os::Family;
+use virthost_model::sshkey::read_key_file;
 
 use crate::accounts::AccountsExt;
 use crate::assessed::{self, Severity};
@@ -55,7 +55,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
 fn sshd(host: &Host) -> CheckResult {
     let id = "ssh.sshd";
     let root = host.probe.root();
-    if let Some(p) = bootstrap::facts::processes(root, |c| c == "sshd").first() {
+    if let Some(p) = virthost_model::facts::processes(root, |c| c == "sshd").first() {
         return CheckResult::pass(id, format!("sshd running (pid {})", p.pid));
     }
     let ports = sshd_ports(root);

@@ -239,7 +239,7 @@ fn vcpus_warn_when_one_vm_is_wider_than_the_host() {
 }
 
 /// `dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Abbrev}\n'` output, as
-/// `bootstrap::pkg::FixturePackageDb` reads it from `/pkg/installed.txt`.
+/// `virthost_model::pkg::FixturePackageDb` reads it from `/pkg/installed.txt`.
 fn dpkg(pkgs: &[(&str, &str)]) -> String {
     let mut s: String = pkgs
         .iter()

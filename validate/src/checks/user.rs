@@ -1,7 +1,7 @@
-//! `user.exists`: the stack user (`--user`) as `bootstrap::assess::user` judges it (exists,
+//! `user.exists`: the stack user (`--user`) as `virthost_model::assess::user` judges it (exists,
 //! a login shell, a home directory it owns: infrared and the BMC emulators SSH in as it).
 
-use bootstrap::assess::user::{self, Home};
+use virthost_model::assess::user::{self, Home};
 
 use super::Host;
 use crate::assessed::{self, Severity};
@@ -21,7 +21,7 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     };
     let a = user::assess(&opts.user, u, home);
     let bootstrap = match opts.user.as_str() {
-        bootstrap::desired::DEFAULT_USER => "bootstrap".to_string(),
+        virthost_model::desired::DEFAULT_USER => "bootstrap".to_string(),
         other => format!("bootstrap --user {other}"),
     };
     vec![assessed::result(

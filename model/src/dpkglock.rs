@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::hostroot::HostRoot;
-use crate::step::Progress;
+use crate::progress::Progress;
 
 /// dpkg's locks, relative to the host root: the frontend lock (dpkg >= 1.19, taken by apt
 /// and by a dpkg run on its own) and the database lock.
@@ -34,7 +34,7 @@ pub struct Holder {
 impl Holder {
     /// `pid 1120 (dpkg)` with the process name from `/proc` where it can be read.
     fn describe(&self, root: &HostRoot) -> String {
-        crate::hostlock::describe_pid(root, self.pid)
+        crate::locks::describe_pid(root, self.pid)
     }
 }
 
@@ -48,7 +48,7 @@ pub fn holder(root: &HostRoot) -> std::io::Result<Option<Holder>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        if let Some(pid) = crate::hostlock::holder_of(&file, nix::libc::F_WRLCK)? {
+        if let Some(pid) = crate::locks::holder_of(&file, nix::libc::F_WRLCK)? {
             return Ok(Some(Holder { lock: path, pid }));
         }
     }

@@ -577,10 +577,9 @@ pub(crate) mod tests {
     use proptest::sample::Index;
 
     // Real public keys, generated with ssh-keygen for these tests (`-t ed25519`, `-t rsa -b
-    // 2048`, `-t ecdsa -b 256/384/521`); the private halves were discarded.
-    pub const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH5MtzcSvmMSc4QzuI91jV6PvabZH2w7/O/Yzu6MM0SI alice@laptop";
-    pub const ED25519_2: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBtgOQ5R58u+rj+2AShhdmkxhcTlhdo+RjnASE1SODvN bob@desk";
+    // 2048`, `-t ecdsa -b 256/384/521`); the private halves were discarded. The two ed25519
+    // keys are shared with other crates' tests (`virthost_testkit`).
+    pub use virthost_testkit::{ED25519, ED25519_2};
     const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDJm53x1CgdExBVieleIhCivEYuSG0vrEeJhMYoRV6hSNtmLG+3Df8uV8J+yqzLiokvCqeBOP/MvCOAm+5DX5lkiZnKT3ChywHriuMHeKKlnNGwqXxF7HgJy7WVUQYwr9Kd1LynY6HTnAl8epCZBVEOSM8/ugz22qYvgQXJNqj5GdTzoY4K34GP6iF5W2H+mayvoETIVrUouqqiWLWj3JcK1xeYx9ACd47elNJw9H7PDTaVMcHCkbY0q6Amc4dLMBcwOf2XyVK7SRH4WQZPLNJ/BrVVlCKlxDsnluEg3qsHOxof2nWAm/9Cn3wfJMc0PfVE475BkTtKAnVC1rf+tmtz rsa@test";
     const ECDSA_P256: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBDfLCknwvBDTnBbF4PCV807rGNjNlho9J9n2YUXHbpHmpznJ40RQ78x2yhnpzAcZpugEy5TXJUrPzLWUX8hlo10= p256@test";
     const ECDSA_P384: &str = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBH28TTaOTX4NRs7cNombY0eIKaOI1SUhHP5djhOb1TwY7rrxMvNivLnUG8UTAI+ACC6WgMbEDP5GvcCjvgyfTc+neTSqZwZ/N2SZeokCe9Rtod9zhTe+VmUDBpYsp6zhxg== p384@test";

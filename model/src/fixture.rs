@@ -15,7 +15,7 @@ use anyhow::Context;
 use crate::cmd::CmdError;
 use crate::os::Family;
 use crate::pkg::*;
-use crate::step::Progress;
+use crate::progress::Progress;
 use crate::virsh::Virsh;
 
 /// A host's package manager as captured in a fixture directory (fixtures/README.md):

@@ -15,7 +15,7 @@ use anyhow::Context;
 use crate::cmd::{CmdError, CommandExt};
 use crate::hostroot::HostRoot;
 use crate::os::Family;
-use crate::step::Progress;
+use crate::progress::Progress;
 
 #[cfg(any(test, feature = "fixtures"))]
 pub use crate::fixture::FixturePackageDb;
@@ -431,7 +431,7 @@ impl PackageDb for SystemPackageDb {
     }
 
     fn available(&self, names: &[&str]) -> anyhow::Result<Available> {
-        self.available_progress(names, &crate::step::Quiet)
+        self.available_progress(names, &crate::progress::Quiet)
     }
 
     fn available_progress(
@@ -810,7 +810,7 @@ mod tests {
         let avail = db.available(&["libvirt", "wget", "nope"]).unwrap();
         assert_eq!(avail.get("wget").map(String::as_str), Some("2.1.0-9.fc40"));
         assert!(!avail.contains_key("nope"));
-        db.install(&["wget"], &crate::step::Quiet).unwrap();
+        db.install(&["wget"], &crate::progress::Quiet).unwrap();
         assert_eq!(
             db.installed(&["wget", "wget2-wget"]).unwrap(),
             Installed::from([
@@ -921,11 +921,11 @@ policykit-1:\n  Installed: (none)\n  Candidate: (none)\n  Version table:\n";
             "wget\t(none):1.21.1-8.el9_4\n",
             "libvirt\t10.0.0-6.el9_5\n",
         );
-        db.install(&["libvirt"], &crate::step::Quiet).unwrap();
+        db.install(&["libvirt"], &crate::progress::Quiet).unwrap();
         assert_eq!(
             db.installed(&["libvirt"]).unwrap()["libvirt"],
             "10.0.0-6.el9_5"
         );
-        assert!(db.install(&["nope"], &crate::step::Quiet).is_err());
+        assert!(db.install(&["nope"], &crate::progress::Quiet).is_err());
     }
 }

@@ -476,7 +476,12 @@ impl Selinux {
 mod tests {
     use super::*;
 
-    use crate::steps::testroot::put as write;
+    /// `text` at `rel` under `dir`, parents created.
+    fn write(dir: &std::path::Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
 
     #[test]
     fn module_flags_as_the_kernel_writes_them() {
