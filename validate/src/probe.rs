@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
+use virthost_model::cmd::{CmdError, CommandExt};
 use virthost_model::hostroot::HostRoot;
 use virthost_model::os::Family;
 use virthost_model::pkg::{PackageDb, SystemPackageDb};
@@ -79,8 +80,10 @@ pub enum KvmAnswer {
 pub trait Probe {
     /// The host's `/`.
     fn root(&self) -> &HostRoot;
-    /// Runs `argv`; `None` when the program cannot be started (not installed).
-    fn command(&self, argv: &[&str]) -> Option<CommandOutput>;
+    /// Runs `argv` (with `LC_ALL=C`) through the shared `virthost_model::cmd`: its stdout,
+    /// or the error with the command line, the exit status and stderr (or why it could not
+    /// start).
+    fn command(&self, argv: &[&str]) -> Result<String, CmdError>;
     /// Owner, group and mode of a host path (following symlinks).
     fn meta(&self, host_path: &str) -> io::Result<FileMeta>;
     /// Free space of the filesystem holding a host path.
@@ -107,18 +110,12 @@ impl Probe for SystemProbe {
         &self.root
     }
 
-    fn command(&self, argv: &[&str]) -> Option<CommandOutput> {
-        let (prog, args) = argv.split_first()?;
-        let out = Command::new(prog)
+    fn command(&self, argv: &[&str]) -> Result<String, CmdError> {
+        let (prog, args) = argv.split_first().expect("a command has a program");
+        Command::new(prog)
             .args(args)
             .env("LC_ALL", "C")
-            .output()
-            .ok()?;
-        Some(CommandOutput {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+            .run_get_string()
     }
 
     fn meta(&self, host_path: &str) -> io::Result<FileMeta> {
@@ -329,8 +326,20 @@ mod fixture {
             &self.root
         }
 
-        fn command(&self, argv: &[&str]) -> Option<CommandOutput> {
-            self.answers.commands.get(&argv.join(" ")).cloned()
+        fn command(&self, argv: &[&str]) -> Result<String, CmdError> {
+            let cmdline = argv.join(" ");
+            match self.answers.commands.get(&cmdline) {
+                Some(o) if o.success => Ok(o.stdout.clone()),
+                Some(o) => Err(CmdError::Failed {
+                    cmdline,
+                    status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                    stderr: o.stderr.clone(),
+                }),
+                None => Err(CmdError::Spawn {
+                    cmdline,
+                    source: io::Error::new(io::ErrorKind::NotFound, "not captured in this fixture"),
+                }),
+            }
         }
 
         fn meta(&self, host_path: &str) -> io::Result<FileMeta> {

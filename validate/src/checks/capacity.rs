@@ -293,7 +293,7 @@ fn filesystem(host: &Host, pool: Option<String>) -> CheckResult {
         return CheckResult::pass(id, format!("{at} is on {fstype} (mounted at {mp})"));
     }
     match host.probe.command(&["xfs_info", &mp]) {
-        Some(o) if o.success => match xfs_ftype(&o.stdout) {
+        Ok(stdout) => match xfs_ftype(&stdout) {
             Some(1) => CheckResult::pass(id, format!("{at} is on xfs with ftype=1 (mounted at {mp})")),
             Some(n) => CheckResult::fail(
                 id,
@@ -302,9 +302,9 @@ fn filesystem(host: &Host, pool: Option<String>) -> CheckResult {
             ),
             None => CheckResult::warn(id, format!("{at} is on xfs; xfs_info shows no ftype"), "check `xfs_info` by hand: ftype must be 1"),
         },
-        _ => CheckResult::warn(
+        Err(e) => CheckResult::warn(
             id,
-            format!("{at} is on xfs (mounted at {mp}); xfs_info unavailable, ftype unknown"),
+            format!("{at} is on xfs (mounted at {mp}); ftype unknown: {e}"),
             "install xfsprogs so validate can read ftype (it must be 1)",
         ),
     }

@@ -191,7 +191,26 @@ fn disk_and_filesystem_follow_the_pool_path() {
         .file("/proc/mounts", "/dev/vdb / xfs rw 0 0\n")
         .dir("/var/lib/libvirt/images");
     let r = capacity(&t, "", false, None);
-    assert_eq!(get(&r, "capacity.filesystem").status, Status::Warn);
+    let f = get(&r, "capacity.filesystem");
+    assert_eq!(f.status, Status::Warn);
+    // The shared command error says which command and why.
+    assert!(
+        f.detail.contains("cannot run `xfs_info /`") && f.detail.contains("not captured"),
+        "{}",
+        f.detail
+    );
+    // xfs_info that fails: its command line and exit status.
+    let t = capacity_host(64, 10)
+        .file("/proc/mounts", "/dev/vdb / xfs rw 0 0\n")
+        .dir("/var/lib/libvirt/images")
+        .command("xfs_info /", "", false);
+    let r = capacity(&t, "", false, None);
+    let f = get(&r, "capacity.filesystem");
+    assert!(
+        f.detail.contains("`xfs_info /` failed (exit status: 1)"),
+        "{}",
+        f.detail
+    );
 }
 
 #[test]
