@@ -90,17 +90,22 @@ impl Step for Packages<'_> {
     }
 
     fn apply(&self, _root: &HostRoot, progress: &dyn Progress) -> anyhow::Result<()> {
-        // A repaired dpkg can change what is installed: assessed again after it.
-        'assess: for _ in 0..2 {
+        // The repair first, once: it can change what is installed, so the set is assessed
+        // again after it. What it leaves (a package dpkg had only half unpacked) apt-get's
+        // install completes, so a second assessment that still lists it goes on to install.
+        let mut repaired = false;
+        'assess: loop {
             let Assessment::NotMet { actions, .. } = self.assess()? else {
                 return Ok(());
             };
             for a in &actions {
                 match a {
-                    PackageAction::Repair { .. } => {
+                    PackageAction::Repair { .. } if !repaired => {
                         self.db.repair(progress)?;
+                        repaired = true;
                         continue 'assess;
                     }
+                    PackageAction::Repair { .. } => {}
                     PackageAction::Install { packages, .. } => {
                         self.availability(packages, progress)?;
                         let names: Vec<&str> = packages.iter().map(|(n, _)| n.as_str()).collect();
@@ -111,7 +116,6 @@ impl Step for Packages<'_> {
             }
             return Ok(());
         }
-        Ok(())
     }
 }
 
@@ -201,6 +205,60 @@ mod tests {
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert!(out[0].changes[0].contains("dpkg --configure -a"));
         assert_eq!(db.calls.borrow().as_slice(), ["repair"]);
+    }
+
+    /// dpkg as a SIGKILL mid-unpack leaves it: `dpkg --configure -a` cannot finish a
+    /// half-installed package, apt-get's next install does (what the e2e's killed run shows).
+    struct HalfInstalled {
+        db: FixturePackageDb,
+        stuck: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl PackageDb for HalfInstalled {
+        fn family(&self) -> crate::os::Family {
+            self.db.family()
+        }
+        fn installed(&self, names: &[&str]) -> anyhow::Result<crate::pkg::Installed> {
+            self.db.installed(names)
+        }
+        fn available(&self, names: &[&str]) -> anyhow::Result<crate::pkg::Available> {
+            self.db.available(names)
+        }
+        fn interrupted(&self) -> anyhow::Result<Vec<String>> {
+            Ok(self.stuck.borrow().clone())
+        }
+        fn repair(&self, progress: &dyn Progress) -> anyhow::Result<()> {
+            self.db.repair(progress)
+        }
+        fn install(&self, names: &[&str], progress: &dyn Progress) -> anyhow::Result<()> {
+            self.db.install(names, progress)?;
+            self.stuck.borrow_mut().clear();
+            Ok(())
+        }
+        fn upgrade(&self, names: &[&str], progress: &dyn Progress) -> anyhow::Result<()> {
+            self.db.upgrade(names, progress)
+        }
+    }
+
+    #[test]
+    fn what_the_repair_leaves_half_installed_the_install_finishes() {
+        let p = Platform::detect(&OsRelease::parse("ID=debian\nVERSION_ID=12"), None).unwrap();
+        let db = HalfInstalled {
+            db: FixturePackageDb::new(
+                p.family,
+                "",
+                "wget:\n  Installed: (none)\n  Candidate: 1.21\n",
+            ),
+            stuck: std::cell::RefCell::new(vec!["augeas-lenses".into()]),
+        };
+        let mut packages = desired::packages(&p);
+        packages.retain(|pk| pk.name == "wget");
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Packages { db: &db, packages })];
+        let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert_eq!(db.db.calls.borrow().as_slice(), ["repair", "install wget"]);
+        let out = run(&steps, &HostRoot::at("/x"), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Ok, "{out:?}");
     }
 
     /// A package manager whose availability question refreshes the package lists first
