@@ -258,12 +258,21 @@ mod fixture {
         /// `dev/kvm` is a captured `stat -c '%u %g %a'` line (read by the shared
         /// `virthost_model::facts::DevNode`); git stores no owners, so a path under a user's home
         /// belongs to that user (else root), directories 0700 and files 0600, as useradd and
-        /// bootstrap make them. Free space and the KVM ioctls are not captured there.
+        /// bootstrap make them. Free space, the KVM ioctls and command output come from the
+        /// host's optional `probe.json`; without it those checks say "not captured".
         pub fn shared_host(dir: impl Into<PathBuf>) -> Self {
             let dir = dir.into();
+            // What no file of the host can hold (the KVM ioctls' answer, free space), where
+            // the host has it: `probe.json` beside `pkg/` and `virsh/`, as in validate's own
+            // fixtures. A file that does not parse is a broken fixture: the test panics.
+            let answers = match std::fs::read_to_string(dir.join("probe.json")) {
+                Ok(text) => serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}/probe.json: {e}", dir.display())),
+                Err(_) => FixtureAnswers::default(),
+            };
             FixtureProbe {
                 root: HostRoot::at(&dir),
-                answers: FixtureAnswers::default(),
+                answers,
                 pkg_dir: dir,
                 shared_layout: true,
             }
