@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::accounts::{self, Accounts};
+use crate::cmd;
 use crate::desired;
 use crate::facts::Facts;
 use crate::hostlock::{self, Access, LockError};
@@ -62,7 +63,7 @@ pub struct Invocation {
 }
 
 pub fn run(inv: Invocation) -> ExitCode {
-    ExitCode::from(run_at(inv, &HostRoot::system()))
+    ExitCode::from(run_at(inv, &HostRoot::system(), &cmd::System))
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
@@ -70,9 +71,10 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
     code
 }
 
-/// [`run`] on the host laid out under `root` (a test's temporary root; `/` in the binary).
+/// [`run`] on the host laid out under `root`, its commands run by `run` (a test's temporary
+/// root and fixture world; `/` and the system in the binary).
 #[doc(hidden)]
-pub fn run_at(inv: Invocation, root: &HostRoot) -> u8 {
+pub fn run_at(inv: Invocation, root: &HostRoot, run: &dyn cmd::Runner) -> u8 {
     let mode = if inv.check { Mode::Check } else { Mode::Apply };
     // Inputs first, before the host is read or locked: a bad name or a private key given
     // by mistake stops the run here, and is never copied.
@@ -162,7 +164,12 @@ pub fn run_at(inv: Invocation, root: &HostRoot) -> u8 {
         );
     }
     let virsh = SystemVirsh::new(desired::LIBVIRT_URI);
-    let steps = plan::plan(&facts, &opts, &db, &virsh);
+    let tools = plan::Tools {
+        packages: &db,
+        virsh: &virsh,
+        run,
+    };
+    let steps = plan::plan(&facts, &opts, tools);
     let outcomes = step::run(&steps, root, mode, &human, |o| human.outcome(o));
     human.summary(&outcomes);
     if json {
@@ -225,7 +232,7 @@ mod tests {
         )
         .unwrap();
         let root = HostRoot::at(d.path());
-        assert_eq!(run_at(inv(), &root), exit::UNSUPPORTED);
+        assert_eq!(run_at(inv(), &root, &cmd::System), exit::UNSUPPORTED);
         let key = d.path().join("id_rsa");
         std::fs::write(
             &key,
@@ -235,9 +242,9 @@ mod tests {
         let mut bad = inv();
         bad.root_keys = vec![key];
         // The key is refused before the OS is even read.
-        assert_eq!(run_at(bad, &root), exit::USAGE);
+        assert_eq!(run_at(bad, &root, &cmd::System), exit::USAGE);
         let mut missing = inv();
         missing.stack_keys = vec![d.path().join("nope.pub")];
-        assert_eq!(run_at(missing, &root), exit::USAGE);
+        assert_eq!(run_at(missing, &root, &cmd::System), exit::USAGE);
     }
 }

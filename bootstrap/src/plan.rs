@@ -1,6 +1,7 @@
 //! Facts in, ordered steps out: a pure function, so the plan of every fixture host can be
 //! snapshot-tested. `bootstrap --check` runs each step's check; `bootstrap` applies them.
 
+use crate::cmd::Runner;
 use crate::desired::{self, PolkitBackend};
 use crate::facts::Facts;
 use crate::pkg::PackageDb;
@@ -40,39 +41,52 @@ impl Default for Options {
     }
 }
 
+/// The host's tools the steps change it with: its package manager, virsh, and the other
+/// commands (`useradd`, `modprobe`, `systemctl`, ...). On a real host the system's (`cli`);
+/// in tests a fixture world's (`virthost_model::fixture::World`), which carries them out
+/// inside the world's root.
+#[derive(Clone, Copy)]
+pub struct Tools<'a> {
+    pub packages: &'a dyn PackageDb,
+    pub virsh: &'a dyn Virsh,
+    pub run: &'a dyn Runner,
+}
+
 /// The ordered steps that converge the host `facts` describes. Steps read the host again
 /// when they run (a step's apply changes what the next one sees); `facts` decides which
-/// steps there are and what they aim at. `db` and `virsh` are the host's package manager
-/// and libvirt client (captured ones for a fixture host).
-pub fn plan<'a>(
-    facts: &'a Facts,
-    opts: &'a Options,
-    db: &'a dyn PackageDb,
-    virsh: &'a dyn Virsh,
-) -> Vec<Box<dyn Step + 'a>> {
+/// steps there are and what they aim at; `tools` are how they change it.
+pub fn plan<'a>(facts: &'a Facts, opts: &'a Options, tools: Tools<'a>) -> Vec<Box<dyn Step + 'a>> {
+    let db = tools.packages;
     let packages = desired::packages(&facts.platform);
     let ipxe = desired::ipxe_roms(&facts.platform);
     let mut steps: Vec<Box<dyn Step + 'a>> = vec![
         Box::new(Packages { db, packages }),
         Box::new(Ipxe::new(db, ipxe)),
-        Box::new(virt::Kvm::new(facts.cpu.virt)),
+        Box::new(virt::Kvm::new(facts.cpu.virt, tools.run)),
         Box::new(virt::DevKvm {
             ext: facts.cpu.virt,
+            run: tools.run,
         }),
     ];
-    steps.extend(account_steps(facts, opts));
+    steps.extend(account_steps(facts, opts, tools.run));
     steps.push(Box::new(Libvirt {
         platform: facts.platform.clone(),
+        run: tools.run,
     }));
-    steps.push(Box::new(PoolStep::default_pool(virsh)));
+    steps.push(Box::new(PoolStep::default_pool(tools.virsh)));
     steps
 }
 
 /// The user, its polkit rule, optional sudo, then the SSH keys of root and of the user.
-fn account_steps<'a>(facts: &'a Facts, opts: &'a Options) -> Vec<Box<dyn Step + 'a>> {
+fn account_steps<'a>(
+    facts: &'a Facts,
+    opts: &'a Options,
+    run: &'a dyn Runner,
+) -> Vec<Box<dyn Step + 'a>> {
     let mut steps: Vec<Box<dyn Step + 'a>> = vec![
         Box::new(UserStep {
             name: opts.user.clone(),
+            run,
         }),
         Box::new(PolkitStep {
             user: opts.user.clone(),
@@ -82,18 +96,21 @@ fn account_steps<'a>(facts: &'a Facts, opts: &'a Options) -> Vec<Box<dyn Step + 
     if opts.sudo {
         steps.push(Box::new(SudoStep {
             user: opts.user.clone(),
+            run,
         }));
     }
     if !opts.root_keys.is_empty() {
         steps.push(Box::new(KeysStep {
             user: UserName::root(),
             keys: opts.root_keys.clone(),
+            run,
         }));
     }
     if !opts.stack_keys.is_empty() {
         steps.push(Box::new(KeysStep {
             user: opts.user.clone(),
             keys: opts.stack_keys.clone(),
+            run,
         }));
     }
     steps

@@ -45,6 +45,7 @@ fn child(root: &Path, line: &str) -> ! {
     let step = KeysStep {
         user: UserName::root(),
         keys: vec![PublicKey::parse(line).expect("a valid key")],
+        run: &bootstrap::fixture::NO_COMMANDS,
     };
     let steps: Vec<Box<dyn Step>> = vec![Box::new(step)];
     let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});

@@ -7,8 +7,10 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use bootstrap::cmd::Runner;
 use bootstrap::cpu::VirtExtension;
 use bootstrap::desired::{self, PolkitBackend};
+use bootstrap::fixture::World;
 use bootstrap::hostroot::HostRoot;
 use bootstrap::step::{run, Mode, Quiet, Status, Step};
 use bootstrap::steps::files::ManagedFile;
@@ -86,14 +88,15 @@ fn tree(base: &Path) -> Tree {
 }
 
 /// What the CLI does: parse every key file first, then build the steps.
-fn build(
+fn build<'a>(
     user: &str,
     root_keys: &[PathBuf],
     stack_keys: &[PathBuf],
-) -> anyhow::Result<Vec<Box<dyn Step>>> {
+    run: &'a dyn Runner,
+) -> anyhow::Result<Vec<Box<dyn Step + 'a>>> {
     let user = UserName::parse(user, Rules::Debian)?;
-    let root_keys = KeysStep::from_files(&UserName::root(), root_keys)?;
-    let user_keys = KeysStep::from_files(&user, stack_keys)?;
+    let root_keys = KeysStep::from_files(&UserName::root(), root_keys, run)?;
+    let user_keys = KeysStep::from_files(&user, stack_keys, run)?;
     Ok(vec![
         Box::new(ManagedFile::new(
             "nested",
@@ -107,7 +110,10 @@ fn build(
             desired::kvm_udev_rule(),
             0o644,
         )),
-        Box::new(UserStep { name: user.clone() }),
+        Box::new(UserStep {
+            name: user.clone(),
+            run,
+        }),
         Box::new(PolkitStep {
             user,
             backend: PolkitBackend::Rules,
@@ -126,9 +132,14 @@ fn a_private_key_as_root_key_is_refused_before_anything_is_written() {
     fs::write(&private, PRIVATE).unwrap();
     fs::write(&public, PUB).unwrap();
     let before = tree(t.path());
-    let err = build("stack", std::slice::from_ref(&private), &[public])
-        .err()
-        .unwrap();
+    let err = build(
+        "stack",
+        std::slice::from_ref(&private),
+        &[public],
+        &bootstrap::fixture::NO_COMMANDS,
+    )
+    .err()
+    .unwrap();
     let msg = format!("{err:#}");
     assert!(msg.contains("private key") && msg.contains(".pub"), "{msg}");
     assert!(msg.contains(&*private.to_string_lossy()), "{msg}");
@@ -146,10 +157,12 @@ fn all_file_steps_converge_and_a_second_run_changes_nothing() {
     let keys = tempfile::tempdir().unwrap();
     let public = keys.path().join("id_rsa.pub");
     fs::write(&public, PUB).unwrap();
+    let world = World::at(t.path());
     let steps = build(
         "stack",
         std::slice::from_ref(&public),
         std::slice::from_ref(&public),
+        &world,
     )
     .unwrap();
 
@@ -181,7 +194,8 @@ fn the_steps_of_a_user_that_could_not_be_made_are_skipped_and_write_nothing() {
     let keys = tempfile::tempdir().unwrap();
     let public = keys.path().join("id.pub");
     fs::write(&public, PUB).unwrap();
-    let steps = build("ops", &[], std::slice::from_ref(&public)).unwrap();
+    let world = World::at(t.path());
+    let steps = build("ops", &[], std::slice::from_ref(&public), &world).unwrap();
     let out = run(&steps[2..], &root, Mode::Apply, &Quiet, |_| {});
     let by_id = |id: &str| out.iter().find(|o| o.id == id).unwrap();
     assert_eq!(by_id("user").status, Status::Failed, "{out:?}");

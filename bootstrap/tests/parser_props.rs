@@ -1113,7 +1113,13 @@ fn check_plan(m: MutatedHost) -> Result<(), TestCaseError> {
     };
     let opts = bootstrap::plan::Options::default();
     let virsh = virsh::FixtureVirsh::load(t.path());
-    let steps = bootstrap::plan::plan(&facts, &opts, &db, &virsh);
+    let world = bootstrap::fixture::World::at(t.path());
+    let tools = bootstrap::plan::Tools {
+        packages: &db,
+        virsh: &virsh,
+        run: &world,
+    };
+    let steps = bootstrap::plan::plan(&facts, &opts, tools);
     let outcomes = bootstrap::step::run(&steps, &root, Mode::Check, &Quiet, |_| {});
     for o in &outcomes {
         prop_assert!(

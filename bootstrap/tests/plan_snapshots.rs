@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bootstrap::facts::Facts;
 use bootstrap::hostroot::HostRoot;
 use bootstrap::pkg::FixturePackageDb;
-use bootstrap::plan::{plan, Options};
+use bootstrap::plan::{plan, Options, Tools};
 use bootstrap::report;
 use bootstrap::step::{run, Mode, Quiet};
 use bootstrap::virsh::FixtureVirsh;
@@ -61,7 +61,13 @@ fn check(host: &Path) -> Checked {
     let facts = Facts::gather(&root, platform, &db).unwrap();
     let opts = Options::default();
     let virsh = FixtureVirsh::load(copy.path());
-    let steps = plan(&facts, &opts, &db, &virsh);
+    // Check mode reads only: a command would fail the step.
+    let tools = Tools {
+        packages: &db,
+        virsh: &virsh,
+        run: &bootstrap::fixture::NO_COMMANDS,
+    };
+    let steps = plan(&facts, &opts, tools);
     let outcomes = run(&steps, &root, Mode::Check, &Quiet, |_| {});
     let p = &facts.platform;
     // Messages name real paths; under a temporary root, map them back to host paths.

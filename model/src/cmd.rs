@@ -96,6 +96,40 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// Where bootstrap's steps run the host's commands (`useradd`, `groupadd`, `modprobe`,
+/// `systemctl`, a daemon, `restorecon`, `visudo`): [`System`] runs them; in tests a fixture
+/// world (`crate::fixture::World`) carries them out inside its root and records them. A step
+/// never asks whether its root is `/`: the runner it is given decides where a command acts.
+pub trait Runner: Sync {
+    /// Runs `cmd` to completion: its stdout, or the error with the command line, the exit
+    /// status and stderr (or why it could not start).
+    fn run(&self, cmd: &mut Command) -> Result<String, CmdError>;
+}
+
+/// The running system: commands run as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct System;
+
+impl Runner for System {
+    fn run(&self, cmd: &mut Command) -> Result<String, CmdError> {
+        cmd.run_get_string()
+    }
+}
+
+/// A host tool by name: its path from `PATH` or the sbin directories ([`find`]), else the
+/// bare name (running it then fails naming it).
+pub fn tool(name: &str) -> Command {
+    Command::new(find(name).unwrap_or_else(|| PathBuf::from(name)))
+}
+
+/// The file name of `cmd`'s program (`useradd` for `/usr/sbin/useradd`).
+pub fn program_name(cmd: &Command) -> String {
+    Path::new(cmd.get_program())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 pub trait CommandExt {
     /// The command line, for messages and logs.
     fn cmdline(&self) -> String;

@@ -7,14 +7,13 @@
 //! refused before any step has written anything.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
 use crate::accounts::{Accounts, User};
 use crate::assess::keys;
 use crate::atomic::{self, Wanted};
-use crate::cmd::{self, CommandExt};
+use crate::cmd::{self, Runner};
 use crate::facts::Selinux;
 use crate::hostroot::HostRoot;
 use crate::sshkey::{self, PublicKey};
@@ -26,19 +25,36 @@ pub const AUTHORIZED_KEYS_MODE: u32 = 0o600;
 /// Exists when SELinux is enabled (any mode but disabled).
 pub const SELINUX_ENFORCE: &str = "/sys/fs/selinux/enforce";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeysStep {
+#[derive(Clone)]
+pub struct KeysStep<'a> {
+    /// Whose `authorized_keys`.
     pub user: UserName,
     pub keys: Vec<PublicKey>,
+    /// Runs `restorecon` where SELinux is enabled.
+    pub run: &'a dyn Runner,
 }
 
-impl KeysStep {
+impl std::fmt::Debug for KeysStep<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeysStep")
+            .field("user", &self.user)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> KeysStep<'a> {
     /// The step for `user` with every key of `files`, parsed now: the first unreadable,
     /// invalid or private key file is an error (the CLI exits 2).
-    pub fn from_files(user: &UserName, files: &[PathBuf]) -> Result<KeysStep> {
+    pub fn from_files(
+        user: &UserName,
+        files: &[PathBuf],
+        run: &'a dyn Runner,
+    ) -> Result<KeysStep<'a>> {
         Ok(KeysStep {
             user: user.clone(),
             keys: sshkey::read_key_files(files)?,
+            run,
         })
     }
 
@@ -48,7 +64,7 @@ impl KeysStep {
 
     /// The given keys that `existing` (an `authorized_keys` text) lacks, without repeats
     /// (the shared [`crate::assess::keys::missing`]).
-    pub fn missing<'a>(&'a self, existing: &str) -> Vec<&'a PublicKey> {
+    pub fn missing<'k>(&'k self, existing: &str) -> Vec<&'k PublicKey> {
         keys::missing(existing, &self.keys)
     }
 
@@ -90,13 +106,12 @@ fn read_existing(file: &Path) -> Result<String> {
     }
 }
 
-/// Whether SELinux contexts must be restored: only on the running system, with SELinux
-/// enabled.
+/// Whether SELinux contexts must be restored: SELinux is enabled.
 pub fn selinux_enabled(root: &HostRoot) -> bool {
-    root.is_system() && Selinux::read(root).enabled()
+    Selinux::read(root).enabled()
 }
 
-impl Step for KeysStep {
+impl Step for KeysStep<'_> {
     fn id(&self) -> &'static str {
         if self.is_root() {
             "root-keys"
@@ -176,10 +191,9 @@ impl Step for KeysStep {
         };
         changed |= !atomic::ensure(&p.file, &want)?.is_empty();
         if changed && selinux_enabled(root) {
-            let restorecon = cmd::find("restorecon").context(
-                "SELinux is enabled but restorecon is missing (install policycoreutils)",
-            )?;
-            Command::new(restorecon).arg("-R").arg(&p.ssh_dir).run()?;
+            self.run
+                .run(cmd::tool("restorecon").arg("-R").arg(&p.ssh_dir))
+                .context("SELinux is enabled: restoring the contexts of the keys (restorecon comes with policycoreutils)")?;
         }
         Ok(())
     }
@@ -198,10 +212,11 @@ mod tests {
         PublicKey::parse(line).unwrap()
     }
 
-    fn step(user: &str, keys: &[&str]) -> KeysStep {
+    fn step(user: &str, keys: &[&str]) -> KeysStep<'static> {
         KeysStep {
             user: UserName::parse(user, crate::username::Rules::Any).unwrap(),
             keys: keys.iter().map(|l| key(l)).collect(),
+            run: &testroot::NO_COMMANDS,
         }
     }
 
@@ -313,6 +328,32 @@ mod tests {
     }
 
     #[test]
+    fn under_selinux_the_contexts_are_restored_after_a_change_only() {
+        let (_t, root) = testroot::new();
+        testroot::write(&root, SELINUX_ENFORCE, "1\n", 0o644);
+        let world = crate::fixture::World::at(root.dir());
+        let s = KeysStep {
+            run: &world,
+            ..step("stack", &[ED25519])
+        };
+        s.apply(&root, &Quiet).unwrap();
+        assert_eq!(world.calls(), ["restorecon -R /home/stack/.ssh"]);
+        s.apply(&root, &Quiet).unwrap();
+        assert_eq!(
+            world.calls().len(),
+            1,
+            "nothing changed, nothing relabelled"
+        );
+        // Without restorecon, the step fails saying what to install.
+        testroot::write(&root, "/home/stack/.ssh/authorized_keys", "", 0o600);
+        let err = format!(
+            "{:#}",
+            step("stack", &[ED25519]).apply(&root, &Quiet).unwrap_err()
+        );
+        assert!(err.contains("policycoreutils"), "{err}");
+    }
+
+    #[test]
     fn refuses_a_symlinked_ssh_dir() {
         let (t, root) = testroot::new();
         let elsewhere = t.path().join("etc");
@@ -348,13 +389,14 @@ mod tests {
         let s = KeysStep::from_files(
             &UserName::parse("stack", crate::username::Rules::Any).unwrap(),
             &[a, b.clone()],
+            &testroot::NO_COMMANDS,
         )
         .unwrap();
         assert_eq!(s.keys.len(), 2);
         fs::write(&b, "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz\n").unwrap();
         let err = format!(
             "{:#}",
-            KeysStep::from_files(&UserName::root(), &[b]).unwrap_err()
+            KeysStep::from_files(&UserName::root(), &[b], &testroot::NO_COMMANDS).unwrap_err()
         );
         assert!(err.contains("private key"), "{err}");
     }

@@ -3,18 +3,18 @@
 //! systemd where it is PID 1; where it is not (containers, CI) the daemons are started
 //! directly and will not start at boot.
 
-use std::process::Command;
-
 use anyhow::bail;
 
-use crate::cmd::CommandExt;
+use crate::cmd::{self, Runner};
 use crate::facts::{self, LibvirtDaemons, LibvirtMode};
 use crate::hostroot::HostRoot;
 use crate::os::Platform;
 use crate::step::{Check, Progress, Step};
 
-pub struct Libvirt {
+pub struct Libvirt<'a> {
     pub platform: Platform,
+    /// Runs `systemctl` or the daemons.
+    pub run: &'a dyn Runner,
 }
 
 /// What one mode needs on one host.
@@ -96,7 +96,7 @@ impl Want {
     }
 }
 
-impl Step for Libvirt {
+impl Step for Libvirt<'_> {
     fn id(&self) -> &'static str {
         "libvirt"
     }
@@ -133,18 +133,16 @@ impl Step for Libvirt {
         let Some(want) = Want::read(root, &self.platform) else {
             bail!("no libvirt daemon (libvirtd or virtqemud) is installed");
         };
-        if !root.is_system() {
-            bail!("daemons can only be started on the running system (root /)");
-        }
         if want.systemd {
-            Command::new("systemctl")
-                .args(["enable", "--now"])
-                .args(want.units())
-                .run()?;
+            self.run.run(
+                cmd::tool("systemctl")
+                    .args(["enable", "--now"])
+                    .args(want.units()),
+            )?;
         } else {
             for d in &want.daemons {
                 if !Want::running(root, false, d) {
-                    Command::new(d).arg("-d").run()?;
+                    self.run.run(cmd::tool(d).arg("-d"))?;
                 }
             }
             // A daemon that forks reports success before it may have exited on a bad
@@ -163,15 +161,27 @@ impl Step for Libvirt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixture::World;
     use crate::os::OsRelease;
     use crate::step::{run, Mode, Quiet, Status};
 
     use crate::steps::testroot::put as write;
 
-    fn check(d: &std::path::Path, os: &str) -> crate::step::Outcome {
+    /// The step on the host under `d`, run in `mode` through a fixture world; its outcome
+    /// and the commands it ran.
+    fn step(d: &std::path::Path, os: &str, mode: Mode) -> (crate::step::Outcome, Vec<String>) {
         let platform = Platform::detect(&OsRelease::parse(os), None).unwrap();
-        let steps: Vec<Box<dyn Step>> = vec![Box::new(Libvirt { platform })];
-        run(&steps, &HostRoot::at(d), Mode::Check, &Quiet, |_| {}).remove(0)
+        let world = World::at(d);
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Libvirt {
+            platform,
+            run: &world,
+        })];
+        let o = run(&steps, world.root(), mode, &Quiet, |_| {}).remove(0);
+        (o, world.calls())
+    }
+
+    fn check(d: &std::path::Path, os: &str) -> crate::step::Outcome {
+        step(d, os, Mode::Check).0
     }
 
     #[test]
@@ -182,10 +192,14 @@ mod tests {
         write(d.path(), "proc/10/comm", "virtlogd\n");
         let o = check(d.path(), "ID=debian\nVERSION_ID=12");
         assert_eq!(o.changes, ["start libvirtd -d (no systemd as PID 1)"]);
-        write(d.path(), "proc/11/comm", "libvirtd\n");
-        let o = check(d.path(), "ID=debian\nVERSION_ID=12");
-        assert_eq!(o.status, Status::Ok);
+        let (o, calls) = step(d.path(), "ID=debian\nVERSION_ID=12", Mode::Apply);
+        assert_eq!(
+            (o.status, &calls[..]),
+            (Status::Changed, &["libvirtd -d".to_string()][..])
+        );
         assert!(o.detail.contains("will not start at boot"), "{}", o.detail);
+        let (o, calls) = step(d.path(), "ID=debian\nVERSION_ID=12", Mode::Apply);
+        assert_eq!((o.status, calls.len()), (Status::Ok, 0), "{o:?}");
     }
 
     #[test]
@@ -202,17 +216,37 @@ mod tests {
         }
         std::fs::create_dir_all(d.path().join("run/systemd/system")).unwrap();
         let o = check(d.path(), "ID=rocky\nVERSION_ID=9.4");
+        let enable = "systemctl enable --now virtlogd.socket virtqemud.socket virtnetworkd.socket virtstoraged.socket";
+        assert_eq!(o.changes, [enable]);
+        let (o, calls) = step(d.path(), "ID=rocky\nVERSION_ID=9.4", Mode::Apply);
         assert_eq!(
-            o.changes,
-            ["systemctl enable --now virtlogd.socket virtqemud.socket virtnetworkd.socket virtstoraged.socket"]
+            (o.status, &calls[..]),
+            (Status::Changed, &[enable.to_string()][..]),
+            "{o:?}"
         );
-        let wants = d.path().join("etc/systemd/system/sockets.target.wants");
-        std::fs::create_dir_all(&wants).unwrap();
         for u in ["virtlogd", "virtqemud", "virtnetworkd", "virtstoraged"] {
-            std::os::unix::fs::symlink("/dev/null", wants.join(format!("{u}.socket"))).unwrap();
-            write(d.path(), &format!("run/libvirt/{u}-sock"), "");
+            let link = d.path().join(format!(
+                "etc/systemd/system/sockets.target.wants/{u}.socket"
+            ));
+            assert!(link.symlink_metadata().is_ok(), "{u} enabled");
+            assert!(
+                d.path().join(format!("run/libvirt/{u}-sock")).exists(),
+                "{u} listening"
+            );
         }
         let o = check(d.path(), "ID=rocky\nVERSION_ID=9.4");
         assert_eq!(o.status, Status::Ok, "{o:?}");
+    }
+
+    #[test]
+    fn a_daemon_that_is_not_installed_fails_the_step() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "usr/sbin/libvirtd", "");
+        let (o, _) = step(d.path(), "ID=debian\nVERSION_ID=12", Mode::Apply);
+        assert_eq!(o.status, Status::Changed, "{o:?}");
+        std::fs::remove_file(d.path().join("usr/sbin/libvirtd")).unwrap();
+        let (o, _) = step(d.path(), "ID=debian\nVERSION_ID=12", Mode::Apply);
+        assert_eq!(o.status, Status::Failed, "{o:?}");
+        assert!(o.detail.contains("no libvirt daemon"), "{}", o.detail);
     }
 }

@@ -2,12 +2,11 @@
 //! `/etc/sudoers.d/`, `root:root 0440`, checked with `visudo -c -f` on the finished temp
 //! file before it is put in place, so a broken file never reaches sudo.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::cmd::{self, CommandExt};
+use crate::cmd::{self, Runner};
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step};
@@ -16,35 +15,34 @@ use crate::username::UserName;
 
 pub const MODE: u32 = 0o440;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SudoStep {
+#[derive(Clone)]
+pub struct SudoStep<'a> {
     pub user: UserName,
+    /// Runs `visudo`.
+    pub run: &'a dyn Runner,
 }
 
 /// `visudo -c -f FILE`: an error with visudo's own message when the file is not valid.
-pub fn visudo_check(file: &Path) -> Result<()> {
-    check_with(cmd::find("visudo"), file)
+pub fn visudo_check(run: &dyn Runner, file: &Path) -> Result<()> {
+    let mut c = cmd::tool("visudo");
+    c.arg("-c").arg("-f").arg(file);
+    match run.run(&mut c) {
+        Ok(_) => Ok(()),
+        Err(e @ cmd::CmdError::Spawn { .. }) => Err(anyhow::Error::new(e).context(
+            "visudo cannot run: install sudo (the package) to use --sudo; nothing was written",
+        )),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context("the sudoers file failed its check and was not put in place")),
+    }
 }
 
-fn check_with(visudo: Option<PathBuf>, file: &Path) -> Result<()> {
-    let visudo = visudo.context(
-        "visudo not found: install sudo (the package) to use --sudo; nothing was written",
-    )?;
-    Command::new(visudo)
-        .arg("-c")
-        .arg("-f")
-        .arg(file)
-        .run()
-        .context("the sudoers file failed its check and was not put in place")
-}
-
-impl SudoStep {
+impl SudoStep<'_> {
     fn content(&self) -> Result<String> {
         desired::sudoers_content(&self.user)
     }
 }
 
-impl Step for SudoStep {
+impl Step for SudoStep<'_> {
     fn id(&self) -> &'static str {
         "sudo"
     }
@@ -62,12 +60,9 @@ impl Step for SudoStep {
     fn apply(&self, root: &HostRoot, _: &dyn Progress) -> Result<()> {
         let content = self.content()?;
         let want = root_owned(&content, MODE);
-        apply_file(
-            root,
-            &desired::sudoers_path(&self.user),
-            &want,
-            visudo_check,
-        )
+        apply_file(root, &desired::sudoers_path(&self.user), &want, |f| {
+            visudo_check(self.run, f)
+        })
         .map(drop)
     }
 }
@@ -88,11 +83,20 @@ mod tests {
             panic!("visudo is needed for this test: apt-get install sudo");
         }
         let (_t, root) = testroot::new();
+        let world = crate::fixture::World::at(root.dir());
         let s = SudoStep {
             user: UserName::parse("stack", Rules::Debian).unwrap(),
+            run: &world,
         };
         assert!(matches!(s.check(&root).unwrap(), Check::Pending(_)));
         s.apply(&root, &Quiet).unwrap();
+        // visudo checked the temp file beside the final one, before the rename.
+        let calls = world.calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(
+            calls[0].starts_with("visudo -c -f /etc/sudoers.d/"),
+            "{calls:?}"
+        );
         let p = root.path("/etc/sudoers.d/virthost-stack");
         assert_eq!(
             fs::read_to_string(&p).unwrap(),
@@ -111,7 +115,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("broken");
         fs::write(&p, "stack ALL=(ALL NOPASSWD ALL\n").unwrap();
-        let err = format!("{:#}", visudo_check(&p).unwrap_err());
+        let err = format!("{:#}", visudo_check(&cmd::System, &p).unwrap_err());
         assert!(
             err.starts_with("the sudoers file failed its check"),
             "{err}"
@@ -124,6 +128,7 @@ mod tests {
         let (_t, root) = testroot::new();
         let s = SudoStep {
             user: UserName::parse("ALL", Rules::RedHat).unwrap(),
+            run: &testroot::NO_COMMANDS,
         };
         let err = format!("{:#}", s.check(&root).unwrap_err());
         assert!(err.contains("reserved word"), "{err}");
@@ -139,6 +144,7 @@ mod tests {
         }
         let s = SudoStep {
             user: UserName::parse("john.doe", Rules::RedHat).unwrap(),
+            run: &cmd::System,
         };
         s.apply(&root, &Quiet).unwrap();
         let p = root.path("/etc/sudoers.d/virthost-john_2edoe");
@@ -150,7 +156,10 @@ mod tests {
 
     #[test]
     fn without_visudo_the_reason_is_clear() {
-        let err = format!("{:#}", check_with(None, Path::new("/x")).unwrap_err());
-        assert!(err.starts_with("visudo not found: install sudo"), "{err}");
+        let err = format!(
+            "{:#}",
+            visudo_check(&testroot::NO_COMMANDS, Path::new("/x")).unwrap_err()
+        );
+        assert!(err.starts_with("visudo cannot run: install sudo"), "{err}");
     }
 }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use crate::hostroot::HostRoot;
 use crate::step::{run, Mode, Outcome, Quiet, Step};
 
+pub use crate::fixture::NO_COMMANDS;
+
 pub const STACK_UID: u32 = 1234;
 pub const STACK_GID: u32 = 1235;
 

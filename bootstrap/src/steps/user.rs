@@ -1,13 +1,12 @@
 //! `user`: carries out [`crate::assess::user`]'s actions for the VM user: created with the
-//! distribution's `useradd` (so its defaults: user group, skeleton, uid range), `--root`
-//! when the host root is not `/`; a shell that refuses logins replaced with `usermod`; a
+//! distribution's `useradd` (so its defaults: user group, skeleton, uid range), run through
+//! the plan's [`Runner`]; a shell that refuses logins replaced with `usermod`; a
 //! missing home created 0700 (an existing home keeps its mode), a wrongly owned one chowned
 //! (the directory alone).
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -15,7 +14,7 @@ use crate::accounts::{Accounts, User};
 use crate::assess::user::{self, Home, UserAction};
 use crate::assess::Assessment;
 use crate::atomic::{self, Owner};
-use crate::cmd::{self, CommandExt};
+use crate::cmd::{self, Runner};
 use crate::desired;
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step, ToCheck};
@@ -23,9 +22,11 @@ use crate::username::UserName;
 
 use crate::desired::USER_HOME_MODE as HOME_MODE;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserStep {
+#[derive(Clone)]
+pub struct UserStep<'a> {
     pub name: UserName,
+    /// Runs `useradd` and `usermod`.
+    pub run: &'a dyn Runner,
 }
 
 /// What is at the home path of `user`.
@@ -42,18 +43,10 @@ fn home_facts(root: &HostRoot, user: &User) -> Result<Home> {
     }
 }
 
-/// A tool run against the host root: `--root DIR` when the root is not `/`.
-fn host_command(root: &HostRoot, tool: &str) -> Result<Command> {
-    let path = cmd::find(tool)
-        .with_context(|| format!("{tool} not found (install passwd/shadow-utils)"))?;
-    let mut cmd = Command::new(path);
-    if !root.is_system() {
-        cmd.arg("--root").arg(root.dir());
-    }
-    Ok(cmd)
-}
+/// What to install when an account tool is missing.
+const ACCOUNT_TOOLS: &str = "useradd and usermod come with passwd (Debian, Ubuntu) or shadow-utils";
 
-impl UserStep {
+impl UserStep<'_> {
     fn assess(&self, root: &HostRoot) -> Result<Assessment<UserAction>> {
         let accounts = Accounts::read(root)?;
         let user = accounts.user(self.name.as_str());
@@ -67,16 +60,16 @@ impl UserStep {
     fn act(&self, root: &HostRoot, a: &UserAction) -> Result<()> {
         match a {
             UserAction::Create { .. } => {
-                let mut cmd = host_command(root, "useradd")?;
-                cmd.args(["--create-home", "--shell", desired::USER_SHELL])
+                let mut c = cmd::tool("useradd");
+                c.args(["--create-home", "--shell", desired::USER_SHELL])
                     .arg(self.name.as_str());
-                cmd.run()?;
+                self.run.run(&mut c).context(ACCOUNT_TOOLS)?;
             }
             UserAction::SetShell { .. } => {
-                let mut cmd = host_command(root, "usermod")?;
-                cmd.args(["--shell", desired::USER_SHELL])
+                let mut c = cmd::tool("usermod");
+                c.args(["--shell", desired::USER_SHELL])
                     .arg(self.name.as_str());
-                cmd.run()?;
+                self.run.run(&mut c).context(ACCOUNT_TOOLS)?;
             }
             UserAction::CreateHome { home, .. } => {
                 let owner = owner_of(root, &self.name)?;
@@ -93,7 +86,7 @@ impl UserStep {
     }
 }
 
-impl Step for UserStep {
+impl Step for UserStep<'_> {
     fn id(&self) -> &'static str {
         "user"
     }
@@ -155,7 +148,11 @@ mod tests {
     fn creates_a_user_with_useradd_in_the_root() {
         let (_t, root) = root_with_login_defs();
         let host_passwd = fs::read_to_string("/etc/passwd").unwrap();
-        let s = UserStep { name: name("ops") };
+        let world = crate::fixture::World::at(root.dir());
+        let s = UserStep {
+            name: name("ops"),
+            run: &world,
+        };
         let Check::Pending(changes) = s.check(&root).unwrap() else {
             panic!("pending expected");
         };
@@ -164,6 +161,10 @@ mod tests {
             ["create user ops (home /home/ops, shell /bin/bash)"]
         );
         s.apply(&root, &Quiet).unwrap();
+        assert_eq!(
+            world.calls(),
+            ["useradd --create-home --shell /bin/bash ops"]
+        );
         let a = Accounts::read(&root).unwrap();
         let ops = a.user("ops").unwrap();
         assert_eq!(
@@ -190,15 +191,19 @@ mod tests {
         // A shell of the user's own (sh) is kept; one that refuses logins is replaced.
         let sh = testroot::PASSWD.replace("/home/stack:/bin/bash", "/home/stack:/bin/sh");
         testroot::write(&root, "/etc/passwd", &sh, 0o644);
+        let world = crate::fixture::World::at(root.dir());
         let s = UserStep {
             name: name("stack"),
+            run: &world,
         };
         assert!(matches!(s.check(&root).unwrap(), Check::Converged(_)));
         let passwd =
             testroot::PASSWD.replace("/home/stack:/bin/bash", "/home/stack:/usr/sbin/nologin");
         testroot::write(&root, "/etc/passwd", &passwd, 0o644);
+        let world = crate::fixture::World::at(root.dir());
         let s = UserStep {
             name: name("stack"),
+            run: &world,
         };
         let Check::Pending(changes) = s.check(&root).unwrap() else {
             panic!("pending expected");
@@ -217,8 +222,10 @@ mod tests {
     #[test]
     fn an_existing_user_and_home_are_converged() {
         let (_t, root) = testroot::new();
+        let world = crate::fixture::World::at(root.dir());
         let s = UserStep {
             name: name("stack"),
+            run: &world,
         };
         let Check::Converged(detail) = s.check(&root).unwrap() else {
             panic!("converged expected");
@@ -232,8 +239,10 @@ mod tests {
     #[test]
     fn creates_a_missing_home_and_fixes_its_owner() {
         let (_t, root) = testroot::new();
+        let world = crate::fixture::World::at(root.dir());
         let s = UserStep {
             name: name("stack"),
+            run: &world,
         };
         let home = root.path("/home/stack");
         fs::remove_dir(&home).unwrap();

@@ -2,15 +2,13 @@
 //! `/dev/kvm` usable by the kvm group, now and after a reboot.
 
 use std::cell::RefCell;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::process::Command;
 
 use anyhow::Context;
 
 use super::files::{apply_file, root_owned};
 use crate::assess::kvm::{self, DevKvmAction, DevKvmFacts, KvmAction, DEV_KVM};
 use crate::assess::Assessment;
-use crate::cmd::CommandExt;
+use crate::cmd::{self, Runner};
 use crate::cpu::VirtExtension;
 use crate::desired::{self, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
 use crate::facts::{self, DevNode, KvmModules};
@@ -19,17 +17,18 @@ use crate::step::{Check, Progress, Step, ToCheck};
 
 /// Carries out [`crate::assess::kvm`]'s actions: loads kvm and the vendor module,
 /// configures `nested=1`, and activates it by reloading the vendor module only while no
-/// guest runs. Module commands act on the running kernel, so they run only when the root
-/// is `/`.
-pub struct Kvm {
+/// guest runs. `modprobe` runs through the plan's [`Runner`].
+pub struct Kvm<'a> {
     pub ext: Option<VirtExtension>,
+    run: &'a dyn Runner,
     reload_error: RefCell<Option<String>>,
 }
 
-impl Kvm {
-    pub fn new(ext: Option<VirtExtension>) -> Self {
+impl<'a> Kvm<'a> {
+    pub fn new(ext: Option<VirtExtension>, run: &'a dyn Runner) -> Self {
         Self {
             ext,
+            run,
             reload_error: RefCell::new(None),
         }
     }
@@ -41,7 +40,7 @@ pub const NO_VIRT: &str = "no VT-x/AMD-V flag (vmx/svm) in /proc/cpuinfo: guests
 (TCG), many times slower; enable virtualization in the firmware, or nested virtualization on the \
 outer hypervisor";
 
-impl Kvm {
+impl Kvm<'_> {
     /// The shared assessments ([`crate::assess::kvm`]): the modules, then nesting.
     fn assess(
         &self,
@@ -66,18 +65,17 @@ impl Kvm {
                 let want = root_owned(&conf, OWNED_MODE);
                 apply_file(root, NESTED_CONF_PATH, &want, |_| Ok(()))?;
             }
-            // Module commands act on the running kernel: only when the root is `/`.
-            _ if !root.is_system() => {}
             // Loading reads the nested=1 just written.
-            KvmAction::Load { module } => Command::new("modprobe").arg(module).run()?,
+            KvmAction::Load { module } => {
+                self.run.run(cmd::tool("modprobe").arg(module))?;
+            }
             KvmAction::Reload { module } => {
-                if let Err(e) = Command::new("modprobe").args(["-r", module]).run() {
+                if let Err(e) = self.run.run(cmd::tool("modprobe").args(["-r", module])) {
                     *self.reload_error.borrow_mut() = Some(e.to_string());
                     return Ok(());
                 }
-                Command::new("modprobe")
-                    .arg(module)
-                    .run()
+                self.run
+                    .run(cmd::tool("modprobe").arg(module))
                     .with_context(|| {
                         format!("{module} was unloaded to enable nesting and did not load again")
                     })?;
@@ -87,7 +85,7 @@ impl Kvm {
     }
 }
 
-impl Step for Kvm {
+impl Step for Kvm<'_> {
     fn id(&self) -> &'static str {
         "kvm"
     }
@@ -130,8 +128,10 @@ impl Step for Kvm {
 
 /// `/dev/kvm` root:kvm 0660 now (chgrp, chmod) and at boot (virthost's udev rule, unless a
 /// distribution rule already sets the group); the kvm group is created when missing.
-pub struct DevKvm {
+pub struct DevKvm<'a> {
     pub ext: Option<VirtExtension>,
+    /// Runs `groupadd`.
+    pub run: &'a dyn Runner,
 }
 
 fn describe(root: &HostRoot, n: &DevNode) -> String {
@@ -144,7 +144,7 @@ fn describe(root: &HostRoot, n: &DevNode) -> String {
     format!("{owner}:{group} {:04o}", n.mode)
 }
 
-impl Step for DevKvm {
+impl Step for DevKvm<'_> {
     fn id(&self) -> &'static str {
         "devkvm"
     }
@@ -170,11 +170,8 @@ impl Step for DevKvm {
         for a in &actions {
             match a {
                 DevKvmAction::CreateGroup => {
-                    let mut c = Command::new("groupadd");
-                    if !root.is_system() {
-                        c.arg("--prefix").arg(root.dir());
-                    }
-                    c.args(["--system", KVM_GROUP]).run()?;
+                    self.run
+                        .run(cmd::tool("groupadd").args(["--system", KVM_GROUP]))?;
                 }
                 DevKvmAction::WriteUdevRule => {
                     let text = desired::kvm_udev_rule();
@@ -183,7 +180,7 @@ impl Step for DevKvm {
                 }
                 // The kvm module creates it; then the next run sets it.
                 DevKvmAction::SetOwner { now: None } => {}
-                DevKvmAction::SetOwner { now: Some(_) } => set_owner(root)?,
+                DevKvmAction::SetOwner { now: Some(_) } => set_owner(self.run)?,
             }
         }
         Ok(())
@@ -210,71 +207,37 @@ pub fn dev_kvm_facts(root: &HostRoot) -> anyhow::Result<DevKvmFacts> {
     })
 }
 
-/// `/dev/kvm` to `root:kvm 0660`.
-fn set_owner(root: &HostRoot) -> anyhow::Result<()> {
-    let gid = facts::group_gid(root, KVM_GROUP)?
-        .with_context(|| format!("group {KVM_GROUP} missing after groupadd"))?;
-    let path = root.path(DEV_KVM);
-    let meta =
-        std::fs::metadata(&path).with_context(|| format!("{}: cannot stat", path.display()))?;
-    if meta.file_type().is_char_device() {
-        std::os::unix::fs::chown(&path, Some(0), Some(gid))
-            .with_context(|| format!("chgrp {KVM_GROUP} {}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(KVM_MODE))
-            .with_context(|| format!("chmod {KVM_MODE:o} {}", path.display()))?;
-    } else {
-        rewrite_captured_stat_line(&path, gid)?;
-    }
+/// `/dev/kvm` to group kvm, mode 0660 (root owns it: the kernel creates it so), with
+/// coreutils through the plan's runner.
+fn set_owner(run: &dyn Runner) -> anyhow::Result<()> {
+    run.run(cmd::tool("chgrp").args([KVM_GROUP, DEV_KVM]))?;
+    run.run(cmd::tool("chmod").arg(format!("{KVM_MODE:o}")).arg(DEV_KVM))?;
     Ok(())
-}
-
-/// A fixture host's `/dev/kvm`, the captured stat line `DevNode::read` reads, rewritten
-/// atomically like every file bootstrap writes (the file keeps its own mode). Tests only.
-#[cfg(any(test, feature = "fixtures"))]
-fn rewrite_captured_stat_line(path: &std::path::Path, gid: u32) -> anyhow::Result<()> {
-    use crate::atomic::{self, Owner, Wanted};
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
-    let line = format!("0 {gid} {KVM_MODE:o}\n");
-    let want = Wanted {
-        content: line.as_bytes(),
-        mode: meta.mode() & 0o7777,
-        owner: Owner {
-            uid: meta.uid(),
-            gid: meta.gid(),
-        },
-    };
-    atomic::write(path, &want)
-}
-
-/// The shipped binary changes real device nodes only.
-#[cfg(not(any(test, feature = "fixtures")))]
-fn rewrite_captured_stat_line(path: &std::path::Path, _gid: u32) -> anyhow::Result<()> {
-    anyhow::bail!("{}: exists and is not a device node", path.display())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixture::World;
     use crate::step::{run, Mode, Quiet, Status};
-    use std::os::unix::fs::MetadataExt;
 
     use crate::steps::testroot::put as write;
 
     #[test]
     fn no_extension_is_a_skip_with_a_warning() {
-        let steps: Vec<Box<dyn Step>> =
-            vec![Box::new(Kvm::new(None)), Box::new(DevKvm { ext: None })];
-        let out = run(
-            &steps,
-            &HostRoot::at("/nonexistent"),
-            Mode::Apply,
-            &Quiet,
-            |_| {},
-        );
+        let world = World::at("/nonexistent");
+        let steps: Vec<Box<dyn Step>> = vec![
+            Box::new(Kvm::new(None, &world)),
+            Box::new(DevKvm {
+                ext: None,
+                run: &world,
+            }),
+        ];
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Skipped);
         assert!(out[0].detail.contains("guests will be emulated"));
         assert_eq!(out[1].status, Status::Skipped);
+        assert!(world.calls().is_empty());
     }
 
     #[test]
@@ -283,9 +246,9 @@ mod tests {
         write(d.path(), "sys/module/kvm/parameters/halt_poll_ns", "0\n");
         write(d.path(), "sys/module/kvm_intel/parameters/nested", "N\n");
         write(d.path(), "proc/4242/comm", "qemu-kvm\n");
-        let root = HostRoot::at(d.path());
-        let steps: Vec<Box<dyn Step>> = vec![Box::new(Kvm::new(Some(VirtExtension::Vmx)))];
-        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        let world = World::at(d.path());
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Kvm::new(Some(VirtExtension::Vmx), &world))];
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert!(
             out[0]
@@ -295,12 +258,45 @@ mod tests {
             out[0].detail
         );
         assert!(out[0].detail.contains("4242"));
+        // The guest holds the module: no reload was tried.
+        assert!(world.calls().is_empty(), "{:?}", world.calls());
         let conf =
             std::fs::read_to_string(d.path().join("etc/modprobe.d/virthost-kvm-nested.conf"))
                 .unwrap();
         assert!(conf.ends_with("options kvm_intel nested=1\n"));
-        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Ok);
+    }
+
+    #[test]
+    fn modules_are_loaded_and_reloaded_for_nesting_when_no_guest_runs() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "proc/cpuinfo",
+            "processor : 0\nvendor_id : AuthenticAMD\nflags : fpu svm\n",
+        );
+        let world = World::at(d.path());
+        let kvm = Kvm::new(Some(VirtExtension::Svm), &world);
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(kvm)];
+        // Nothing loaded: load kvm_amd, which reads the nested=1 just written.
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert_eq!(world.calls(), ["modprobe kvm_amd"]);
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("sys/module/kvm_amd/parameters/nested")).unwrap(),
+            "1\n"
+        );
+        // Loaded without nesting: unloaded and loaded again.
+        write(d.path(), "sys/module/kvm_amd/parameters/nested", "0\n");
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert_eq!(
+            world.calls()[1..],
+            ["modprobe -r kvm_amd", "modprobe kvm_amd"]
+        );
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
+        assert_eq!((out[0].status, world.calls().len()), (Status::Ok, 3));
     }
 
     #[test]
@@ -308,17 +304,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "etc/group", "root:x:0:\nkvm:x:107:\n");
         write(d.path(), "dev/kvm", "0 0 600\n");
-        let ino = std::fs::metadata(d.path().join("dev/kvm")).unwrap().ino();
-        let root = HostRoot::at(d.path());
-        let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm { ext: None })];
-        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
-        // Rewritten atomically (temp file, rename): a new inode, never a truncated file.
-        assert_ne!(
-            std::fs::metadata(d.path().join("dev/kvm")).unwrap().ino(),
-            ino
-        );
+        let world = World::at(d.path());
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
+            ext: None,
+            run: &world,
+        })];
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert!(out[0].changes[0].contains("now root:root 0600"));
+        assert_eq!(world.calls(), ["chgrp kvm /dev/kvm", "chmod 660 /dev/kvm"]);
         assert_eq!(
             std::fs::read_to_string(d.path().join("dev/kvm")).unwrap(),
             "0 107 660\n"
@@ -328,14 +322,17 @@ mod tests {
                 .unwrap(),
             desired::kvm_udev_rule()
         );
-        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Ok);
         assert!(out[0].detail.contains("root:kvm 0660"), "{}", out[0].detail);
+        assert_eq!(world.calls().len(), 2);
     }
 
     #[test]
     fn a_missing_kvm_group_is_created_with_groupadd() {
-        if !nix::unistd::geteuid().is_root() || which::which("groupadd").is_err() {
+        if virthost_testkit::tool("groupadd", "passwd").is_none()
+            || virthost_testkit::root().is_none()
+        {
             return;
         }
         let d = tempfile::tempdir().unwrap();
@@ -348,13 +345,15 @@ mod tests {
             "SYS_GID_MIN 100\nSYS_GID_MAX 999\n",
         );
         write(d.path(), "dev/kvm", "0 0 600\n");
-        let root = HostRoot::at(d.path());
+        let world = World::at(d.path());
         let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
             ext: Some(VirtExtension::Svm),
+            run: &world,
         })];
-        let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
-        let gid = facts::group_gid(&root, "kvm")
+        assert_eq!(world.calls()[0], "groupadd --system kvm");
+        let gid = facts::group_gid(world.root(), "kvm")
             .unwrap()
             .expect("kvm group created");
         assert_eq!(
@@ -375,6 +374,7 @@ mod tests {
         );
         let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
             ext: Some(VirtExtension::Vmx),
+            run: &crate::fixture::NO_COMMANDS,
         })];
         let out = run(&steps, &HostRoot::at(d.path()), Mode::Check, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Ok, "{out:?}");
