@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use bootstrap::facts::Facts;
+use bootstrap::fixture::World;
 use bootstrap::hostroot::HostRoot;
 use bootstrap::pkg::FixturePackageDb;
 use bootstrap::plan::{plan, Options, Tools};
@@ -29,27 +30,11 @@ struct Checked {
     facts: serde_json::Value,
 }
 
-/// A copy of the fixture host in a temporary directory, with what git cannot store: every
-/// home directory owned by its user, as useradd leaves it (needs root, as CI runs tests).
+/// A copy of the fixture host in a temporary directory, homes owned by their users (as
+/// root, as CI runs tests).
 fn materialize(host: &Path) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    let ok = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", host.display()))
-        .arg(t.path())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "copying {}", host.display());
-    let passwd = std::fs::read_to_string(t.path().join("etc/passwd")).unwrap_or_default();
-    for line in passwd.lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        let home = t.path().join(f[5].trim_start_matches('/'));
-        if f[5] != "/" && home.is_dir() {
-            std::os::unix::fs::chown(&home, f[2].parse().ok(), f[3].parse().ok())
-                .expect("chown of a fixture home: run the tests as root");
-        }
-    }
+    World::materialize(host, t.path()).unwrap_or_else(|e| panic!("{}: {e:#}", host.display()));
     t
 }
 

@@ -104,12 +104,15 @@ impl Step for Kvm<'_> {
         if !pending.is_empty() {
             return Ok(Check::Pending(pending));
         }
-        Ok(Check::Converged(match nested {
-            // Guests running (or a failed reload): configured, and reported, not failed.
-            Assessment::Blocked { detail, .. } => format!("{}: {detail}", ext.label()),
-            Assessment::Met(detail) | Assessment::Unknown(detail) => detail,
-            Assessment::NotMet { detail, .. } => detail,
-        }))
+        Ok(match nested {
+            // Guests running (or a failed reload): configured, not active; reported as a
+            // warning, not failed (validate's kvm.nested WARNs with the same words).
+            Assessment::Blocked { detail, hint } => {
+                Check::Skip(format!("warning: {}: {detail}; {hint}", ext.label()))
+            }
+            Assessment::Met(detail) | Assessment::Unknown(detail) => Check::Converged(detail),
+            Assessment::NotMet { detail, .. } => Check::Converged(detail),
+        })
     }
 
     fn apply(&self, root: &HostRoot, _progress: &dyn Progress) -> anyhow::Result<()> {
@@ -264,8 +267,14 @@ mod tests {
             std::fs::read_to_string(d.path().join("etc/modprobe.d/virthost-kvm-nested.conf"))
                 .unwrap();
         assert!(conf.ends_with("options kvm_intel nested=1\n"));
+        // Configured but not active: a warning, each run, never `ok`.
         let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
-        assert_eq!(out[0].status, Status::Ok);
+        assert_eq!(out[0].status, Status::Skipped);
+        assert!(
+            out[0].detail.starts_with("warning: Intel VT-x"),
+            "{}",
+            out[0].detail
+        );
     }
 
     #[test]
