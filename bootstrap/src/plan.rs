@@ -104,6 +104,7 @@ fn account_steps<'a>(
             user: UserName::root(),
             keys: opts.root_keys.clone(),
             run,
+            family: facts.platform.family,
         }));
     }
     if !opts.stack_keys.is_empty() {
@@ -111,6 +112,7 @@ fn account_steps<'a>(
             user: opts.user.clone(),
             keys: opts.stack_keys.clone(),
             run,
+            family: facts.platform.family,
         }));
     }
     steps

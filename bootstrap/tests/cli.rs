@@ -99,7 +99,9 @@ fn check_reads_this_host_and_reports_json() {
 #[test]
 fn apply_as_a_plain_user_exits_3_and_check_still_reads() {
     // Drop to nobody with util-linux's setpriv (tests run as root in CI).
-    if !nix::unistd::geteuid().is_root() || which::which("setpriv").is_err() {
+    if virthost_testkit::root().is_none()
+        || virthost_testkit::tool("setpriv", "util-linux").is_none()
+    {
         return;
     }
     let bin = assert_cmd::cargo::cargo_bin("bootstrap");

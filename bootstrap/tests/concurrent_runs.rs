@@ -46,6 +46,7 @@ fn child(root: &Path, line: &str) -> ! {
         user: UserName::root(),
         keys: vec![PublicKey::parse(line).expect("a valid key")],
         run: &bootstrap::fixture::NO_COMMANDS,
+        family: bootstrap::os::Family::Apt,
     };
     let steps: Vec<Box<dyn Step>> = vec![Box::new(step)];
     let out = run(&steps, &root, Mode::Apply, &Quiet, |_| {});

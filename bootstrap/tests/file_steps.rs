@@ -95,8 +95,9 @@ fn build<'a>(
     run: &'a dyn Runner,
 ) -> anyhow::Result<Vec<Box<dyn Step + 'a>>> {
     let user = UserName::parse(user, Rules::Debian)?;
-    let root_keys = KeysStep::from_files(&UserName::root(), root_keys, run)?;
-    let user_keys = KeysStep::from_files(&user, stack_keys, run)?;
+    let apt = bootstrap::os::Family::Apt;
+    let root_keys = KeysStep::from_files(&UserName::root(), root_keys, run, apt)?;
+    let user_keys = KeysStep::from_files(&user, stack_keys, run, apt)?;
     Ok(vec![
         Box::new(ManagedFile::new(
             "nested",

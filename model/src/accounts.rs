@@ -76,6 +76,25 @@ impl Accounts {
     }
 
     /// Whether `user` is in `group`, as primary group or listed member.
+    /// Whether group `gid` exists and its only member is the user `uid`: every user whose
+    /// primary group it is has that uid, the group lists no one else, and someone is a
+    /// member. (The test Debian's sshd applies before it accepts a group-writable file.)
+    pub fn sole_member(&self, gid: u32, uid: u32) -> bool {
+        let Some(group) = self.group_by_gid(gid) else {
+            return false;
+        };
+        let primary: Vec<&User> = self.users.iter().filter(|u| u.gid == gid).collect();
+        if primary.iter().any(|u| u.uid != uid) {
+            return false;
+        }
+        let listed = match group.members.as_slice() {
+            [] => false,
+            [only] if self.user(only).is_some_and(|u| u.uid == uid) => true,
+            _ => return false,
+        };
+        !primary.is_empty() || listed
+    }
+
     pub fn in_group(&self, user: &str, group: &str) -> bool {
         let Some(g) = self.group(group) else {
             return false;

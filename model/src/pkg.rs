@@ -902,7 +902,7 @@ policykit-1:\n  Installed: (none)\n  Candidate: (none)\n  Version table:\n";
     /// The real package manager of this machine (Debian in CI), read with the same parsers.
     #[test]
     fn the_system_db_reads_this_machine() {
-        if which::which("dpkg-query").is_err() {
+        if virthost_testkit::tool("dpkg-query", "dpkg").is_none() {
             return;
         }
         let db = SystemPackageDb::new(Family::Apt, HostRoot::system(), false);

@@ -32,6 +32,13 @@ fn hosts() -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
         .collect();
+    let cases = fixtures().join("validate");
+    hosts.extend(
+        std::fs::read_dir(&cases)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("probe.json").is_file()),
+    );
     hosts.sort();
     hosts
 }
@@ -111,7 +118,7 @@ fn on_every_fixture_host_validate_agrees_with_what_bootstrap_converged() {
                 ));
             }
         }
-        let report = validate::run::run_host(&vopts, &FixtureProbe::shared_host(t.path()));
+        let report = validate::run::run_host(&vopts, &FixtureProbe::load(t.path()).unwrap());
         let owned: Vec<_> = report
             .checks
             .iter()

@@ -13,10 +13,6 @@ pub trait AccountsExt {
     fn uid_name(&self, uid: u32) -> String;
     /// The name of a gid, or the number.
     fn gid_name(&self, gid: u32) -> String;
-    /// Whether group `gid` exists and its only member is the user `uid`: every user whose
-    /// primary group it is has that uid, the group lists no one else, and someone is a
-    /// member. (The test Debian's sshd applies before it accepts a group-writable file.)
-    fn sole_member(&self, gid: u32, uid: u32) -> bool;
 }
 
 impl AccountsExt for Accounts {
@@ -44,22 +40,6 @@ impl AccountsExt for Accounts {
         self.group_by_gid(gid)
             .map(|g| g.name.clone())
             .unwrap_or_else(|| gid.to_string())
-    }
-
-    fn sole_member(&self, gid: u32, uid: u32) -> bool {
-        let Some(group) = self.group_by_gid(gid) else {
-            return false;
-        };
-        let primary: Vec<&User> = self.users.iter().filter(|u| u.gid == gid).collect();
-        if primary.iter().any(|u| u.uid != uid) {
-            return false;
-        }
-        let listed = match group.members.as_slice() {
-            [] => false,
-            [only] if self.user(only).is_some_and(|u| u.uid == uid) => true,
-            _ => return false,
-        };
-        !primary.is_empty() || listed
     }
 }
 

@@ -11,15 +11,21 @@ fn main() -> ExitCode {
     let opts = cli.options();
     #[cfg(feature = "fixtures")]
     if let Some(dir) = &cli.fixture {
-        // Tests only: the host checks of a captured host.
-        let report = match validate::probe::FixtureProbe::load(dir) {
-            Ok(probe) => run::run_host(&opts, &probe),
+        // Tests only: the host checks of a captured host, materialized in a directory of
+        // its own (the owners and modes git cannot store: root).
+        let copy = std::env::temp_dir().join(format!("validate-fixture-{}", std::process::id()));
+        let probe = std::fs::create_dir(&copy)
+            .map_err(anyhow::Error::from)
+            .and_then(|_| validate::probe::FixtureProbe::materialize(dir, &copy));
+        let report = probe.map(|probe| run::run_host(&opts, &probe));
+        let _ = std::fs::remove_dir_all(&copy);
+        return match report {
+            Ok(report) => finish(&opts, &report),
             Err(e) => {
-                eprintln!("validate: fixture {}: {e}", dir.display());
-                return ExitCode::from(2);
+                eprintln!("validate: fixture {}: {e:#}", dir.display());
+                ExitCode::from(2)
             }
         };
-        return finish(&opts, &report);
     }
     let report = run::run_system(&opts);
     finish(&opts, &report)

@@ -1,8 +1,9 @@
 //! Everything the host checks learn about a host goes through a [`Probe`]: file contents
 //! through its [`HostRoot`], and the few things that are not file contents (command output,
 //! file ownership and modes, free space, the KVM ioctls) through its methods. [`SystemProbe`]
-//! asks the running system; `FixtureProbe` (tests only) answers from a captured host under
-//! `fixtures/validate/<case>/` (`root/` for files, `probe.json` for the rest).
+//! asks the running system; `FixtureProbe` (tests only) answers from a captured host in the
+//! one fixture layout (`fixtures/hosts/<name>/`, `fixtures/validate/<case>/`: the directory
+//! stands for `/`, with `pkg/` and an optional `probe.json` for the rest).
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -226,60 +227,44 @@ mod fixture {
         pub kvm: Option<KvmAnswer>,
     }
 
-    /// A captured host: files under `<dir>/root`, package-manager output in
-    /// `<dir>/pkg/installed.txt` (read by `virthost_model::pkg::FixturePackageDb`), everything else
-    /// from `<dir>/probe.json`.
+    /// A captured host in the one fixture layout (fixtures/README.md): `dir` stands for `/`,
+    /// `pkg/` beside its files holds the package manager's answers (read by
+    /// `virthost_model::pkg::FixturePackageDb`), and the optional `probe.json` what no file
+    /// holds: command output, owners and modes, free space, the KVM ioctls.
     pub struct FixtureProbe {
         root: HostRoot,
         answers: FixtureAnswers,
         /// Where `pkg/installed.txt` is.
         pkg_dir: PathBuf,
-        /// A shared `fixtures/hosts/<name>` host: owners and modes follow its conventions.
-        shared_layout: bool,
     }
 
     impl FixtureProbe {
+        /// The host at `dir`. A `probe.json` that does not parse is an error; without one,
+        /// free space, the KVM ioctls and command output say "not captured". Owners and
+        /// modes not in `probe.json` are the files' own ([`FixtureProbe::file_meta`]): load a
+        /// materialized copy (`virthost_model::fixture::World::materialize`).
         pub fn load(dir: impl Into<PathBuf>) -> io::Result<Self> {
             let dir = dir.into();
-            let text = std::fs::read_to_string(dir.join("probe.json"))?;
-            let answers = serde_json::from_str(&text).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("probe.json: {e}"))
-            })?;
-            Ok(FixtureProbe {
-                root: HostRoot::at(dir.join("root")),
-                answers,
-                pkg_dir: dir,
-                shared_layout: false,
-            })
-        }
-
-        /// A host of the shared `fixtures/hosts/<name>/` layout (fixtures/README.md), the ones
-        /// `bootstrap`'s plan snapshots read: `dir` stands for `/` and holds `pkg/`;
-        /// `dev/kvm` is a captured `stat -c '%u %g %a'` line (read by the shared
-        /// `virthost_model::facts::DevNode`); git stores no owners, so a path under a user's home
-        /// belongs to that user (else root), directories 0700 and files 0600, as useradd and
-        /// bootstrap make them. Free space, the KVM ioctls and command output come from the
-        /// host's optional `probe.json`; without it those checks say "not captured".
-        pub fn shared_host(dir: impl Into<PathBuf>) -> Self {
-            let dir = dir.into();
-            // What no file of the host can hold (the KVM ioctls' answer, free space), where
-            // the host has it: `probe.json` beside `pkg/` and `virsh/`, as in validate's own
-            // fixtures. A file that does not parse is a broken fixture: the test panics.
             let answers = match std::fs::read_to_string(dir.join("probe.json")) {
-                Ok(text) => serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("{}/probe.json: {e}", dir.display())),
-                Err(_) => FixtureAnswers::default(),
+                Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("probe.json: {e}"))
+                })?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => FixtureAnswers::default(),
+                Err(e) => return Err(e),
             };
-            FixtureProbe {
+            Ok(FixtureProbe {
                 root: HostRoot::at(&dir),
                 answers,
                 pkg_dir: dir,
-                shared_layout: true,
-            }
+            })
         }
 
-        /// Owner and mode of a path of a shared-layout host (see [`FixtureProbe::shared_host`]).
-        fn conventional_meta(&self, host_path: &str) -> io::Result<FileMeta> {
+        /// Owner and mode of a path `probe.json` does not give: a device node's captured
+        /// stat line (`dev/kvm` holds `stat -c '%u %g %a'`: git stores no device nodes),
+        /// else the file's own metadata: a fixture host is read once materialized
+        /// (`virthost_model::fixture::World::materialize` puts on its files the owners and
+        /// modes git cannot store).
+        fn file_meta(&self, host_path: &str) -> io::Result<FileMeta> {
             if host_path.starts_with("/dev/") {
                 return match virthost_model::facts::DevNode::read(&self.root, host_path) {
                     Ok(Some(d)) => Ok(FileMeta {
@@ -295,28 +280,24 @@ mod fixture {
                     Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{e:#}"))),
                 };
             }
-            let md = std::fs::metadata(self.root.path(host_path))?;
-            let accounts = virthost_model::accounts::Accounts::read(&self.root).unwrap_or_default();
-            let owner = accounts
-                .users
-                .iter()
-                .filter(|u| u.home.len() > 1 && Path::new(host_path).starts_with(&u.home))
-                .max_by_key(|u| u.home.len());
-            let (uid, gid) = owner.map(|u| (u.uid, u.gid)).unwrap_or((0, 0));
-            Ok(FileMeta {
-                uid,
-                gid,
-                mode: if md.is_dir() { 0o700 } else { 0o600 },
-                kind: if md.is_dir() {
-                    FileKind::Dir
-                } else {
-                    FileKind::File
-                },
-            })
+            SystemProbe::new(self.root.clone()).meta(host_path)
         }
     }
 
     impl FixtureProbe {
+        /// The fixture host `host` materialized in the empty directory `into`
+        /// (`virthost_model::fixture::World::materialize`: the owners and modes git cannot
+        /// store put on its files; root privileges), then loaded.
+        pub fn materialize(host: &Path, into: &Path) -> anyhow::Result<Self> {
+            virthost_model::fixture::World::materialize(host, into).map_err(|e| {
+                e.context(format!(
+                    "materializing the fixture host {} (run the tests as root)",
+                    host.display()
+                ))
+            })?;
+            Ok(Self::load(into)?)
+        }
+
         /// A host whose files are under `root` (`pkg/installed.txt` too) and whose other
         /// answers are `answers`.
         pub fn new(root: HostRoot, answers: FixtureAnswers) -> Self {
@@ -325,7 +306,6 @@ mod fixture {
                 root,
                 answers,
                 pkg_dir,
-                shared_layout: false,
             }
         }
     }
@@ -354,11 +334,7 @@ mod fixture {
         fn meta(&self, host_path: &str) -> io::Result<FileMeta> {
             match self.answers.meta.get(host_path) {
                 Some(m) => Ok(*m),
-                None if self.shared_layout => self.conventional_meta(host_path),
-                None => Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    host_path.to_string(),
-                )),
+                None => self.file_meta(host_path),
             }
         }
 

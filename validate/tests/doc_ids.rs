@@ -63,12 +63,15 @@ fn emitted() -> BTreeSet<String> {
         "debian12-pvm",
         "centos7-old",
     ] {
-        let probe = FixtureProbe::load(root().join("fixtures/validate").join(case)).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let dir = root().join("fixtures/validate").join(case);
+        let probe = FixtureProbe::materialize(&dir, t.path()).unwrap();
         ids.extend(run_host(&opts, &probe).checks.into_iter().map(|c| c.id));
     }
     let hosts = root().join("fixtures/hosts");
     for e in std::fs::read_dir(&hosts).unwrap() {
-        let probe = FixtureProbe::shared_host(e.unwrap().path());
+        let t = tempfile::tempdir().unwrap();
+        let probe = FixtureProbe::materialize(&e.unwrap().path(), t.path()).unwrap();
         ids.extend(run_host(&opts, &probe).checks.into_iter().map(|c| c.id));
     }
     // A user that does not exist: libvirt.polkit answers without forking or touching

@@ -135,7 +135,7 @@ fn pool_checks_snapshot() {
     // The persistent definition libvirt writes (with its warning comment) reads the same way.
     let persistent = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/validate/rhel74-ready/root/etc/libvirt/storage/default.xml"),
+            .join("../fixtures/validate/rhel74-ready/etc/libvirt/storage/default.xml"),
     )
     .unwrap();
     assert_eq!(

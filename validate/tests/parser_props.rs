@@ -144,7 +144,7 @@ fn hosts() -> Vec<PathBuf> {
 
 /// `rel` (relative to a host's `/`) of every validate case and shared host that has it.
 fn host_files(rel: &str) -> Vec<String> {
-    let roots = cases().into_iter().map(|c| c.join("root")).chain(hosts());
+    let roots = cases().into_iter().chain(hosts());
     let out: Vec<String> = roots
         .filter_map(|d| std::fs::read_to_string(d.join(rel)).ok())
         .collect();
@@ -1052,7 +1052,7 @@ fn check_probe_json(case: PathBuf, json: String) -> Result<(), TestCaseError> {
     let dir = scratch();
     copy_tree(&case, dir.path());
     std::fs::write(dir.path().join("probe.json"), &json).unwrap();
-    if let Ok(p) = FixtureProbe::load(dir.path()) {
+    if let Ok(p) = materialized(dir.path()) {
         run_all(&p)?;
     }
     Ok(())
@@ -1297,27 +1297,24 @@ fn files_of(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// A fixture (a validate case, or a shared host read as one), one of its files, and that
+/// A fixture (a validate case or a shared host: one layout), one of its files, and that
 /// file's new content (`None`: removed).
 #[derive(Debug, Clone)]
 struct MutatedFixture {
     dir: PathBuf,
-    shared: bool,
     file: PathBuf,
     content: Option<Vec<u8>>,
 }
 
 fn mutated_fixture() -> BoxedStrategy<MutatedFixture> {
-    let mut all: Vec<(PathBuf, bool, PathBuf, String)> = Vec::new();
-    for (dirs, shared) in [(cases(), false), (hosts(), true)] {
-        for d in dirs {
-            let mut files = Vec::new();
-            files_of(&d, Path::new(""), &mut files);
-            files.sort();
-            for f in files {
-                let text = std::fs::read_to_string(d.join(&f)).unwrap_or_default();
-                all.push((d.clone(), shared, f, text));
-            }
+    let mut all: Vec<(PathBuf, PathBuf, String)> = Vec::new();
+    for d in cases().into_iter().chain(hosts()) {
+        let mut files = Vec::new();
+        files_of(&d, Path::new(""), &mut files);
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(d.join(&f)).unwrap_or_default();
+            all.push((d.clone(), f, text));
         }
     }
     (
@@ -1325,7 +1322,7 @@ fn mutated_fixture() -> BoxedStrategy<MutatedFixture> {
         prop::collection::vec(edit(HOST_WORDS), 0..12),
         0u8..16,
     )
-        .prop_map(|((dir, shared, file, text), edits, how)| {
+        .prop_map(|((dir, file, text), edits, how)| {
             let content = match how {
                 0 => None,
                 1 => Some(Vec::new()),
@@ -1342,12 +1339,7 @@ fn mutated_fixture() -> BoxedStrategy<MutatedFixture> {
                     Some(b)
                 }
             };
-            MutatedFixture {
-                dir,
-                shared,
-                file,
-                content,
-            }
+            MutatedFixture { dir, file, content }
         })
         .boxed()
 }
@@ -1360,21 +1352,25 @@ fn check_mutated_fixture(m: MutatedFixture) -> Result<(), TestCaseError> {
         Some(c) => std::fs::write(&target, c).unwrap(),
         None => std::fs::remove_file(&target).unwrap(),
     }
-    let probe = if m.shared {
-        FixtureProbe::shared_host(t.path())
-    } else {
-        match FixtureProbe::load(t.path()) {
-            Ok(p) => p,
-            Err(_) => return Ok(()),
-        }
+    // A mutated probe.json may not parse: that is an error, never a report.
+    let Ok(probe) = materialized(t.path()) else {
+        return Ok(());
     };
     run_all(&probe)
+}
+
+/// A copied fixture host given the owners and modes git cannot store (root), then loaded.
+fn materialized(dir: &Path) -> anyhow::Result<FixtureProbe> {
+    virthost_model::fixture::World::at(dir).give_owners_and_modes()?;
+    Ok(FixtureProbe::load(dir)?)
 }
 
 #[test]
 fn every_fixture_case_runs() {
     for c in cases() {
-        let p = FixtureProbe::load(&c).unwrap_or_else(|e| panic!("{}: {e}", c.display()));
+        let t = scratch();
+        copy_tree(&c, t.path());
+        let p = materialized(t.path()).unwrap_or_else(|e| panic!("{}: {e:#}", c.display()));
         let r = validate::run::run_host(&Options::default(), &p);
         assert!(!r.to_json().is_empty());
     }

@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
 use crate::accounts::{Accounts, User};
 use crate::assess::keys;
 use crate::atomic::{self, Wanted};
 use crate::cmd::{self, Runner};
 use crate::facts::Selinux;
 use crate::hostroot::HostRoot;
+use crate::os::Family;
 use crate::sshkey::{self, PublicKey};
 use crate::step::{Check, Progress, Step};
 use crate::username::UserName;
@@ -32,6 +35,8 @@ pub struct KeysStep<'a> {
     pub keys: Vec<PublicKey>,
     /// Runs `restorecon` where SELinux is enabled.
     pub run: &'a dyn Runner,
+    /// The host's family: Debian's sshd accepts a home writable by the user's own group.
+    pub family: Family,
 }
 
 impl std::fmt::Debug for KeysStep<'_> {
@@ -50,12 +55,42 @@ impl<'a> KeysStep<'a> {
         user: &UserName,
         files: &[PathBuf],
         run: &'a dyn Runner,
+        family: Family,
     ) -> Result<KeysStep<'a>> {
         Ok(KeysStep {
             user: user.clone(),
             keys: sshkey::read_key_files(files)?,
             run,
+            family,
         })
+    }
+
+    /// The home's mode with the write bits sshd's `StrictModes` refuses taken off, when it
+    /// has any (`assess::keys::strict_modes_refuse`): (home, its mode now, the mode wanted).
+    fn home_fix(
+        &self,
+        root: &HostRoot,
+        accounts: &Accounts,
+        user: &User,
+    ) -> Result<Option<(PathBuf, u32, u32)>> {
+        let home = root.path(&user.home);
+        let md = std::fs::symlink_metadata(&home)
+            .with_context(|| format!("{}: cannot stat", home.display()))?;
+        if !md.is_dir() {
+            bail!(
+                "{}: home of '{}' is not a directory",
+                home.display(),
+                self.user
+            );
+        }
+        let mode = md.mode() & 0o7777;
+        Ok(
+            keys::strict_modes_refuse(mode, md.gid(), md.uid(), accounts, self.family).then_some((
+                home,
+                mode,
+                mode & !0o022,
+            )),
+        )
     }
 
     fn is_root(&self) -> bool {
@@ -143,7 +178,16 @@ impl Step for KeysStep<'_> {
         };
         let p = paths(root, user);
         let owner = user.owner();
-        let mut changes = atomic::dir_diff(&p.ssh_dir, SSH_DIR_MODE, owner)?;
+        let mut changes = vec![];
+        if root.path(&user.home).is_dir() {
+            if let Some((home, now, want)) = self.home_fix(root, &accounts, user)? {
+                changes.push(format!(
+                    "chmod {want:04o} {} (now {now:04o}: sshd's StrictModes ignores keys under a home others can write)",
+                    home.display()
+                ));
+            }
+        }
+        changes.extend(atomic::dir_diff(&p.ssh_dir, SSH_DIR_MODE, owner)?);
         let existing = read_existing(&p.file)?;
         changes.extend(keys::keys(&p.shown, &existing, &self.keys, self.given_with()).described());
         if p.file.exists() {
@@ -176,6 +220,10 @@ impl Step for KeysStep<'_> {
             bail!("{}: home of '{}' does not exist", home.display(), self.user);
         }
         let owner = user.owner();
+        if let Some((home, _, want)) = self.home_fix(root, &accounts, user)? {
+            std::fs::set_permissions(&home, std::fs::Permissions::from_mode(want))
+                .with_context(|| format!("chmod {want:04o} {}", home.display()))?;
+        }
         let mut changed = !atomic::ensure_dir(&p.ssh_dir, SSH_DIR_MODE, owner)?.is_empty();
         let existing = read_existing(&p.file)?;
         let add: Vec<&str> = self
@@ -217,6 +265,7 @@ mod tests {
             user: UserName::parse(user, crate::username::Rules::Any).unwrap(),
             keys: keys.iter().map(|l| key(l)).collect(),
             run: &testroot::NO_COMMANDS,
+            family: Family::Yum,
         }
     }
 
@@ -354,6 +403,34 @@ mod tests {
     }
 
     #[test]
+    fn a_home_others_can_write_loses_those_bits_as_sshd_wants() {
+        let (_t, root) = testroot::new();
+        let home = root.path("/home/stack");
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o775)).unwrap();
+        // Debian's sshd accepts a home writable by the user's private group: untouched.
+        let apt = KeysStep {
+            family: Family::Apt,
+            ..step("stack", &[ED25519])
+        };
+        apt.apply(&root, &Quiet).unwrap();
+        assert_eq!(mode_owner(&home).0, 0o775);
+        // Elsewhere StrictModes refuses it: group write goes, the rest of the mode stays.
+        let s = step("stack", &[ED25519]);
+        let Check::Pending(changes) = s.check(&root).unwrap() else {
+            panic!("pending expected");
+        };
+        assert!(changes[0].starts_with("chmod 0755 "), "{changes:?}");
+        assert!(changes[0].contains("(now 0775"), "{changes:?}");
+        let out = testroot::apply_one(s, &root);
+        assert_eq!(out.status, Status::Changed, "{out:?}");
+        assert_eq!(mode_owner(&home).0, 0o755);
+        // World-writable: refused everywhere.
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o757)).unwrap();
+        apt.apply(&root, &Quiet).unwrap();
+        assert_eq!(mode_owner(&home).0, 0o755);
+    }
+
+    #[test]
     fn refuses_a_symlinked_ssh_dir() {
         let (t, root) = testroot::new();
         let elsewhere = t.path().join("etc");
@@ -390,13 +467,15 @@ mod tests {
             &UserName::parse("stack", crate::username::Rules::Any).unwrap(),
             &[a, b.clone()],
             &testroot::NO_COMMANDS,
+            Family::Apt,
         )
         .unwrap();
         assert_eq!(s.keys.len(), 2);
         fs::write(&b, "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz\n").unwrap();
         let err = format!(
             "{:#}",
-            KeysStep::from_files(&UserName::root(), &[b], &testroot::NO_COMMANDS).unwrap_err()
+            KeysStep::from_files(&UserName::root(), &[b], &testroot::NO_COMMANDS, Family::Apt)
+                .unwrap_err()
         );
         assert!(err.contains("private key"), "{err}");
     }

@@ -6,7 +6,25 @@
 //! context) is theirs.
 
 use super::{Action, Assessment};
+use crate::accounts::Accounts;
+use crate::os::Family;
 use crate::sshkey::PublicKey;
+
+/// Whether sshd's `StrictModes` ignores the keys of user `uid` because of a path on their
+/// way (the home, `~/.ssh`, `authorized_keys`) with `mode` and group `gid`: writable by the
+/// world, or by the group, except (Debian's and Ubuntu's sshd) a group whose only member is
+/// the user. bootstrap's keys steps make the home meet it; validate's `ssh.perms.*` judge
+/// every path with it.
+pub fn strict_modes_refuse(
+    mode: u32,
+    gid: u32,
+    uid: u32,
+    accounts: &Accounts,
+    family: Family,
+) -> bool {
+    let private_group = family == Family::Apt && accounts.sole_member(gid, uid);
+    mode & 0o002 != 0 || (mode & 0o020 != 0 && !private_group)
+}
 
 /// What a keys step does.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -268,14 +268,9 @@ fn perms(host: &Host, user: &User, ak: &str, id: &str) -> CheckResult {
     };
     let mut problems = Vec::new();
     let mut seen = Vec::new();
-    let debian_sshd = host
-        .platform
-        .as_ref()
-        .is_some_and(|p| p.family == Family::Apt);
-    let writable = |m: &FileMeta| {
-        m.mode & 0o002 != 0
-            || (m.mode & 0o020 != 0 && !(debian_sshd && a.sole_member(m.gid, m.uid)))
-    };
+    let family = host.platform.as_ref().map_or(Family::Yum, |p| p.family);
+    let writable =
+        |m: &FileMeta| assess::keys::strict_modes_refuse(m.mode, m.gid, m.uid, a, family);
     let judge = |p: &str, m: &FileMeta, problems: &mut Vec<String>| {
         if writable(m) {
             problems.push(format!("{} is group- or world-writable", show(p, m)));
