@@ -11,7 +11,7 @@ use crate::assess::Assessment;
 use crate::cmd::{self, Runner};
 use crate::cpu::VirtExtension;
 use crate::desired::{self, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
-use crate::facts::{self, DevNode, KvmModules};
+use crate::facts::{DevNode, KvmModules};
 use crate::hostroot::HostRoot;
 use crate::step::{Check, Progress, Step, ToCheck};
 
@@ -41,21 +41,20 @@ pub const NO_VIRT: &str = "no VT-x/AMD-V flag (vmx/svm) in /proc/cpuinfo: guests
 outer hypervisor";
 
 impl Kvm<'_> {
-    /// The shared assessments ([`crate::assess::kvm`]): the modules, then nesting.
+    /// The shared assessments ([`crate::assess::kvm`]): the modules, then nesting. A nested
+    /// conf that cannot be judged is an error (the step fails saying why).
     fn assess(
         &self,
         root: &HostRoot,
         ext: VirtExtension,
     ) -> anyhow::Result<(Assessment<KvmAction>, Assessment<KvmAction>)> {
         let m = KvmModules::read(root, Some(ext));
-        let conf = desired::nested_conf(ext);
-        let conf_in_place = facts::owned_file_in_place(root, NESTED_CONF_PATH, &conf, OWNED_MODE)?;
-        let guests: Vec<u32> = facts::running_guests(root).iter().map(|g| g.pid).collect();
         let reload_error = self.reload_error.borrow().clone();
-        Ok((
-            kvm::modules(ext, &m),
-            kvm::nested(ext, &m, conf_in_place, &guests, reload_error.as_deref()),
-        ))
+        let nested = kvm::nested_of(root, ext, &m, reload_error.as_deref());
+        if let Assessment::Unknown(why) = &nested {
+            anyhow::bail!("{why}");
+        }
+        Ok((kvm::modules(ext, &m), nested))
     }
 
     fn act(&self, root: &HostRoot, ext: VirtExtension, a: &KvmAction) -> anyhow::Result<()> {
@@ -137,16 +136,6 @@ pub struct DevKvm<'a> {
     pub run: &'a dyn Runner,
 }
 
-fn describe(root: &HostRoot, n: &DevNode) -> String {
-    let group = facts::group_name(root, n.gid).unwrap_or_else(|| n.gid.to_string());
-    let owner = if n.uid == 0 {
-        "root".to_string()
-    } else {
-        n.uid.to_string()
-    };
-    format!("{owner}:{group} {:04o}", n.mode)
-}
-
 impl Step for DevKvm<'_> {
     fn id(&self) -> &'static str {
         "devkvm"
@@ -190,24 +179,9 @@ impl Step for DevKvm<'_> {
     }
 }
 
-/// What [`kvm::device`] judges, read from the host.
+/// What [`kvm::device`] judges, read from the host (the shared reader).
 pub fn dev_kvm_facts(root: &HostRoot) -> anyhow::Result<DevKvmFacts> {
-    let node = DevNode::read(root, DEV_KVM)?;
-    let distro_rule = facts::distro_kvm_udev_rule(root);
-    let own_rule_in_place = distro_rule.is_none()
-        && facts::owned_file_in_place(
-            root,
-            KVM_UDEV_RULE_PATH,
-            &desired::kvm_udev_rule(),
-            OWNED_MODE,
-        )?;
-    Ok(DevKvmFacts {
-        node_text: node.as_ref().map(|n| describe(root, n)),
-        node,
-        kvm_gid: facts::group_gid(root, KVM_GROUP)?,
-        distro_rule,
-        own_rule_in_place,
-    })
+    DevKvmFacts::read(root, DevNode::read(root, DEV_KVM)?)
 }
 
 /// `/dev/kvm` to group kvm, mode 0660 (root owns it: the kernel creates it so), with
@@ -362,7 +336,7 @@ mod tests {
         let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert_eq!(world.calls()[0], "groupadd --system kvm");
-        let gid = facts::group_gid(world.root(), "kvm")
+        let gid = crate::facts::group_gid(world.root(), "kvm")
             .unwrap()
             .expect("kvm group created");
         assert_eq!(

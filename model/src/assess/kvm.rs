@@ -6,14 +6,20 @@
 //! - [`nested`]: nested virtualization configured for every boot
 //!   ([`desired::NESTED_CONF_PATH`]) and active now (`kvm.nested`). Activating it reloads
 //!   the vendor module, which only happens while no guest runs: with guests running it is
-//!   [`Assessment::Blocked`], the operator's to finish (bootstrap reports it and goes on).
+//!   [`Assessment::Blocked`], the operator's to finish (bootstrap's step is skipped with a
+//!   warning, validate WARNs).
 //!
-//! bootstrap's `kvm` step owns both.
+//! bootstrap's `kvm` step owns both. [`nested_of`] and [`DevKvmFacts::read`] read what the
+//! assessments judge from a host, once for both binaries.
 
 use super::{Action, Assessment};
+use crate::accounts::Accounts;
 use crate::cpu::VirtExtension;
-use crate::desired::{KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
-use crate::facts::{DevNode, KvmModules};
+use crate::desired::{
+    self, KVM_FILES_MODE, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH,
+};
+use crate::facts::{self, DevNode, KvmModules};
+use crate::hostroot::HostRoot;
 
 /// What the `kvm` step does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +175,55 @@ pub struct DevKvmFacts {
     pub distro_rule: Option<String>,
     /// [`KVM_UDEV_RULE_PATH`] is in place.
     pub own_rule_in_place: bool,
+}
+
+/// [`nested`] of the host under `root`: whether [`NESTED_CONF_PATH`] is bootstrap's, in
+/// place, and which guests run are read here. A conf file that cannot be judged (a symlink,
+/// unreadable) is [`Assessment::Unknown`].
+pub fn nested_of(
+    root: &HostRoot,
+    ext: VirtExtension,
+    mods: &KvmModules,
+    reload_error: Option<&str>,
+) -> Assessment<KvmAction> {
+    let conf = desired::nested_conf(ext);
+    match facts::owned_file_in_place(root, NESTED_CONF_PATH, &conf, KVM_FILES_MODE) {
+        Ok(in_place) => {
+            let guests: Vec<u32> = facts::running_guests(root).iter().map(|g| g.pid).collect();
+            nested(ext, mods, in_place, &guests, reload_error)
+        }
+        Err(e) => Assessment::Unknown(format!("{e:#}")),
+    }
+}
+
+impl DevKvmFacts {
+    /// What [`device`] judges of the host under `root`, `node` being `/dev/kvm` as the
+    /// caller sees it (stat(2), or validate's probe): the group, the udev rules and the
+    /// node's owner and group by name.
+    pub fn read(root: &HostRoot, node: Option<DevNode>) -> anyhow::Result<DevKvmFacts> {
+        let distro_rule = facts::distro_kvm_udev_rule(root);
+        let own_rule_in_place = distro_rule.is_none()
+            && facts::owned_file_in_place(
+                root,
+                KVM_UDEV_RULE_PATH,
+                &desired::kvm_udev_rule(),
+                KVM_FILES_MODE,
+            )?;
+        let accounts = Accounts::read(root).unwrap_or_default();
+        let user = |uid: u32| match accounts.users.iter().find(|u| u.uid == uid) {
+            Some(u) => u.name.clone(),
+            None if uid == 0 => "root".into(),
+            None => uid.to_string(),
+        };
+        let group = |gid: u32| facts::group_name(root, gid).unwrap_or_else(|| gid.to_string());
+        Ok(DevKvmFacts {
+            node_text: node.map(|n| format!("{}:{} {:04o}", user(n.uid), group(n.gid), n.mode)),
+            node,
+            kvm_gid: facts::group_gid(root, KVM_GROUP)?,
+            distro_rule,
+            own_rule_in_place,
+        })
+    }
 }
 
 /// `/dev/kvm` `root:kvm`, read-write for the group, now and after a reboot (a udev rule).

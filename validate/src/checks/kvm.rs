@@ -9,10 +9,8 @@
 
 use virthost_model::assess::{kvm, Assessment};
 use virthost_model::cpu::VirtExtension;
-use virthost_model::desired::{
-    self, KVM_FILES_MODE, KVM_GROUP, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH,
-};
-use virthost_model::facts::{self, DevNode, KvmModules};
+use virthost_model::desired::{KVM_GROUP, KVM_UDEV_RULE_PATH};
+use virthost_model::facts::{DevNode, KvmModules};
 use virthost_model::os::Family;
 
 use super::Host;
@@ -290,40 +288,17 @@ fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
 /// `devkvm` step (group kvm, read-write for it, kept so at boot by a udev rule). A missing
 /// rule alone is a WARN: the node is right until the next boot.
 fn device_owner(host: &Host, m: &crate::probe::FileMeta) -> CheckResult {
-    let root = host.probe.root();
-    let a = &host.accounts;
-    let distro_rule = facts::distro_kvm_udev_rule(root);
-    let own_rule = distro_rule.is_none().then(|| {
-        facts::owned_file_in_place(
-            root,
-            KVM_UDEV_RULE_PATH,
-            &desired::kvm_udev_rule(),
-            KVM_FILES_MODE,
-        )
-    });
-    let kvm_gid = facts::group_gid(root, KVM_GROUP);
-    let (own_rule_in_place, kvm_gid) = match (own_rule.transpose(), kvm_gid) {
-        (Ok(r), Ok(g)) => (r.unwrap_or(false), g),
-        (Err(e), _) | (_, Err(e)) => {
+    let node = DevNode {
+        uid: m.uid,
+        gid: m.gid,
+        mode: m.mode,
+    };
+    let f = match kvm::DevKvmFacts::read(host.probe.root(), Some(node)) {
+        Ok(f) => f,
+        Err(e) => {
             let u = Assessment::<kvm::DevKvmAction>::Unknown(format!("{e:#}"));
             return assessed::result("kvm.device", Severity::Fail, BY_DEVKVM, &u);
         }
-    };
-    let f = kvm::DevKvmFacts {
-        node: Some(DevNode {
-            uid: m.uid,
-            gid: m.gid,
-            mode: m.mode,
-        }),
-        node_text: Some(format!(
-            "{}:{} {:04o}",
-            a.uid_name(m.uid),
-            a.gid_name(m.gid),
-            m.mode
-        )),
-        kvm_gid,
-        distro_rule,
-        own_rule_in_place,
     };
     let assessment = kvm::device(&f);
     let severity = match &assessment {
@@ -354,15 +329,7 @@ fn nested(host: &Host, ext: Option<VirtExtension>, mods: &KvmModules) -> CheckRe
             "VMs on this host cannot run KVM guests of their own",
         );
     };
-    let root = host.probe.root();
-    let conf = desired::nested_conf(ext);
-    let a = match facts::owned_file_in_place(root, NESTED_CONF_PATH, &conf, KVM_FILES_MODE) {
-        Ok(in_place) => {
-            let guests: Vec<u32> = facts::running_guests(root).iter().map(|g| g.pid).collect();
-            kvm::nested(ext, mods, in_place, &guests, None)
-        }
-        Err(e) => Assessment::Unknown(format!("{e:#}")),
-    };
+    let a = kvm::nested_of(host.probe.root(), ext, mods, None);
     assessed::result(id, Severity::Warn, BY_KVM, &a)
 }
 
@@ -382,6 +349,7 @@ mod tests {
     use super::*;
     use crate::checks::Host;
     use crate::probe::testing::TestHost;
+    use virthost_model::desired::{self, NESTED_CONF_PATH};
 
     const VMX: &str = "processor : 0\nvendor_id : GenuineIntel\nflags : fpu vmx ept\n";
     const NONE: &str = "processor : 0\nvendor_id : AuthenticAMD\nflags : fpu hypervisor\n";
