@@ -674,7 +674,7 @@ fn check_virsh(text: String) -> Result<(), TestCaseError> {
     no_newline("virsh's reason", &virsh::reason(&e))?;
     let spawn = CmdError::Spawn {
         cmdline: "virsh".into(),
-        source: io::Error::other(text.clone()),
+        error: io::Error::other(text.clone()),
     };
     let _ = virsh::classify(&spawn);
     let _ = virsh::reason(&spawn);
@@ -730,7 +730,7 @@ impl Virsh for TableVirsh {
             Some(Answer::Fail(s)) => Err(failed(s)),
             Some(Answer::Missing) | None => Err(CmdError::Spawn {
                 cmdline: self.cmdline(args),
-                source: io::Error::from(io::ErrorKind::NotFound),
+                error: io::Error::from(io::ErrorKind::NotFound),
             }),
         }
     }

@@ -22,11 +22,12 @@ pub fn find(program: &str) -> Option<PathBuf> {
 /// A command that could not be started or did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum CmdError {
-    #[error("cannot run `{cmdline}`: {source}")]
+    /// (The I/O error is in the message and is not also the error's source, so an error
+    /// chain, `{:#}`, shows it once.)
+    #[error("cannot run `{cmdline}`: {error}")]
     Spawn {
         cmdline: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("`{cmdline}` failed ({status}){}", stderr_suffix(.stderr))]
     Failed {
@@ -169,7 +170,7 @@ impl CommandExt for Command {
         self.stdin(Stdio::null());
         self.output().map_err(|source| CmdError::Spawn {
             cmdline: self.cmdline(),
-            source,
+            error: source,
         })
     }
 }
@@ -189,6 +190,13 @@ mod tests {
         assert!(msg.contains("exit status: 3"), "{msg}");
         assert!(msg.ends_with(": boom"), "{msg}");
         assert_eq!(err.code(), Some(3));
+    }
+
+    #[test]
+    fn a_spawn_error_chain_says_why_once() {
+        let err = anyhow::Error::new(Command::new("/nonexistent/prog").run().unwrap_err());
+        let chain = format!("{err:#}");
+        assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
     }
 
     #[test]

@@ -579,7 +579,7 @@ pub fn stream_to_log(cmd: &mut Command, log: &Path, progress: &dyn Progress) -> 
         .spawn()
         .map_err(|source| CmdError::Spawn {
             cmdline: cmdline.clone(),
-            source,
+            error: source,
         })?;
     progress.tick(&cmdline);
     if let Some(out) = child.stdout.take() {

@@ -69,7 +69,7 @@ pub enum Failure {
 /// which then stays `Other`, an error rather than a wrong guess).
 pub fn classify(e: &CmdError) -> Failure {
     match e {
-        CmdError::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+        CmdError::Spawn { error: source, .. } if source.kind() == io::ErrorKind::NotFound => {
             Failure::NotInstalled
         }
         CmdError::Spawn { .. } => Failure::Other,
@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(classify(&active), Failure::Other);
         let gone = CmdError::Spawn {
             cmdline: "virsh".into(),
-            source: io::Error::from(io::ErrorKind::NotFound),
+            error: io::Error::from(io::ErrorKind::NotFound),
         };
         assert_eq!(classify(&gone), Failure::NotInstalled);
     }

@@ -326,7 +326,7 @@ mod fixture {
                 }),
                 None => Err(CmdError::Spawn {
                     cmdline,
-                    source: io::Error::new(io::ErrorKind::NotFound, "not captured in this fixture"),
+                    error: io::Error::new(io::ErrorKind::NotFound, "not captured in this fixture"),
                 }),
             }
         }
