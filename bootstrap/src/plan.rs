@@ -65,6 +65,7 @@ pub fn plan<'a>(facts: &'a Facts, opts: &'a Options, tools: Tools<'a>) -> Vec<Bo
         Box::new(virt::Kvm::new(facts.cpu.virt, tools.run)),
         Box::new(virt::DevKvm {
             ext: facts.cpu.virt,
+            family: facts.platform.family,
             run: tools.run,
         }),
     ];

@@ -75,7 +75,35 @@ impl Accounts {
         self.groups.iter().find(|g| g.gid == gid)
     }
 
-    /// Whether `user` is in `group`, as primary group or listed member.
+    pub fn user_by_uid(&self, uid: u32) -> Option<&User> {
+        self.users.iter().find(|u| u.uid == uid)
+    }
+
+    /// The gids a user's processes run with: the primary group and every group listing it.
+    pub fn gids_of(&self, user: &User) -> Vec<u32> {
+        let mut gids = vec![user.gid];
+        for g in &self.groups {
+            if g.members.iter().any(|m| m == &user.name) && !gids.contains(&g.gid) {
+                gids.push(g.gid);
+            }
+        }
+        gids
+    }
+
+    /// The name of a uid, or the number.
+    pub fn uid_name(&self, uid: u32) -> String {
+        self.user_by_uid(uid)
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| uid.to_string())
+    }
+
+    /// The name of a gid, or the number.
+    pub fn gid_name(&self, gid: u32) -> String {
+        self.group_by_gid(gid)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| gid.to_string())
+    }
+
     /// Whether group `gid` exists and its only member is the user `uid`: every user whose
     /// primary group it is has that uid, the group lists no one else, and someone is a
     /// member. (The test Debian's sshd applies before it accepts a group-writable file.)
@@ -95,6 +123,7 @@ impl Accounts {
         !primary.is_empty() || listed
     }
 
+    /// Whether `user` is in `group`, as primary group or listed member.
     pub fn in_group(&self, user: &str, group: &str) -> bool {
         let Some(g) = self.group(group) else {
             return false;

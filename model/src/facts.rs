@@ -365,6 +365,91 @@ pub fn unit_enabled(root: &HostRoot, unit: &str) -> bool {
         .any(|e| e.path().join(unit).symlink_metadata().is_ok())
 }
 
+/// Who QEMU runs as on a host: qemu.conf's `user` (and `group`), else the distribution's
+/// default (`libvirt-qemu` on Debian and Ubuntu, `qemu` elsewhere). QEMU also gets the user's
+/// supplementary groups (libvirt calls initgroups for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuIdentity {
+    /// A name, or a uid (`107`, `+107`).
+    pub user: String,
+    /// qemu.conf's `group` (a name, or `+gid`), which replaces the primary group.
+    pub group: Option<String>,
+    /// Where `user` comes from, for messages.
+    pub source: &'static str,
+}
+
+/// Where qemu.conf is.
+pub const QEMU_CONF: &str = "/etc/libvirt/qemu.conf";
+
+impl QemuIdentity {
+    /// Read from `root` (`family`: the distribution's default user; `None`: RHEL's).
+    pub fn read(root: &HostRoot, family: Option<Family>) -> QemuIdentity {
+        let default = match family {
+            Some(Family::Apt) => ("libvirt-qemu", "Debian's default"),
+            _ => ("qemu", "the RHEL default"),
+        };
+        match root.read_optional(QEMU_CONF) {
+            // Debian keeps qemu.conf 0600: without root the distribution default is assumed.
+            Err(_) => QemuIdentity {
+                user: default.0.into(),
+                group: None,
+                source: "assumed: /etc/libvirt/qemu.conf is unreadable, run validate as root",
+            },
+            Ok(conf) => {
+                let conf = conf.unwrap_or_default();
+                let group = qemu_conf_value(&conf, "group");
+                match qemu_conf_value(&conf, "user") {
+                    Some(user) => QemuIdentity {
+                        user,
+                        group,
+                        source: "user in /etc/libvirt/qemu.conf",
+                    },
+                    None => QemuIdentity {
+                        user: default.0.into(),
+                        group,
+                        source: default.1,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Its account in `accounts` and the gids QEMU runs with (qemu.conf's `group` among
+    /// them); `None` when the user is not in `/etc/passwd`.
+    pub fn account<'a>(
+        &self,
+        accounts: &'a crate::accounts::Accounts,
+    ) -> Option<(&'a crate::accounts::User, Vec<u32>)> {
+        let user = match self.user.parse::<u32>() {
+            Ok(uid) => accounts.user_by_uid(uid),
+            Err(_) => accounts.user(self.user.trim_start_matches('+')),
+        }?;
+        let mut gids = accounts.gids_of(user);
+        gids.extend(self.group_gid(accounts));
+        Some((user, gids))
+    }
+
+    /// The gid of qemu.conf's `group` (a name, or `+gid`), which replaces QEMU's primary
+    /// group; `None` without one, or when the name is no group.
+    pub fn group_gid(&self, accounts: &crate::accounts::Accounts) -> Option<u32> {
+        let g = self.group.as_ref()?;
+        match g.trim_start_matches('+').parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => accounts.group(g).map(|g| g.gid),
+        }
+    }
+}
+
+/// `key = "value"` of qemu.conf (the last uncommented setting wins, as libvirt reads it).
+fn qemu_conf_value(conf: &str, key: &str) -> Option<String> {
+    conf.lines().rev().find_map(|l| {
+        let rest = l.trim().strip_prefix(key)?;
+        let v = rest.trim_start().strip_prefix('=')?;
+        let v = v.trim().trim_matches('"');
+        (!v.is_empty()).then(|| v.to_string())
+    })
+}
+
 /// How libvirt runs on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use bootstrap::facts::Facts;
 use bootstrap::fixture::{World, WorldPackages, WorldVirsh};
-use bootstrap::os::{Distro, Platform};
+use bootstrap::os::Platform;
 use bootstrap::plan::{plan, Options, Tools};
 use bootstrap::sshkey::PublicKey;
 use bootstrap::step::{run, Mode, Outcome, Quiet, Status};
@@ -43,23 +43,9 @@ fn hosts() -> Vec<PathBuf> {
     hosts
 }
 
-/// The payloads of a platform's packages: `fixtures/packages/<release>`
-/// (fixtures/packages/README.md).
-fn payloads(p: &Platform) -> PathBuf {
-    let release = match p.distro {
-        Distro::Debian | Distro::Ubuntu | Distro::Fedora => {
-            format!("{}-{}", p.os.id, p.os.version_id)
-        }
-        _ => format!("el{}", p.major),
-    };
-    let dir = fixtures().join("packages").join(&release);
-    assert!(dir.is_dir(), "no payloads for {release}: {}", dir.display());
-    dir
-}
-
 /// A converge of the world, as `bootstrap` runs one: facts read, plan made, applied.
 fn converge(world: &World, platform: &Platform, opts: &Options) -> Vec<Outcome> {
-    let db = WorldPackages::load(world, platform.family, &payloads(platform)).unwrap();
+    let db = WorldPackages::load(world, platform).unwrap();
     let virsh = WorldVirsh::new(world, &fixtures().join("virsh/libvirt-9.0"));
     let facts = Facts::gather(world.root(), platform.clone(), &db).unwrap();
     let tools = Tools {

@@ -1,47 +1,11 @@
-//! What `validate` asks of the shared user database (`virthost_model::accounts`, read from
-//! `/etc/passwd` and `/etc/group`, never NSS) beyond what it offers.
+//! An account as validate's proofs act as it (a user's uid, gid, home and groups), looked up
+//! in the shared user database (`virthost_model::accounts`, read from `/etc/passwd` and
+//! `/etc/group`, never NSS).
 
 use std::path::Path;
 
-use virthost_model::accounts::{Accounts, User};
-
-pub trait AccountsExt {
-    fn user_by_uid(&self, uid: u32) -> Option<&User>;
-    /// The gids a user's processes run with: the primary group and every group listing it.
-    fn gids_of(&self, user: &User) -> Vec<u32>;
-    /// The name of a uid, or the number.
-    fn uid_name(&self, uid: u32) -> String;
-    /// The name of a gid, or the number.
-    fn gid_name(&self, gid: u32) -> String;
-}
-
-impl AccountsExt for Accounts {
-    fn user_by_uid(&self, uid: u32) -> Option<&User> {
-        self.users.iter().find(|u| u.uid == uid)
-    }
-
-    fn gids_of(&self, user: &User) -> Vec<u32> {
-        let mut gids = vec![user.gid];
-        for g in &self.groups {
-            if g.members.iter().any(|m| m == &user.name) && !gids.contains(&g.gid) {
-                gids.push(g.gid);
-            }
-        }
-        gids
-    }
-
-    fn uid_name(&self, uid: u32) -> String {
-        self.user_by_uid(uid)
-            .map(|u| u.name.clone())
-            .unwrap_or_else(|| uid.to_string())
-    }
-
-    fn gid_name(&self, gid: u32) -> String {
-        self.group_by_gid(gid)
-            .map(|g| g.name.clone())
-            .unwrap_or_else(|| gid.to_string())
-    }
-}
+#[cfg(test)]
+use virthost_model::accounts::Accounts;
 
 /// A user as `/etc/passwd` and `/etc/group` describe it (read directly, never through NSS:
 /// NSS lookups crash in a static glibc binary).
@@ -62,7 +26,7 @@ pub fn lookup_account(root: &Path, name: &str) -> Option<Account> {
     let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
     let accounts = virthost_model::accounts::Accounts::parse(&passwd, &group);
     let user = accounts.user(name)?;
-    let groups = AccountsExt::gids_of(&accounts, user);
+    let groups = accounts.gids_of(user);
     Some(Account {
         name: user.name.clone(),
         uid: user.uid,

@@ -6,13 +6,15 @@ use std::cell::RefCell;
 use anyhow::Context;
 
 use super::files::{apply_file, root_owned};
+use crate::accounts::Accounts;
 use crate::assess::kvm::{self, DevKvmAction, DevKvmFacts, KvmAction, DEV_KVM};
 use crate::assess::Assessment;
 use crate::cmd::{self, Runner};
 use crate::cpu::VirtExtension;
 use crate::desired::{self, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH};
-use crate::facts::{DevNode, KvmModules};
+use crate::facts::{DevNode, KvmModules, QemuIdentity};
 use crate::hostroot::HostRoot;
+use crate::os::Family;
 use crate::step::{Check, Progress, Step, ToCheck};
 
 /// Carries out [`crate::assess::kvm`]'s actions: loads kvm and the vendor module,
@@ -132,8 +134,32 @@ impl Step for Kvm<'_> {
 /// distribution rule already sets the group); the kvm group is created when missing.
 pub struct DevKvm<'a> {
     pub ext: Option<VirtExtension>,
-    /// Runs `groupadd`.
+    /// The host's family: whom QEMU runs as by default.
+    pub family: Family,
+    /// Runs `groupadd`, `usermod`, `chgrp` and `chmod`.
     pub run: &'a dyn Runner,
+}
+
+impl DevKvm<'_> {
+    /// The shared assessments of `/dev/kvm`: the node, its group and rule
+    /// ([`kvm::device`]), and QEMU's user able to open it ([`kvm::access`], judged once the
+    /// node is there).
+    fn assess(
+        &self,
+        root: &HostRoot,
+    ) -> anyhow::Result<(
+        DevKvmFacts,
+        Assessment<DevKvmAction>,
+        Option<Assessment<DevKvmAction>>,
+    )> {
+        let f = dev_kvm_facts(root)?;
+        let device = kvm::device(&f);
+        let access = f.node.is_some().then(|| {
+            let accounts = Accounts::read(root).unwrap_or_default();
+            kvm::access(&f, &QemuIdentity::read(root, Some(self.family)), &accounts)
+        });
+        Ok((f, device, access))
+    }
 }
 
 impl Step for DevKvm<'_> {
@@ -146,19 +172,45 @@ impl Step for DevKvm<'_> {
     }
 
     fn check(&self, root: &HostRoot) -> anyhow::Result<Check> {
-        let f = dev_kvm_facts(root)?;
+        let (f, device, access) = self.assess(root)?;
         if f.node.is_none() && self.ext.is_none() {
             return Ok(Check::Skip(
                 "no /dev/kvm and no VT-x/AMD-V: nothing to give the kvm group".into(),
             ));
         }
-        kvm::device(&f).to_check(|why| why.to_string())
+        let device = device.to_check(|why| why.to_string())?;
+        let access = match access {
+            Some(a) => {
+                a.to_check(|why| {
+                    format!("judge whether QEMU can open {DEV_KVM} once the packages step creates its user ({why})")
+                })?
+            }
+            None => return Ok(device),
+        };
+        Ok(match (device, access) {
+            (Check::Pending(mut a), Check::Pending(b)) => {
+                a.extend(b.into_iter().filter(|x| !a.contains(x)).collect::<Vec<_>>());
+                Check::Pending(a)
+            }
+            (Check::Pending(a), _) | (_, Check::Pending(a)) => Check::Pending(a),
+            (device, _) => device,
+        })
     }
 
     fn apply(&self, root: &HostRoot, _progress: &dyn Progress) -> anyhow::Result<()> {
-        let Assessment::NotMet { actions, .. } = kvm::device(&dev_kvm_facts(root)?) else {
-            return Ok(());
-        };
+        let (_, device, access) = self.assess(root)?;
+        let mut actions = vec![];
+        for a in [Some(device), access].into_iter().flatten() {
+            if let Assessment::NotMet { actions: more, .. } = a {
+                actions.extend(
+                    more.into_iter()
+                        .filter(|x| !actions.contains(x))
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        // The group first: the others use it.
+        actions.sort_by_key(|a| !matches!(a, DevKvmAction::CreateGroup));
         for a in &actions {
             match a {
                 DevKvmAction::CreateGroup => {
@@ -173,6 +225,10 @@ impl Step for DevKvm<'_> {
                 // The kvm module creates it; then the next run sets it.
                 DevKvmAction::SetOwner { now: None } => {}
                 DevKvmAction::SetOwner { now: Some(_) } => set_owner(self.run)?,
+                DevKvmAction::JoinGroup { user } => {
+                    self.run
+                        .run(cmd::tool("usermod").args(["-aG", KVM_GROUP, user]))?;
+                }
             }
         }
         Ok(())
@@ -207,6 +263,7 @@ mod tests {
             Box::new(Kvm::new(None, &world)),
             Box::new(DevKvm {
                 ext: None,
+                family: Family::Apt,
                 run: &world,
             }),
         ];
@@ -286,10 +343,16 @@ mod tests {
     fn dev_kvm_gets_the_group_mode_and_a_rule_idempotently() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "etc/group", "root:x:0:\nkvm:x:107:\n");
+        write(
+            d.path(),
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\nlibvirt-qemu:x:64055:107::/var/lib/libvirt:/usr/sbin/nologin\n",
+        );
         write(d.path(), "dev/kvm", "0 0 600\n");
         let world = World::at(d.path());
         let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
             ext: None,
+            family: Family::Apt,
             run: &world,
         })];
         let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
@@ -328,9 +391,12 @@ mod tests {
             "SYS_GID_MIN 100\nSYS_GID_MAX 999\n",
         );
         write(d.path(), "dev/kvm", "0 0 600\n");
+        // QEMU as root (qemu.conf): only the device's group and mode are missing.
+        write(d.path(), "etc/libvirt/qemu.conf", "user = \"root\"\n");
         let world = World::at(d.path());
         let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
             ext: Some(VirtExtension::Svm),
+            family: Family::Apt,
             run: &world,
         })];
         let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
@@ -346,6 +412,62 @@ mod tests {
     }
 
     #[test]
+    fn qemu_s_user_from_qemu_conf_joins_group_kvm() {
+        if virthost_testkit::tool("usermod", "passwd").is_none()
+            || virthost_testkit::root().is_none()
+        {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "etc/group",
+            "root:x:0:\nkvm:x:36:qemu\nvirt:x:990:\n",
+        );
+        write(d.path(), "etc/gshadow", "root:*::\nkvm:!::qemu\nvirt:!::\n");
+        write(
+            d.path(),
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\nqemu:x:107:107::/:/sbin/nologin\nvirt:x:990:990::/:/sbin/nologin\n",
+        );
+        write(
+            d.path(),
+            "etc/shadow",
+            "root:*:19000::::::\nqemu:!:19000::::::\nvirt:!:19000::::::\n",
+        );
+        write(d.path(), "dev/kvm", "0 36 660\n");
+        write(
+            d.path(),
+            "usr/lib/udev/rules.d/80-kvm.rules",
+            "KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\"\n",
+        );
+        // The operator runs QEMU as `virt`, which the packages never put in group kvm.
+        write(
+            d.path(),
+            "etc/libvirt/qemu.conf",
+            "# user = \"qemu\"\nuser = \"virt\"\n",
+        );
+        let world = World::at(d.path());
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
+            ext: Some(VirtExtension::Vmx),
+            family: Family::Yum,
+            run: &world,
+        })];
+        let out = run(&steps, world.root(), Mode::Check, &Quiet, |_| {});
+        assert_eq!(
+            out[0].changes,
+            ["add virt, the user QEMU runs as, to group kvm (usermod -aG kvm virt)"]
+        );
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert_eq!(world.calls(), ["usermod -aG kvm virt"]);
+        let group = std::fs::read_to_string(d.path().join("etc/group")).unwrap();
+        assert!(group.contains("kvm:x:36:qemu,virt"), "{group}");
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Ok, "{out:?}");
+    }
+
+    #[test]
     fn a_distro_rule_makes_our_rule_unneeded() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "etc/group", "kvm:x:36:qemu\n");
@@ -355,8 +477,10 @@ mod tests {
             "usr/lib/udev/rules.d/80-kvm.rules",
             "KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0666\"\n",
         );
+        write(d.path(), "etc/passwd", "qemu:x:107:107::/:/sbin/nologin\n");
         let steps: Vec<Box<dyn Step>> = vec![Box::new(DevKvm {
             ext: Some(VirtExtension::Vmx),
+            family: Family::Yum,
             run: &crate::fixture::NO_COMMANDS,
         })];
         let out = run(&steps, &HostRoot::at(d.path()), Mode::Check, &Quiet, |_| {});

@@ -18,7 +18,7 @@ use crate::cpu::VirtExtension;
 use crate::desired::{
     self, KVM_FILES_MODE, KVM_GROUP, KVM_MODE, KVM_UDEV_RULE_PATH, NESTED_CONF_PATH,
 };
-use crate::facts::{self, DevNode, KvmModules};
+use crate::facts::{self, DevNode, KvmModules, QemuIdentity};
 use crate::hostroot::HostRoot;
 
 /// What the `kvm` step does.
@@ -137,6 +137,9 @@ pub enum DevKvmAction {
     SetOwner { now: Option<String> },
     /// Write [`KVM_UDEV_RULE_PATH`]: no distribution rule keeps `/dev/kvm` in group kvm.
     WriteUdevRule,
+    /// `usermod -aG kvm USER`: QEMU runs as `user` (qemu.conf's, or the distribution's),
+    /// which is not in group kvm.
+    JoinGroup { user: String },
 }
 
 impl Action for DevKvmAction {
@@ -154,6 +157,9 @@ impl Action for DevKvmAction {
             DevKvmAction::WriteUdevRule => format!(
                 "write {KVM_UDEV_RULE_PATH} (no distribution udev rule gives {DEV_KVM} to the \
                  {KVM_GROUP} group)"
+            ),
+            DevKvmAction::JoinGroup { user } => format!(
+                "add {user}, the user QEMU runs as, to group {KVM_GROUP} (usermod -aG {KVM_GROUP} {user})"
             ),
         }
     }
@@ -223,6 +229,71 @@ impl DevKvmFacts {
             distro_rule,
             own_rule_in_place,
         })
+    }
+}
+
+/// `/dev/kvm` (`f.node`, there) open for read and write by the user QEMU runs as: it is
+/// root, owns the node, is in its group, or the mode lets the world. Otherwise libvirt finds
+/// KVM "not available now" and probes QEMU again on every call (minutes per domain start).
+/// bootstrap's `devkvm` step owns it: the node root:kvm 0660 ([`device`]) and QEMU's user in
+/// group kvm, which the distribution's packages do for their own user but not for a user
+/// set in qemu.conf. QEMU's user not in `/etc/passwd` is [`Assessment::Unknown`] (the
+/// packages create it).
+pub fn access(
+    f: &DevKvmFacts,
+    qemu: &QemuIdentity,
+    accounts: &Accounts,
+) -> Assessment<DevKvmAction> {
+    let Some(node) = f.node else {
+        return Assessment::NotMet {
+            detail: format!("no {DEV_KVM}"),
+            actions: vec![DevKvmAction::SetOwner { now: None }],
+        };
+    };
+    let (name, source) = (&qemu.user, qemu.source);
+    let Some((user, gids)) = qemu.account(accounts) else {
+        return Assessment::Unknown(format!(
+            "QEMU's user {name} ({source}) is not in /etc/passwd"
+        ));
+    };
+    let owner = f
+        .node_text
+        .clone()
+        .unwrap_or_else(|| format!("{}:{} {:04o}", node.uid, node.gid, node.mode));
+    let via = if user.uid == 0 {
+        Some("it is root".to_string())
+    } else if node.uid == user.uid && node.mode & 0o600 == 0o600 {
+        Some("it owns it".to_string())
+    } else if gids.contains(&node.gid) && node.mode & 0o060 == 0o060 {
+        Some(format!("group {}", accounts.gid_name(node.gid)))
+    } else if node.mode & 0o006 == 0o006 {
+        Some("mode is world read-write".to_string())
+    } else {
+        None
+    };
+    if let Some(v) = via {
+        return Assessment::Met(format!(
+            "QEMU runs as {name} ({source}); {DEV_KVM} {owner}: read-write via {v}"
+        ));
+    }
+    let mut actions = vec![];
+    if !f.kvm_gid.is_some_and(|g| node.usable_by_group(g)) {
+        actions.push(DevKvmAction::SetOwner {
+            now: Some(owner.clone()),
+        });
+    }
+    if !f.kvm_gid.is_some_and(|g| gids.contains(&g)) {
+        actions.push(DevKvmAction::JoinGroup {
+            user: user.name.clone(),
+        });
+    }
+    Assessment::NotMet {
+        detail: format!(
+            "QEMU runs as {name} ({source}) and cannot open {DEV_KVM} {owner}: libvirt then \
+             finds KVM 'not available now' and re-probes QEMU on every call (minutes per \
+             domain start)"
+        ),
+        actions,
     }
 }
 

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use super::Host;
 use crate::accounts::Account;
-use crate::accounts::AccountsExt;
 use crate::check::CheckResult;
 
 /// SELinux types QEMU (svirt) may use for image directories and files.
@@ -55,31 +54,15 @@ struct NoQemuUser {
     from: String,
 }
 
-/// QEMU's account, with qemu.conf's `group` among its groups.
+/// QEMU's account, with qemu.conf's `group` among its groups (which also stands for its
+/// primary group).
 fn qemu_account(host: &Host) -> Result<Account, NoQemuUser> {
-    let (name, group, source) = super::kvm::qemu_identity(host);
-    let a = &host.accounts;
-    let user = match name.parse::<u32>() {
-        Ok(uid) => a.user_by_uid(uid),
-        Err(_) => a.user(name.trim_start_matches('+')),
-    }
-    .ok_or_else(|| NoQemuUser {
-        name: name.to_string(),
-        from: source.to_string(),
+    let q = super::kvm::qemu_identity(host);
+    let (user, groups) = q.account(&host.accounts).ok_or_else(|| NoQemuUser {
+        name: q.user.clone(),
+        from: q.source.to_string(),
     })?;
-    let mut groups = a.gids_of(user);
-    let mut gid = user.gid;
-    if let Some(g) = group {
-        if let Some(n) = g
-            .trim_start_matches('+')
-            .parse::<u32>()
-            .ok()
-            .or_else(|| a.group(&g).map(|g| g.gid))
-        {
-            gid = n;
-            groups.push(n);
-        }
-    }
+    let gid = q.group_gid(&host.accounts).unwrap_or(user.gid);
     Ok(Account {
         name: user.name.clone(),
         uid: user.uid,

@@ -9,12 +9,9 @@
 
 use virthost_model::assess::{kvm, Assessment};
 use virthost_model::cpu::VirtExtension;
-use virthost_model::desired::{KVM_GROUP, KVM_UDEV_RULE_PATH};
-use virthost_model::facts::{DevNode, KvmModules};
-use virthost_model::os::Family;
+use virthost_model::facts::{DevNode, KvmModules, QemuIdentity};
 
 use super::Host;
-use crate::accounts::AccountsExt;
 use crate::assessed::{self, Severity};
 use crate::check::{CheckResult, Status};
 use crate::options::Options;
@@ -184,103 +181,36 @@ fn usable(answer: KvmAnswer, has_extension: bool) -> CheckResult {
     }
 }
 
-/// `key = "value"` of qemu.conf (the last uncommented setting wins, as libvirt reads it).
-fn conf_value(conf: &str, key: &str) -> Option<String> {
-    conf.lines().rev().find_map(|l| {
-        let rest = l.trim().strip_prefix(key)?;
-        let v = rest.trim_start().strip_prefix('=')?;
-        let v = v.trim().trim_matches('"');
-        (!v.is_empty()).then(|| v.to_string())
-    })
+/// Who QEMU runs as (the shared reader, `virthost_model::facts::QemuIdentity`).
+pub(crate) fn qemu_identity(host: &Host) -> QemuIdentity {
+    QemuIdentity::read(host.probe.root(), host.platform.as_ref().map(|p| p.family))
 }
 
-/// Who QEMU runs as: `user` (and `group`) in qemu.conf, else the distribution's default.
-/// QEMU also gets the user's supplementary groups (libvirt calls initgroups for it).
-pub(crate) fn qemu_identity(host: &Host) -> (String, Option<String>, &'static str) {
-    let default = match host.platform.as_ref().map(|p| p.family) {
-        Some(Family::Apt) => ("libvirt-qemu", "Debian's default"),
-        _ => ("qemu", "the RHEL default"),
-    };
-    match host.probe.root().read_optional("/etc/libvirt/qemu.conf") {
-        // Debian keeps qemu.conf 0600: without root the distribution default is assumed.
-        Err(_) => (
-            default.0.into(),
-            None,
-            "assumed: /etc/libvirt/qemu.conf is unreadable, run validate as root",
-        ),
-        Ok(conf) => {
-            let conf = conf.unwrap_or_default();
-            let group = conf_value(&conf, "group");
-            match conf_value(&conf, "user") {
-                Some(u) => (u, group, "user in /etc/libvirt/qemu.conf"),
-                None => (default.0.into(), group, default.1),
-            }
-        }
-    }
-}
-
+/// `kvm.access`: the shared assessment of bootstrap's `devkvm` step (QEMU's user can open
+/// `/dev/kvm`). QEMU's user missing from `/etc/passwd` is a FAIL here: the host cannot run
+/// QEMU as configured.
 fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
     let id = "kvm.access";
     let Some(m) = dev else {
         return CheckResult::fail(id, "no /dev/kvm", "load the KVM module");
     };
-    let (name, group, source) = qemu_identity(host);
-    let a = &host.accounts;
-    // What bootstrap's devkvm step does (the device's group and mode, the udev rule), and
-    // what it does not: QEMU's user joins group kvm through the distribution's packages
-    // (libvirt-daemon-system, qemu-kvm), so a user set in qemu.conf may need it by hand.
-    let in_group = a.in_group(name.trim_start_matches('+'), KVM_GROUP);
-    let fix = format!(
-        "run bootstrap (its `devkvm` step makes /dev/kvm root:{KVM_GROUP} 0660 and installs {KVM_UDEV_RULE_PATH}){}; \
-         otherwise libvirt finds KVM 'not available now' and re-probes QEMU on every call (minutes per domain start)",
-        if in_group {
-            String::new()
-        } else {
-            format!(", and add {name} to group {KVM_GROUP} (`usermod -aG {KVM_GROUP} {name}`: bootstrap does not change QEMU's user)")
-        }
-    );
-    let user = match name.parse::<u32>() {
-        Ok(uid) => a.user_by_uid(uid),
-        Err(_) => a.user(name.trim_start_matches('+')),
+    let node = DevNode {
+        uid: m.uid,
+        gid: m.gid,
+        mode: m.mode,
     };
-    let Some(user) = user else {
-        return CheckResult::fail(
+    let a = match kvm::DevKvmFacts::read(host.probe.root(), Some(node)) {
+        Ok(f) => kvm::access(&f, &qemu_identity(host), &host.accounts),
+        Err(e) => Assessment::Unknown(format!("{e:#}")),
+    };
+    match a {
+        Assessment::Unknown(why) if why.starts_with("QEMU's user") => CheckResult::fail(
             id,
-            format!("QEMU's user {name} ({source}) is not in /etc/passwd"),
+            why,
             "install the hypervisor packages (they create it) or fix qemu.conf",
-        );
-    };
-    let mut gids = a.gids_of(user);
-    // qemu.conf `group` (a name or `+gid`) replaces the primary group.
-    if let Some(g) = &group {
-        let gid = match g.trim_start_matches('+').parse::<u32>() {
-            Ok(n) => Some(n),
-            Err(_) => a.group(g).map(|g| g.gid),
-        };
-        gids.extend(gid);
-    }
-    let via = if user.uid == 0 {
-        Some("it is root".to_string())
-    } else if m.uid == user.uid && m.mode & 0o600 == 0o600 {
-        Some("it owns it".to_string())
-    } else if gids.contains(&m.gid) && m.mode & 0o060 == 0o060 {
-        Some(format!("group {}", a.gid_name(m.gid)))
-    } else if m.mode & 0o006 == 0o006 {
-        Some("mode is world read-write".to_string())
-    } else {
-        None
-    };
-    let owner = format!("{}:{} {:04o}", a.uid_name(m.uid), a.gid_name(m.gid), m.mode);
-    match via {
-        Some(v) => CheckResult::pass(
-            id,
-            format!("QEMU runs as {name} ({source}); /dev/kvm {owner}: read-write via {v}"),
-        ),
-        None => CheckResult::fail(
-            id,
-            format!("QEMU runs as {name} ({source}) and cannot open /dev/kvm {owner}"),
-            fix,
-        ),
+        )
+        .by_step(BY_DEVKVM.1),
+        a => assessed::result(id, Severity::Fail, BY_DEVKVM, &a),
     }
 }
 
@@ -497,7 +427,8 @@ mod tests {
         );
         let a = get(&r, "kvm.access");
         assert_eq!(a.status, Status::Fail);
-        assert!(a.hint.as_ref().unwrap().contains("re-probes"));
+        assert!(a.detail.contains("re-probes"), "{}", a.detail);
+        assert!(a.hint.as_ref().unwrap().contains("`devkvm` step"));
         // qemu.conf says root: fine whatever the mode.
         let t = ready(VMX)
             .meta("/dev/kvm", 0, 0, 0o600, FileKind::Char)

@@ -13,7 +13,6 @@ use virthost_model::hostroot::HostRoot;
 use virthost_model::os::Family;
 use virthost_model::sshkey::read_key_file;
 
-use crate::accounts::AccountsExt;
 use crate::assessed::{self, Severity};
 use crate::check::CheckResult;
 use crate::options::Options;
