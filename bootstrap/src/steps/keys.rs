@@ -84,13 +84,22 @@ impl<'a> KeysStep<'a> {
             );
         }
         let mode = md.mode() & 0o7777;
-        Ok(
-            keys::strict_modes_refuse(mode, md.gid(), md.uid(), accounts, self.family).then_some((
-                home,
-                mode,
-                mode & !0o022,
-            )),
-        )
+        if !keys::strict_modes_refuse(mode, md.gid(), md.uid(), accounts, self.family) {
+            return Ok(None);
+        }
+        // Only the user's own home: a shared directory someone made a home (/tmp) is not
+        // bootstrap's to change.
+        if md.uid() != user.uid {
+            bail!(
+                "{}: home of '{}', owned by uid {}, mode {mode:04o}: others can write it, so \
+                 sshd's StrictModes ignores the keys; give '{}' a home of its own",
+                home.display(),
+                self.user,
+                md.uid(),
+                self.user
+            );
+        }
+        Ok(Some((home, mode, mode & !0o022)))
     }
 
     fn is_root(&self) -> bool {
@@ -424,10 +433,16 @@ mod tests {
         let out = testroot::apply_one(s, &root);
         assert_eq!(out.status, Status::Changed, "{out:?}");
         assert_eq!(mode_owner(&home).0, 0o755);
-        // World-writable: refused everywhere.
-        fs::set_permissions(&home, fs::Permissions::from_mode(0o757)).unwrap();
+        // World-writable: refused everywhere; the sticky bit stays.
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o1757)).unwrap();
         apt.apply(&root, &Quiet).unwrap();
-        assert_eq!(mode_owner(&home).0, 0o755);
+        assert_eq!(mode_owner(&home).0, 0o1755);
+        // A home that is not the user's own (a shared /tmp) is never changed.
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::chown(&home, Some(0), Some(0)).unwrap();
+        let err = format!("{:#}", apt.apply(&root, &Quiet).unwrap_err());
+        assert!(err.contains("give 'stack' a home of its own"), "{err}");
+        assert_eq!(mode_owner(&home), (0o1777, 0, 0));
     }
 
     #[test]
