@@ -20,6 +20,10 @@ want=(
   debootstrap dpkg-dev e2fsprogs openssh-client sudo
   nodejs ovmf ipxe
   xorriso grub-pc-bin grub2-common fdisk rpm
+  # grub-probe (grub-install) maps a loop partition to its disk with `udevadm info`: without
+  # it, "cannot find a GRUB drive for /dev/loop0p1" (docs/e2e.md). Its postinst sees a chroot
+  # here and starts no daemon.
+  udev
 )
 
 missing=()

@@ -19,7 +19,8 @@ pub struct Needs {
 const QEMU: &[&str] = &["qemu-system-x86_64", "qemu-img"];
 const SSH: &[&str] = &["ssh", "scp", "ssh-keygen"];
 const IMAGE: &[&str] = &["debootstrap", "dpkg-scanpackages", "mke2fs", "chroot"];
-const CLOUD_IMAGE: &[&str] = &["grub-install", "sfdisk", "losetup", "xorriso"];
+/// `udevadm`: grub-install's grub-probe asks it which disk a loop partition belongs to.
+const CLOUD_IMAGE: &[&str] = &["grub-install", "sfdisk", "losetup", "xorriso", "udevadm"];
 
 /// Finds a program on PATH or in the sbin directories (a non-root PATH often lacks them).
 pub fn find(name: &str) -> Option<PathBuf> {
