@@ -80,7 +80,13 @@ pub fn ensure(needs: Needs) -> Result<()> {
         gone.join(", "),
         script.display()
     ));
-    Command::new("bash").arg(&script).run()?;
+    // Its output goes to stderr: stdout is what a run prints for scripts (the path of
+    // `--build-cloud-image`, which `.ci/run` captures).
+    let to_stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
+    Command::new("bash")
+        .arg(&script)
+        .stdout(std::process::Stdio::from(to_stderr))
+        .run()?;
     let still = missing(needs);
     if !still.is_empty() {
         bail!("still missing after install-deps.sh: {}", still.join(", "));
