@@ -227,7 +227,7 @@ impl Step for DevKvm<'_> {
                 DevKvmAction::SetOwner { now: Some(_) } => set_owner(self.run)?,
                 DevKvmAction::JoinGroup { user } => {
                     self.run
-                        .run(cmd::tool("usermod").args(["-aG", KVM_GROUP, user]))?;
+                        .run(cmd::tool("usermod").args(["-aG", KVM_GROUP, "--", user]))?;
                 }
             }
         }
@@ -460,7 +460,8 @@ mod tests {
         );
         let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
-        assert_eq!(world.calls(), ["usermod -aG kvm virt"]);
+        // `--`: the name, read from /etc/passwd, is never an option.
+        assert_eq!(world.calls(), ["usermod -aG kvm -- virt"]);
         let group = std::fs::read_to_string(d.path().join("etc/group")).unwrap();
         assert!(group.contains("kvm:x:36:qemu,virt"), "{group}");
         let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
