@@ -479,13 +479,25 @@ pub struct LibvirtDaemons {
     pub modular: Vec<&'static str>,
 }
 
+/// Whether the packages ship the daemon `name` (in `/usr/sbin`, `/sbin` or `/usr/bin`).
+pub fn daemon_installed(root: &HostRoot, name: &str) -> bool {
+    ["/usr/sbin", "/sbin", "/usr/bin"]
+        .iter()
+        .any(|dir| root.exists(format!("{dir}/{name}")))
+}
+
+/// Where a libvirt daemon listens: `/run/libvirt/libvirt-sock` for `libvirtd`,
+/// `/run/libvirt/<daemon>-sock` for the others (`virtqemud-sock`, `virtlogd-sock`, ...).
+pub fn libvirt_socket(daemon: &str) -> String {
+    match daemon {
+        "libvirtd" => "/run/libvirt/libvirt-sock".into(),
+        d => format!("/run/libvirt/{d}-sock"),
+    }
+}
+
 impl LibvirtDaemons {
     pub fn read(root: &HostRoot) -> LibvirtDaemons {
-        let has = |d: &str| {
-            ["/usr/sbin", "/sbin", "/usr/bin"]
-                .iter()
-                .any(|dir| root.exists(format!("{dir}/{d}")))
-        };
+        let has = |d: &str| daemon_installed(root, d);
         LibvirtDaemons {
             libvirtd: has("libvirtd"),
             virtlogd: has("virtlogd"),

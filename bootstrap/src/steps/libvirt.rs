@@ -58,11 +58,7 @@ impl Want {
 
     /// Running: the process, or (under systemd) its listening socket.
     fn running(root: &HostRoot, systemd: bool, daemon: &str) -> bool {
-        let sock = match daemon {
-            "libvirtd" => "/run/libvirt/libvirt-sock".to_string(),
-            d => format!("/run/libvirt/{d}-sock"),
-        };
-        facts::is_running(root, daemon) || (systemd && root.exists(&sock))
+        facts::is_running(root, daemon) || (systemd && root.exists(facts::libvirt_socket(daemon)))
     }
 
     fn pending(&self, root: &HostRoot) -> Vec<String> {
