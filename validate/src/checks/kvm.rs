@@ -199,19 +199,23 @@ fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
         gid: m.gid,
         mode: m.mode,
     };
-    let a = match kvm::DevKvmFacts::read(host.probe.root(), Some(node)) {
-        Ok(f) => kvm::access(&f, &qemu_identity(host), &host.accounts),
-        Err(e) => Assessment::Unknown(format!("{e:#}")),
-    };
-    match a {
-        Assessment::Unknown(why) if why.starts_with("QEMU's user") => CheckResult::fail(
+    let qemu = qemu_identity(host);
+    if qemu.account(&host.accounts).is_none() {
+        return CheckResult::fail(
             id,
-            why,
+            format!(
+                "QEMU's user {} ({}) is not in /etc/passwd",
+                qemu.user, qemu.source
+            ),
             "install the hypervisor packages (they create it) or fix qemu.conf",
         )
-        .by_step(BY_DEVKVM.1),
-        a => assessed::result(id, Severity::Fail, BY_DEVKVM, &a),
+        .by_step(BY_DEVKVM.1);
     }
+    let a = match kvm::DevKvmFacts::read(host.probe.root(), Some(node)) {
+        Ok(f) => kvm::access(&f, &qemu, &host.accounts),
+        Err(e) => Assessment::Unknown(format!("{e:#}")),
+    };
+    assessed::result(id, Severity::Fail, BY_DEVKVM, &a)
 }
 
 /// `kvm.device` of a device node that is there: the shared assessment of bootstrap's
