@@ -1359,8 +1359,16 @@ fn check_mutated_fixture(m: MutatedFixture) -> Result<(), TestCaseError> {
     run_all(&probe)
 }
 
-/// A copied fixture host given the owners and modes git cannot store (root), then loaded.
+/// A copied fixture host given the owners and modes git cannot store (root), then loaded. An
+/// error is the mutated input's (a probe.json that does not parse): the case is not a host.
+/// Without root every case would be one, and the properties would hold of nothing: that
+/// fails loudly instead.
 fn materialized(dir: &Path) -> anyhow::Result<FixtureProbe> {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the fixture properties read materialized hosts (chown): run the tests as root, as \
+         `cargo xtask test` does"
+    );
     virthost_model::fixture::World::at(dir).give_owners_and_modes()?;
     Ok(FixtureProbe::load(dir)?)
 }
