@@ -1112,8 +1112,9 @@ fn check_plan(m: MutatedHost) -> Result<(), TestCaseError> {
         return Ok(());
     };
     let opts = bootstrap::plan::Options::default();
-    let virsh = virsh::FixtureVirsh::load(t.path());
     let world = bootstrap::fixture::World::at(t.path());
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/virsh/libvirt-9.0");
+    let virsh = bootstrap::fixture::WorldVirsh::new(&world, &templates);
     let tools = bootstrap::plan::Tools {
         packages: &db,
         virsh: &virsh,

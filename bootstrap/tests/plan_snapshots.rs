@@ -6,13 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use bootstrap::facts::Facts;
-use bootstrap::fixture::World;
+use bootstrap::fixture::{World, WorldVirsh};
 use bootstrap::hostroot::HostRoot;
 use bootstrap::pkg::FixturePackageDb;
 use bootstrap::plan::{plan, Options, Tools};
 use bootstrap::report;
 use bootstrap::step::{run, Mode, Quiet};
-use bootstrap::virsh::FixtureVirsh;
 
 fn hosts() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hosts");
@@ -32,20 +31,22 @@ struct Checked {
 
 /// A copy of the fixture host in a temporary directory, homes owned by their users (as
 /// root, as CI runs tests).
-fn materialize(host: &Path) -> tempfile::TempDir {
+fn materialize(host: &Path) -> (tempfile::TempDir, World) {
     let t = tempfile::tempdir().unwrap();
-    World::materialize(host, t.path()).unwrap_or_else(|e| panic!("{}: {e:#}", host.display()));
-    t
+    let w =
+        World::materialize(host, t.path()).unwrap_or_else(|e| panic!("{}: {e:#}", host.display()));
+    (t, w)
 }
 
 fn check(host: &Path) -> Checked {
-    let copy = materialize(host);
+    let (copy, world) = materialize(host);
     let root = HostRoot::at(copy.path());
     let platform = Facts::platform(&root, None).unwrap().unwrap();
     let db = FixturePackageDb::load(copy.path(), platform.family).unwrap();
     let facts = Facts::gather(&root, platform, &db).unwrap();
     let opts = Options::default();
-    let virsh = FixtureVirsh::load(copy.path());
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/virsh/libvirt-9.0");
+    let virsh = WorldVirsh::new(&world, &templates);
     // Check mode reads only: a command would fail the step.
     let tools = Tools {
         packages: &db,

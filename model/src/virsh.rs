@@ -1,6 +1,6 @@
 //! libvirt through its own client, `virsh`: `bootstrap` is a static binary and never links
 //! libvirt. [`Virsh`] is the seam: [`SystemVirsh`] runs `virsh -c URI ...` through
-//! [`crate::cmd`], [`FixtureVirsh`] answers from a fixture host's captured output. The
+//! [`crate::cmd`], `crate::fixture::WorldVirsh` answers from a fixture host's captured output. The
 //! parsers read what libvirt 9.0's virsh prints (`fixtures/virsh/libvirt-9.0/`); virsh runs
 //! with `LC_ALL=C`, so its own words are not translated.
 
@@ -11,9 +11,6 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 use crate::cmd::{self, CmdError, CommandExt};
-
-#[cfg(any(test, feature = "fixtures"))]
-pub use crate::fixture::FixtureVirsh;
 
 /// Runs virsh against one libvirt URI. `Sync`: a step may run two calls at once.
 pub trait Virsh: Sync {
@@ -363,28 +360,31 @@ mod tests {
     }
 
     #[test]
-    fn fixture_virsh_answers_from_captured_files() {
+    fn a_fixture_host_s_captured_failures_are_its_world_s_answers() {
+        use crate::fixture::{World, WorldVirsh};
         let d = tempfile::tempdir().unwrap();
-        let none = FixtureVirsh::load(d.path());
-        let e = none.run(&["pool-info", "default"]).unwrap_err();
-        assert_eq!(classify(&e), Failure::NotInstalled);
-        std::fs::create_dir_all(d.path().join("virsh/pool-info")).unwrap();
-        std::fs::write(
-            d.path().join("virsh/pool-info/default.stderr"),
-            capture("pool-info-unreachable.stderr"),
-        )
-        .unwrap();
-        std::fs::write(
-            d.path().join("virsh/pool-info/other.stdout"),
-            "State: running\n",
-        )
-        .unwrap();
-        let v = FixtureVirsh::load(d.path());
+        let w = World::at(d.path());
+        let templates =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/virsh/libvirt-9.0");
+        let v = WorldVirsh::new(&w, &templates);
         let e = v.run(&["pool-info", "default"]).unwrap_err();
-        assert_eq!((classify(&e), e.code()), (Failure::Unreachable, Some(1)));
-        assert_eq!(v.run(&["pool-info", "other"]).unwrap(), "State: running\n");
-        let e = v.run(&["pool-start", "default"]).unwrap_err();
-        assert_eq!(classify(&e), Failure::Other);
-        assert!(e.to_string().contains("no captured answer"), "{e}");
+        assert_eq!(classify(&e), Failure::NotInstalled);
+        // A modular host's own "failed to connect" names virtqemud's socket.
+        let modular =
+            "error: failed to connect to the hypervisor\nerror: Failed to connect socket \
+                       to '/var/run/libvirt/virtqemud-sock': No such file or directory\n";
+        std::fs::create_dir_all(d.path().join("virsh/pool-info")).unwrap();
+        std::fs::write(d.path().join("virsh/pool-info/default.stderr"), modular).unwrap();
+        let e = v.run(&["pool-info", "default"]).unwrap_err();
+        assert_eq!(
+            (classify(&e), e.code(), e.stderr()),
+            (Failure::Unreachable, Some(1), modular)
+        );
+        // Once a daemon listens that capture no longer holds: libvirt's words for no pool.
+        std::fs::create_dir_all(d.path().join("run/libvirt")).unwrap();
+        std::fs::write(d.path().join("run/libvirt/virtqemud-sock"), "").unwrap();
+        let e = v.run(&["pool-info", "default"]).unwrap_err();
+        assert_eq!(classify(&e), Failure::NoSuchPool, "{e}");
+        assert!(e.stderr().contains("'default'"), "{e}");
     }
 }

@@ -535,7 +535,10 @@ mod tests {
                 && o.detail.contains("did not answer within 0 s"),
             "{o:?}"
         );
-        let none = crate::virsh::FixtureVirsh::load(d.path());
+        let world = crate::fixture::World::at(d.path());
+        let templates =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/virsh/libvirt-9.0");
+        let none = crate::fixture::WorldVirsh::new(&world, &templates);
         let s = PoolStep {
             wait: Duration::ZERO,
             ..PoolStep::default_pool(&none)
