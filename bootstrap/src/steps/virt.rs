@@ -154,10 +154,8 @@ impl DevKvm<'_> {
     )> {
         let f = dev_kvm_facts(root)?;
         let device = kvm::device(&f);
-        let access = f.node.is_some().then(|| {
-            let accounts = Accounts::read(root).unwrap_or_default();
-            kvm::access(&f, &QemuIdentity::read(root, Some(self.family)), &accounts)
-        });
+        let accounts = Accounts::read(root).unwrap_or_default();
+        let access = kvm::access(&f, &QemuIdentity::read(root, Some(self.family)), &accounts);
         Ok((f, device, access))
     }
 }

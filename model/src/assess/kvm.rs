@@ -232,24 +232,28 @@ impl DevKvmFacts {
     }
 }
 
-/// `/dev/kvm` (`f.node`, there) open for read and write by the user QEMU runs as: it is
-/// root, owns the node, is in its group, or the mode lets the world. Otherwise libvirt finds
-/// KVM "not available now" and probes QEMU again on every call (minutes per domain start).
+/// `/dev/kvm` (`f.node`) open for read and write by the user QEMU runs as: it is root, owns
+/// the node, is in its group, or the mode lets the world. Otherwise libvirt finds KVM "not
+/// available now" and probes QEMU again on every call (minutes per domain start).
 /// bootstrap's `devkvm` step owns it: the node root:kvm 0660 ([`device`]) and QEMU's user in
 /// group kvm, which the distribution's packages do for their own user but not for a user
 /// set in qemu.conf. QEMU's user not in `/etc/passwd` is [`Assessment::Unknown`] (the
-/// packages create it).
+/// packages create it). `None` when there is no node to open: that is [`device`]'s to say.
 pub fn access(
     f: &DevKvmFacts,
     qemu: &QemuIdentity,
     accounts: &Accounts,
+) -> Option<Assessment<DevKvmAction>> {
+    let node = f.node?;
+    Some(access_to(node, f, qemu, accounts))
+}
+
+fn access_to(
+    node: DevNode,
+    f: &DevKvmFacts,
+    qemu: &QemuIdentity,
+    accounts: &Accounts,
 ) -> Assessment<DevKvmAction> {
-    let Some(node) = f.node else {
-        return Assessment::NotMet {
-            detail: format!("no {DEV_KVM}"),
-            actions: vec![DevKvmAction::SetOwner { now: None }],
-        };
-    };
     let (name, source) = (&qemu.user, qemu.source);
     let Some((user, gids)) = qemu.account(accounts) else {
         return Assessment::Unknown(format!(

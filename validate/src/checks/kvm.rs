@@ -78,9 +78,9 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     });
 
     // Does it work?
-    if dev.is_ok() {
+    if let Ok(m) = &dev {
         out.push(hw(usable(host.probe.kvm(), ext.is_some())));
-        out.push(access(host, dev.as_ref().ok().copied()));
+        out.push(access(host, m));
     } else {
         out.push(hw(CheckResult::fail(
             "kvm.usable",
@@ -189,11 +189,8 @@ pub(crate) fn qemu_identity(host: &Host) -> QemuIdentity {
 /// `kvm.access`: the shared assessment of bootstrap's `devkvm` step (QEMU's user can open
 /// `/dev/kvm`). QEMU's user missing from `/etc/passwd` is a FAIL here: the host cannot run
 /// QEMU as configured.
-fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
+fn access(host: &Host, m: &crate::probe::FileMeta) -> CheckResult {
     let id = "kvm.access";
-    let Some(m) = dev else {
-        return CheckResult::fail(id, "no /dev/kvm", "load the KVM module");
-    };
     let node = DevNode {
         uid: m.uid,
         gid: m.gid,
@@ -212,7 +209,9 @@ fn access(host: &Host, dev: Option<crate::probe::FileMeta>) -> CheckResult {
         .by_step(BY_DEVKVM.1);
     }
     let a = match kvm::DevKvmFacts::read(host.probe.root(), Some(node)) {
-        Ok(f) => kvm::access(&f, &qemu, &host.accounts),
+        // The node is there (the caller has its metadata), so there is an assessment.
+        Ok(f) => kvm::access(&f, &qemu, &host.accounts)
+            .unwrap_or_else(|| Assessment::Unknown("no /dev/kvm".into())),
         Err(e) => Assessment::Unknown(format!("{e:#}")),
     };
     assessed::result(id, Severity::Fail, BY_DEVKVM, &a)
