@@ -7,7 +7,7 @@
 //! tests, because only a package's own integration tests get its binary built by cargo
 //! (`CARGO_BIN_EXE_validate`); a dependency's binary is never built for another package.
 //!
-//! Both tests boot a domain: they run one at a time (`common::boot_lock`), as the boot
+//! Every test boots a domain: they run one at a time (`common::boot_lock`), as the boot
 //! proofs in `tests/tests/validate_real.rs` do (cargo runs test binaries one after another).
 
 mod common;
@@ -30,16 +30,39 @@ struct Validate {
     output: std::fs::File,
 }
 
+/// How `validate` finds SIGINT when it starts.
+#[derive(Clone, Copy, PartialEq)]
+enum Sigint {
+    /// As in a terminal: the default action (whatever the test runner inherited: a script's
+    /// background job, for one, has SIGINT ignored).
+    Default,
+    /// Ignored, as under `nohup` or in a script's background job.
+    Ignored,
+}
+
 impl Validate {
-    fn start() -> Validate {
+    fn start(sigint: Sigint) -> Validate {
+        use nix::sys::signal::{signal, SigHandler};
+        use std::os::unix::process::CommandExt;
         let output = tempfile::tempfile().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_validate"))
-            .args(["--connect", SYSTEM_URI, "--nic", "virtio", "--user", "root"])
+        let handler = match sigint {
+            Sigint::Default => SigHandler::SigDfl,
+            Sigint::Ignored => SigHandler::SigIgn,
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_validate"));
+        cmd.args(["--connect", SYSTEM_URI, "--nic", "virtio", "--user", "root"])
             .stdin(Stdio::null())
             .stdout(output.try_clone().unwrap())
-            .stderr(output.try_clone().unwrap())
-            .spawn()
-            .expect("spawn validate");
+            .stderr(output.try_clone().unwrap());
+        // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                signal(Signal::SIGINT, handler)
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().expect("spawn validate");
         Validate { child, output }
     }
 
@@ -68,22 +91,18 @@ fn side_by_side() -> bool {
     boot::schedule::on_this_host(2, false).side_by_side
 }
 
-/// Starts `validate`, waits until its test domains exist (its boot proof is running: the
-/// BIOS and the UEFI one when the modes run side by side, else the first), sends `signal`,
-/// and returns the process's pid and exit status.
-fn start_validate_and_signal(conn: &Connect, signal: Signal) -> (u32, ExitStatus) {
-    let mut v = Validate::start();
+/// Starts `validate` with SIGINT as `sigint` says and waits until its test domains exist
+/// (its boot proof is running: the BIOS and the UEFI one when the modes run side by side,
+/// else the first).
+fn start_validate_booting(conn: &Connect, sigint: Sigint) -> (Validate, Instant) {
+    let mut v = Validate::start(sigint);
     let pid = v.pid();
-    let prefix = format!("{PREFIX}{pid}-");
     let wanted = if side_by_side() { 2 } else { 1 };
     let started = Instant::now();
     loop {
-        let domains_up = conn
-            .list_all_domains(0)
-            .unwrap()
+        let domains_up = domains_of(conn, pid)
             .iter()
-            .filter_map(|d| d.name().ok())
-            .filter(|n| n.starts_with(&prefix) && n.ends_with("-virtio"))
+            .filter(|n| n.ends_with("-virtio"))
             .count();
         if domains_up >= wanted {
             break;
@@ -100,6 +119,32 @@ fn start_validate_and_signal(conn: &Connect, signal: Signal) -> (u32, ExitStatus
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    (v, started)
+}
+
+/// Domains of `pid`'s boot proof that exist now.
+fn domains_of(conn: &Connect, pid: u32) -> Vec<String> {
+    let prefix = format!("{PREFIX}{pid}-");
+    conn.list_all_domains(0)
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.name().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// Starts `validate` (SIGINT as in a terminal), waits until its boot proof runs, sends
+/// `signal`, and returns the process's pid and exit status.
+fn start_validate_and_signal(conn: &Connect, signal: Signal) -> (u32, ExitStatus) {
+    let (v, started) = start_validate_booting(conn, Sigint::Default);
+    let (pid, status, _) = signal_and_wait(v, started, signal);
+    (pid, status)
+}
+
+/// Sends `signal` to the booting `v` and waits for it to end: its pid, exit status and
+/// output.
+fn signal_and_wait(mut v: Validate, started: Instant, signal: Signal) -> (u32, ExitStatus, String) {
+    let pid = v.pid();
     // Into the boot loop (the domain boots for ~3-5 s before its callback).
     std::thread::sleep(Duration::from_millis(500));
     let signalled = started.elapsed();
@@ -107,14 +152,14 @@ fn start_validate_and_signal(conn: &Connect, signal: Signal) -> (u32, ExitStatus
         v.fail(&format!("kill -{signal} {pid}: {e}"));
     }
     let status = v.child.wait().unwrap();
+    let output = v.output();
     eprintln!(
         "validate {pid}: {signal} {:.1} s after start, ended {:.1} s after start: {status}; \
-         output:\n{}",
+         output:\n{output}",
         signalled.as_secs_f64(),
         started.elapsed().as_secs_f64(),
-        v.output()
     );
-    (pid, status)
+    (pid, status, output)
 }
 
 #[test]
@@ -129,6 +174,31 @@ fn sigint_during_the_boot_tears_everything_down() {
         "validate re-raises SIGINT: {status:?}"
     );
     // Nothing of either lane: domains, both networks, serial files, the UEFI NVRAM file.
+    assert_eq!(left_by(&conn, pid), Vec::<String>::new());
+}
+
+#[test]
+fn an_ignored_sigint_stays_ignored() {
+    let Some(conn) = real_libvirt() else { return };
+    let _l = boot_lock();
+    let (mut v, _) = start_validate_booting(&conn, Sigint::Ignored);
+    let pid = v.pid();
+    std::thread::sleep(Duration::from_millis(250));
+    if let Err(e) = kill(Pid::from_raw(pid as i32), Signal::SIGINT) {
+        v.fail(&format!("kill -INT {pid}: {e}"));
+    }
+    // validate runs to its end, as if no signal had come: no proof is cut short.
+    let until = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        match v.child.try_wait().unwrap() {
+            Some(st) => break st,
+            None if Instant::now() > until => v.fail("validate did not end within 600 s"),
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let output = v.output();
+    assert!(status.code().is_some(), "{status:?}: {output}");
+    assert!(!output.contains("interrupted"), "{output}");
     assert_eq!(left_by(&conn, pid), Vec::<String>::new());
 }
 

@@ -99,7 +99,9 @@ pub(crate) fn interrupted() -> Option<nix::sys::signal::Signal> {
 
 /// SIGINT/SIGTERM handlers for the duration of the proof: they only record the signal; the
 /// boot loop sees it, tears down, and [`super::prove`] re-raises it with the old handlers
-/// back.
+/// back. A signal ignored when validate started (under `nohup`, or as a script's background
+/// job, whose SIGINT the shell ignores) stays ignored, as it would without the guard: such a
+/// signal neither cuts the proof short nor ends the run.
 pub(crate) struct SignalGuard {
     old: Vec<(nix::sys::signal::Signal, nix::sys::signal::SigAction)>,
 }
@@ -116,8 +118,13 @@ impl SignalGuard {
         let mut old = Vec::new();
         for s in [Signal::SIGINT, Signal::SIGTERM] {
             // SAFETY: the handler only stores to an atomic.
-            if let Ok(prev) = unsafe { sigaction(s, &act) } {
-                old.push((s, prev));
+            match unsafe { sigaction(s, &act) } {
+                Ok(prev) if matches!(prev.handler(), SigHandler::SigIgn) => {
+                    // SAFETY: puts back the disposition that was there (ignore).
+                    let _ = unsafe { sigaction(s, &prev) };
+                }
+                Ok(prev) => old.push((s, prev)),
+                Err(_) => {}
             }
         }
         SignalGuard { old }
