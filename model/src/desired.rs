@@ -351,11 +351,20 @@ pub fn sudoers_content(user: &UserName) -> anyhow::Result<String> {
     render::sudoers_nopasswd_all(user.as_str())
 }
 
-/// Directories where QEMU finds iPXE ROMs, per family.
+/// Directories where QEMU finds iPXE ROMs, per family. On RPM hosts (their spec files,
+/// fixtures/packages/README.md): EL7's qemu-kvm links `pxe-*.rom` and EL8's `efi-*.rom` in
+/// `/usr/share/qemu-kvm` to ipxe-roms-qemu's PCI-id ROMs in `/usr/share/ipxe` and
+/// `/usr/share/ipxe.efi`; on EL9 and Fedora ipxe-roms-qemu links both kinds in
+/// `/usr/share/ipxe/qemu`, which is on QEMU's firmware path.
 pub fn rom_dirs(family: Family) -> &'static [&'static str] {
     match family {
         Family::Apt => &["/usr/lib/ipxe/qemu", "/usr/share/qemu"],
-        Family::Yum | Family::Dnf => &["/usr/share/qemu-kvm", "/usr/share/qemu", "/usr/share/ipxe"],
+        Family::Yum | Family::Dnf => &[
+            "/usr/share/qemu-kvm",
+            "/usr/share/ipxe/qemu",
+            "/usr/share/qemu",
+            "/usr/share/ipxe",
+        ],
     }
 }
 
