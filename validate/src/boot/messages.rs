@@ -240,9 +240,12 @@ fn no_dhcp(nic: Option<super::poll::NicCounters>) -> (String, String) {
 
 /// Which package brings iPXE's `snponly.efi`, the image OVMF's own PXE client chains when
 /// the NIC ROM carries only a network driver (Debian 13's `efi-*.rom`).
+/// The RPM names and path are those of the ipxe spec files (fixtures/packages/README.md):
+/// `ipxe-bootimgs-x86` provides `ipxe-bootimgs`, the older EL8 name; EL7 ships no snponly
+/// image (its NIC ROMs carry a whole iPXE for EFI, so it needs none).
 pub(super) const SNPONLY_PACKAGE: &str =
-    "ipxe on Debian/Ubuntu (/usr/lib/ipxe/snponly.efi); on Fedora/EL the ipxe-bootimgs \
-     package's /usr/share/ipxe/ipxe-snponly-x86_64.efi (not verified)";
+    "ipxe on Debian/Ubuntu (/usr/lib/ipxe/snponly.efi), ipxe-bootimgs on EL8, EL9 and \
+     Fedora (/usr/share/ipxe/ipxe-snponly-x86_64.efi)";
 
 /// The hint of a UEFI boot that never reached iPXE. A console that ends in the EFI shell
 /// (`Shell>`, `map: No mapping found`) without `Start PXE` had no network boot option at
@@ -327,7 +330,9 @@ mod tests {
         let pxe = ">>Start PXE over IPv4.\nPXE-E16: No valid offer received.\nShell> ";
         let h = uefi_no_ipxe_hint(pxe, "virtio", false);
         assert!(
-            h.contains("snponly.efi") && h.contains("ipxe on Debian/Ubuntu"),
+            h.contains("snponly.efi")
+                && h.contains("ipxe on Debian/Ubuntu")
+                && h.contains("ipxe-bootimgs on EL8"),
             "{h}"
         );
         // Otherwise the ROM.

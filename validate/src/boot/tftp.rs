@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// Where distributions put iPXE's `snponly.efi`: Debian and Ubuntu `ipxe`, Fedora and EL
-/// `ipxe-bootimgs-x64`.
+/// Where distributions put iPXE's `snponly.efi`: Debian and Ubuntu `ipxe`; EL8, EL9 and
+/// Fedora `ipxe-bootimgs-x86` (which provides `ipxe-bootimgs`; from their spec files).
 pub const SNPONLY: &[&str] = &[
     "/usr/lib/ipxe/snponly.efi",
     "/usr/share/ipxe/ipxe-snponly-x86_64.efi",
