@@ -690,8 +690,8 @@ fn check_plan(m: MutatedFixture) -> Result<(), TestCaseError> {
     };
     let opts = bootstrap::plan::Options::default();
     let world = bootstrap::fixture::World::at(t.path());
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/virsh/libvirt-9.0");
-    let virsh = bootstrap::fixture::WorldVirsh::new(&world, &templates);
+    let virsh =
+        bootstrap::fixture::WorldVirsh::new(&world, &virthost_testkit::fixtures::virsh_templates());
     let tools = bootstrap::plan::Tools {
         packages: &db,
         virsh: &virsh,

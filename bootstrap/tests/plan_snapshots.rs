@@ -13,16 +13,7 @@ use bootstrap::plan::{plan, Options, Tools};
 use bootstrap::report;
 use bootstrap::step::{run, Mode, Quiet};
 
-fn hosts() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hosts");
-    let mut hosts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    hosts.sort();
-    hosts
-}
+use virthost_testkit::fixtures::{self, cases, hosts};
 
 struct Checked {
     plan: String,
@@ -45,8 +36,7 @@ fn check(host: &Path) -> Checked {
     let db = FixturePackageDb::load(copy.path(), platform.family).unwrap();
     let facts = Facts::gather(&root, platform, &db).unwrap();
     let opts = Options::default();
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/virsh/libvirt-9.0");
-    let virsh = WorldVirsh::new(&world, &templates);
+    let virsh = WorldVirsh::new(&world, &fixtures::virsh_templates());
     // Check mode reads only: a command would fail the step.
     let tools = Tools {
         packages: &db,
@@ -74,10 +64,23 @@ fn plan_of_every_fixture_host() {
     let hosts = hosts();
     assert!(hosts.len() >= 10, "fixtures missing: {hosts:?}");
     for host in hosts {
-        let name = host.file_name().unwrap().to_string_lossy().to_string();
+        let name = fixtures::name(&host);
         let c = check(&host);
         insta::assert_snapshot!(format!("plan-{name}"), c.plan);
         insta::assert_json_snapshot!(format!("facts-{name}"), c.facts);
+    }
+}
+
+/// validate's cases share the layout, so bootstrap plans for them too (`case-<name>`).
+#[test]
+fn plan_of_every_validate_case() {
+    let cases = cases();
+    assert!(cases.len() >= 4, "fixtures missing: {cases:?}");
+    for case in cases {
+        let name = fixtures::name(&case);
+        let c = check(&case);
+        insta::assert_snapshot!(format!("case-plan-{name}"), c.plan);
+        insta::assert_json_snapshot!(format!("case-facts-{name}"), c.facts);
     }
 }
 

@@ -3,7 +3,7 @@
 //! with the host's `rpm -qa` inventory, and the model's names are the ones the releases'
 //! repositories call the packages (docs/packages.md).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bootstrap::desired;
 use bootstrap::facts::Facts;
@@ -13,17 +13,12 @@ use bootstrap::pkg::{self, FixturePackageDb, PackageDb};
 use bootstrap::step::{run, Mode, Quiet, Status, Step};
 use bootstrap::steps::packages::Packages;
 
-fn host(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/hosts")
-        .join(name)
-}
+use virthost_testkit::fixtures::host;
 
+/// The shared hosts of the rpm family (validate's cases carry no `whatprovides` answers).
 fn rpm_hosts() -> Vec<(PathBuf, Platform)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hosts");
     let mut out = vec![];
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let path = e.unwrap().path();
+    for path in virthost_testkit::fixtures::hosts() {
         let root = HostRoot::at(&path);
         let Ok(Ok(platform)) = Facts::platform(&root, None) else {
             continue;
@@ -32,7 +27,6 @@ fn rpm_hosts() -> Vec<(PathBuf, Platform)> {
             out.push((path, platform));
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
     assert!(out.len() >= 7, "RPM fixture hosts missing: {out:?}");
     out
 }

@@ -4,6 +4,7 @@
 //! `VIRTHOST_REQUIRE_REAL=1` (which `cargo xtask test` sets); and what a test left behind.
 //! A dev-dependency only: nothing here ships in a binary.
 
+pub mod fixtures;
 pub mod props;
 
 use virt::connect::Connect;

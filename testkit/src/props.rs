@@ -72,32 +72,7 @@ pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
-
-fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    v.sort();
-    v
-}
-
-/// The validate fixture cases (`fixtures/validate/<case>/` with a `probe.json`).
-pub fn cases() -> Vec<PathBuf> {
-    sorted_dirs(&fixtures_dir().join("validate"))
-        .into_iter()
-        .filter(|d| d.join("probe.json").is_file())
-        .collect()
-}
-
-/// The shared fixture hosts (`fixtures/hosts/*`).
-pub fn hosts() -> Vec<PathBuf> {
-    sorted_dirs(&fixtures_dir().join("hosts"))
-}
+pub use crate::fixtures::{cases, dir as fixtures_dir, hosts};
 
 /// `rel` (relative to a host's `/`) of every validate case and shared host that has it.
 pub fn host_files(rel: &str) -> Vec<String> {

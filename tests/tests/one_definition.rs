@@ -9,7 +9,7 @@
 //! Needs root (the world's `useradd --root` chroots; homes are chowned), through the one
 //! gate: `virthost_testkit::root()`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bootstrap::facts::Facts;
 use bootstrap::fixture::{World, WorldPackages, WorldVirsh};
@@ -19,34 +19,20 @@ use bootstrap::sshkey::PublicKey;
 use bootstrap::step::{run, Mode, Outcome, Quiet, Status};
 use validate::check::Status as Verdict;
 use validate::probe::FixtureProbe;
-use virthost_testkit::{ED25519, ED25519_2};
+use virthost_testkit::{fixtures, ED25519, ED25519_2};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
-}
-
+/// Every fixture: the shared hosts and validate's cases.
 fn hosts() -> Vec<PathBuf> {
-    let dir = fixtures().join("hosts");
-    let mut hosts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    let cases = fixtures().join("validate");
-    hosts.extend(
-        std::fs::read_dir(&cases)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.join("probe.json").is_file()),
-    );
-    hosts.sort();
-    hosts
+    fixtures::hosts()
+        .into_iter()
+        .chain(fixtures::cases())
+        .collect()
 }
 
 /// A converge of the world, as `bootstrap` runs one: facts read, plan made, applied.
 fn converge(world: &World, platform: &Platform, opts: &Options) -> Vec<Outcome> {
     let db = WorldPackages::load(world, platform).unwrap();
-    let virsh = WorldVirsh::new(world, &fixtures().join("virsh/libvirt-9.0"));
+    let virsh = WorldVirsh::new(world, &fixtures::virsh_templates());
     let facts = Facts::gather(world.root(), platform.clone(), &db).unwrap();
     let tools = Tools {
         packages: &db,

@@ -7,7 +7,7 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/validate")
+    virthost_testkit::fixtures::dir().join("validate")
 }
 
 fn validate() -> Command {

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use validate::options::{parse_nodes, Options};
 use validate::probe::FixtureProbe;
 use validate::run::run_host;
+use virthost_testkit::fixtures;
 
 fn fixture(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/validate")
-        .join(case)
+    fixtures::case(case)
 }
 
 fn key(name: &str) -> PathBuf {
@@ -202,24 +201,16 @@ fn package_checks_are_exactly_the_shared_desired_set() {
 /// The shared fixture hosts (`fixtures/hosts/<name>`, the ones bootstrap plans for), read
 /// by validate. Free space and the KVM ioctls are not captured there and say so.
 fn shared_host(name: &str) -> validate::report::Report {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/hosts")
-        .join(name);
-    report_of(&dir, &Options::default())
+    report_of(&fixtures::host(name), &Options::default())
 }
 
 #[test]
 fn every_shared_fixture_host_snapshot() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hosts");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert!(!names.is_empty());
-    for name in names {
-        let r = shared_host(&name);
-        snapshot!(format!("hosts-{name}"), r);
+    let hosts = fixtures::hosts();
+    assert!(!hosts.is_empty());
+    for host in hosts {
+        let r = report_of(&host, &Options::default());
+        snapshot!(format!("hosts-{}", fixtures::name(&host)), r);
     }
 }
 
