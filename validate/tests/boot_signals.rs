@@ -36,7 +36,7 @@ enum Sigint {
     /// As in a terminal: the default action (whatever the test runner inherited: a script's
     /// background job, for one, has SIGINT ignored).
     Default,
-    /// Ignored, as under `nohup` or in a script's background job.
+    /// Ignored, as in a script's background job (`validate &` in a non-interactive shell).
     Ignored,
 }
 

@@ -99,9 +99,9 @@ pub(crate) fn interrupted() -> Option<nix::sys::signal::Signal> {
 
 /// SIGINT/SIGTERM handlers for the duration of the proof: they only record the signal; the
 /// boot loop sees it, tears down, and [`super::prove`] re-raises it with the old handlers
-/// back. A signal ignored when validate started (under `nohup`, or as a script's background
-/// job, whose SIGINT the shell ignores) stays ignored, as it would without the guard: such a
-/// signal neither cuts the proof short nor ends the run.
+/// back. A signal ignored when validate started (as a script's background job, whose
+/// SIGINT a non-interactive shell ignores, or under `trap '' INT`) stays ignored, as it
+/// would without the guard: such a signal neither cuts the proof short nor ends the run.
 pub(crate) struct SignalGuard {
     old: Vec<(nix::sys::signal::Signal, nix::sys::signal::SigAction)>,
 }
