@@ -59,29 +59,27 @@ fn check(host: &Path) -> Checked {
     }
 }
 
-#[test]
-fn plan_of_every_fixture_host() {
-    let hosts = hosts();
-    assert!(hosts.len() >= 10, "fixtures missing: {hosts:?}");
-    for host in hosts {
-        let name = fixtures::name(&host);
-        let c = check(&host);
-        insta::assert_snapshot!(format!("plan-{name}"), c.plan);
-        insta::assert_json_snapshot!(format!("facts-{name}"), c.facts);
+/// The plan and facts of each fixture in `dirs`, snapshots `{prefix}plan-<name>` and
+/// `{prefix}facts-<name>`.
+fn snapshot_each(dirs: Vec<PathBuf>, at_least: usize, prefix: &str) {
+    assert!(dirs.len() >= at_least, "fixtures missing: {dirs:?}");
+    for f in dirs {
+        let name = fixtures::name(&f);
+        let c = check(&f);
+        insta::assert_snapshot!(format!("{prefix}plan-{name}"), c.plan);
+        insta::assert_json_snapshot!(format!("{prefix}facts-{name}"), c.facts);
     }
 }
 
-/// validate's cases share the layout, so bootstrap plans for them too (`case-<name>`).
+#[test]
+fn plan_of_every_fixture_host() {
+    snapshot_each(hosts(), 10, "");
+}
+
+/// validate's cases share the layout, so bootstrap plans for them too (`case-plan-<name>`).
 #[test]
 fn plan_of_every_validate_case() {
-    let cases = cases();
-    assert!(cases.len() >= 4, "fixtures missing: {cases:?}");
-    for case in cases {
-        let name = fixtures::name(&case);
-        let c = check(&case);
-        insta::assert_snapshot!(format!("case-plan-{name}"), c.plan);
-        insta::assert_json_snapshot!(format!("case-facts-{name}"), c.facts);
-    }
+    snapshot_each(cases(), 4, "case-");
 }
 
 /// Every `*-converged` host (bootstrap's own end state: RHEL 7.4 as written, Debian 13 as

@@ -198,14 +198,11 @@ pub fn same_path(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
-    use std::path::Path;
     use std::process::ExitStatus;
 
     /// What libvirt 9.0's virsh printed on this project's machine (see the README there).
     fn capture(name: &str) -> String {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/virsh/libvirt-9.0")
-            .join(name);
+        let p = virthost_testkit::fixtures::virsh_templates().join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 
@@ -285,8 +282,7 @@ mod tests {
             );
         }
         // validate's fixture, captured by another run of the same libvirt.
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/validate/libvirt-9.0/pool-dir.xml");
+        let p = virthost_testkit::fixtures::dir().join("validate/libvirt-9.0/pool-dir.xml");
         let def = parse_pool_xml(&std::fs::read_to_string(p).unwrap()).unwrap();
         assert_eq!(def.path.as_deref(), Some("/tmp/virthost-vfix-pool.C3PrDF"));
     }
@@ -364,9 +360,7 @@ mod tests {
         use crate::fixture::{World, WorldVirsh};
         let d = tempfile::tempdir().unwrap();
         let w = World::at(d.path());
-        let templates =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/virsh/libvirt-9.0");
-        let v = WorldVirsh::new(&w, &templates);
+        let v = WorldVirsh::new(&w, &virthost_testkit::fixtures::virsh_templates());
         let e = v.run(&["pool-info", "default"]).unwrap_err();
         assert_eq!(classify(&e), Failure::NotInstalled);
         // A modular host's own "failed to connect" names virtqemud's socket.

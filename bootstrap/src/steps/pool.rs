@@ -536,9 +536,8 @@ mod tests {
             "{o:?}"
         );
         let world = crate::fixture::World::at(d.path());
-        let templates =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/virsh/libvirt-9.0");
-        let none = crate::fixture::WorldVirsh::new(&world, &templates);
+        let none =
+            crate::fixture::WorldVirsh::new(&world, &virthost_testkit::fixtures::virsh_templates());
         let s = PoolStep {
             wait: Duration::ZERO,
             ..PoolStep::default_pool(&none)
