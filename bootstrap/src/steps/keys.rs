@@ -74,7 +74,9 @@ impl<'a> KeysStep<'a> {
         user: &User,
     ) -> Result<Option<(PathBuf, u32, u32)>> {
         let home = root.path(&user.home);
-        let md = std::fs::symlink_metadata(&home)
+        // The directory the home names, through a symlink (ostree's /root -> var/roothome),
+        // as sshd judges it.
+        let md = std::fs::metadata(&home)
             .with_context(|| format!("{}: cannot stat", home.display()))?;
         if !md.is_dir() {
             bail!(
@@ -443,6 +445,30 @@ mod tests {
         let err = format!("{:#}", apt.apply(&root, &Quiet).unwrap_err());
         assert!(err.contains("give 'stack' a home of its own"), "{err}");
         assert_eq!(mode_owner(&home), (0o1777, 0, 0));
+    }
+
+    #[test]
+    fn a_home_that_is_a_symlink_is_judged_and_used_through_it() {
+        // As on ostree hosts: /root -> var/roothome (relative here: the root is a test dir).
+        let (_t, root) = testroot::new();
+        let target = root.path("/var/roothome");
+        fs::create_dir_all(&target).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o750)).unwrap();
+        fs::remove_dir_all(root.path("/root")).unwrap();
+        std::os::unix::fs::symlink("var/roothome", root.path("/root")).unwrap();
+        let s = step("root", &[ED25519]);
+        assert!(matches!(s.check(&root).unwrap(), Check::Pending(_)));
+        let out = testroot::apply_one(s, &root);
+        assert_eq!(out.status, Status::Changed, "{out:?}");
+        assert_eq!(
+            fs::read_to_string(target.join(".ssh/authorized_keys")).unwrap(),
+            format!("{ED25519}\n")
+        );
+        assert_eq!(mode_owner(&target).0, 0o750);
+        assert!(matches!(
+            step("root", &[ED25519]).check(&root).unwrap(),
+            Check::Converged(_)
+        ));
     }
 
     #[test]
