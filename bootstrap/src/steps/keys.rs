@@ -76,8 +76,8 @@ impl<'a> KeysStep<'a> {
         let home = root.path(&user.home);
         // The directory the home names, through a symlink (ostree's /root -> var/roothome),
         // as sshd judges it.
-        let md = std::fs::metadata(&home)
-            .with_context(|| format!("{}: cannot stat", home.display()))?;
+        let md =
+            std::fs::metadata(&home).with_context(|| format!("{}: cannot stat", home.display()))?;
         if !md.is_dir() {
             bail!(
                 "{}: home of '{}' is not a directory",

@@ -130,13 +130,13 @@ impl Step for Kvm<'_> {
     }
 }
 
-/// `/dev/kvm` root:kvm 0660 now (chgrp, chmod) and at boot (virthost's udev rule, unless a
+/// `/dev/kvm` root:kvm 0660 now (chown, chmod) and at boot (virthost's udev rule, unless a
 /// distribution rule already sets the group); the kvm group is created when missing.
 pub struct DevKvm<'a> {
     pub ext: Option<VirtExtension>,
     /// The host's family: whom QEMU runs as by default.
     pub family: Family,
-    /// Runs `groupadd`, `usermod`, `chgrp` and `chmod`.
+    /// Runs `groupadd`, `usermod`, `chown` and `chmod`.
     pub run: &'a dyn Runner,
 }
 
@@ -238,10 +238,10 @@ pub fn dev_kvm_facts(root: &HostRoot) -> anyhow::Result<DevKvmFacts> {
     DevKvmFacts::read(root, DevNode::read(root, DEV_KVM)?)
 }
 
-/// `/dev/kvm` to group kvm, mode 0660 (root owns it: the kernel creates it so), with
-/// coreutils through the plan's runner.
+/// `/dev/kvm` to root and group kvm, mode 0660 (the kernel creates it root's; a udev rule
+/// may have given it to someone else), with coreutils through the plan's runner.
 fn set_owner(run: &dyn Runner) -> anyhow::Result<()> {
-    run.run(cmd::tool("chgrp").args([KVM_GROUP, DEV_KVM]))?;
+    run.run(cmd::tool("chown").args([&format!("root:{KVM_GROUP}"), DEV_KVM]))?;
     run.run(cmd::tool("chmod").arg(format!("{KVM_MODE:o}")).arg(DEV_KVM))?;
     Ok(())
 }
@@ -356,7 +356,10 @@ mod tests {
         let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert!(out[0].changes[0].contains("now root:root 0600"));
-        assert_eq!(world.calls(), ["chgrp kvm /dev/kvm", "chmod 660 /dev/kvm"]);
+        assert_eq!(
+            world.calls(),
+            ["chown root:kvm /dev/kvm", "chmod 660 /dev/kvm"]
+        );
         assert_eq!(
             std::fs::read_to_string(d.path().join("dev/kvm")).unwrap(),
             "0 107 660\n"
@@ -370,6 +373,15 @@ mod tests {
         assert_eq!(out[0].status, Status::Ok);
         assert!(out[0].detail.contains("root:kvm 0660"), "{}", out[0].detail);
         assert_eq!(world.calls().len(), 2);
+        // Right group and mode but another owner (a udev rule's OWNER=): root gets it back.
+        write(d.path(), "dev/kvm", "64055 107 660
+");
+        let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
+        assert_eq!(out[0].status, Status::Changed, "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("dev/kvm")).unwrap(),
+            "0 107 660\n"
+        );
     }
 
     #[test]

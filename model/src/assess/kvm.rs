@@ -132,7 +132,7 @@ pub fn nested(
 pub enum DevKvmAction {
     /// `groupadd --system kvm`.
     CreateGroup,
-    /// `chgrp kvm /dev/kvm; chmod 0660 /dev/kvm`; `now`: what it is (`None`: the kvm module
+    /// `chown root:kvm /dev/kvm; chmod 0660 /dev/kvm`; `now`: what it is (`None`: the kvm module
     /// has not created it yet).
     SetOwner { now: Option<String> },
     /// Write [`KVM_UDEV_RULE_PATH`]: no distribution rule keeps `/dev/kvm` in group kvm.
@@ -149,10 +149,10 @@ impl Action for DevKvmAction {
                 format!("create the system group {KVM_GROUP} (groupadd --system {KVM_GROUP})")
             }
             DevKvmAction::SetOwner { now: None } => format!(
-                "chgrp {KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} once the kvm module creates it"
+                "chown root:{KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} once the kvm module creates it"
             ),
             DevKvmAction::SetOwner { now: Some(now) } => format!(
-                "chgrp {KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} (now {now})"
+                "chown root:{KVM_GROUP} {DEV_KVM} and chmod {KVM_MODE:04o} (now {now})"
             ),
             DevKvmAction::WriteUdevRule => format!(
                 "write {KVM_UDEV_RULE_PATH} (no distribution udev rule gives {DEV_KVM} to the \
@@ -449,7 +449,7 @@ mod tests {
             device(&fresh).described(),
             [
                 "create the system group kvm (groupadd --system kvm)",
-                "chgrp kvm /dev/kvm and chmod 0660 (now root:root 0600)",
+                "chown root:kvm /dev/kvm and chmod 0660 (now root:root 0600)",
                 "write /etc/udev/rules.d/65-virthost-kvm.rules (no distribution udev rule gives \
                  /dev/kvm to the kvm group)"
             ]

@@ -368,7 +368,7 @@ pub fn domain_type_result(types: &DomainTypes, took: Duration) -> CheckResult {
                 types.arch,
                 took.as_secs_f64()
             ),
-            "make /dev/kvm usable by the user QEMU runs as (`chgrp kvm /dev/kvm && chmod 0660 \
+            "make /dev/kvm usable by the user QEMU runs as (`chown root:kvm /dev/kvm && chmod 0660 \
              /dev/kvm`, as the udev rule does), then restart libvirtd",
         );
     }
