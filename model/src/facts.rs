@@ -393,7 +393,7 @@ impl QemuIdentity {
             Err(_) => QemuIdentity {
                 user: default.0.into(),
                 group: None,
-                source: "assumed: /etc/libvirt/qemu.conf is unreadable, run validate as root",
+                source: "assumed: /etc/libvirt/qemu.conf is unreadable, run as root",
             },
             Ok(conf) => {
                 let conf = conf.unwrap_or_default();
@@ -422,7 +422,7 @@ impl QemuIdentity {
     ) -> Option<(&'a crate::accounts::User, Vec<u32>)> {
         let user = match self.user.parse::<u32>() {
             Ok(uid) => accounts.user_by_uid(uid),
-            Err(_) => accounts.user(self.user.trim_start_matches('+')),
+            Err(_) => accounts.user(&self.user),
         }?;
         let mut gids = accounts.gids_of(user);
         gids.extend(self.group_gid(accounts));
@@ -433,7 +433,8 @@ impl QemuIdentity {
     /// group; `None` without one, or when the name is no group.
     pub fn group_gid(&self, accounts: &crate::accounts::Accounts) -> Option<u32> {
         let g = self.group.as_ref()?;
-        match g.trim_start_matches('+').parse::<u32>() {
+        // `+107` parses as 107.
+        match g.parse::<u32>() {
             Ok(n) => Some(n),
             Err(_) => accounts.group(g).map(|g| g.gid),
         }

@@ -215,15 +215,13 @@ impl DevKvmFacts {
                 &desired::kvm_udev_rule(),
                 KVM_FILES_MODE,
             )?;
+        // Names for the message only: an unreadable user database shows numbers.
         let accounts = Accounts::read(root).unwrap_or_default();
-        let user = |uid: u32| match accounts.users.iter().find(|u| u.uid == uid) {
-            Some(u) => u.name.clone(),
-            None if uid == 0 => "root".into(),
-            None => uid.to_string(),
-        };
-        let group = |gid: u32| facts::group_name(root, gid).unwrap_or_else(|| gid.to_string());
         Ok(DevKvmFacts {
-            node_text: node.map(|n| format!("{}:{} {:04o}", user(n.uid), group(n.gid), n.mode)),
+            node_text: node.map(|n| {
+                let (user, group) = (accounts.uid_name(n.uid), accounts.gid_name(n.gid));
+                format!("{user}:{group} {:04o}", n.mode)
+            }),
             node,
             kvm_gid: facts::group_gid(root, KVM_GROUP)?,
             distro_rule,
