@@ -123,14 +123,6 @@ pub fn tool(name: &str) -> Command {
     Command::new(find(name).unwrap_or_else(|| PathBuf::from(name)))
 }
 
-/// The file name of `cmd`'s program (`useradd` for `/usr/sbin/useradd`).
-pub fn program_name(cmd: &Command) -> String {
-    Path::new(cmd.get_program())
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 pub trait CommandExt {
     /// The command line, for messages and logs.
     fn cmdline(&self) -> String;
