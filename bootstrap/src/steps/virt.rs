@@ -43,20 +43,12 @@ pub const NO_VIRT: &str = "no VT-x/AMD-V flag (vmx/svm) in /proc/cpuinfo: guests
 outer hypervisor";
 
 impl Kvm<'_> {
-    /// The shared assessments ([`crate::assess::kvm`]): the modules, then nesting. A nested
-    /// conf that cannot be judged is an error (the step fails saying why).
-    fn assess(
-        &self,
-        root: &HostRoot,
-        ext: VirtExtension,
-    ) -> anyhow::Result<(Assessment<KvmAction>, Assessment<KvmAction>)> {
+    /// The shared assessment of nesting ([`kvm::nested_of`]). It covers the modules too:
+    /// where [`kvm::modules`] (validate's `kvm.module`) finds one missing, nesting loads it.
+    fn assess(&self, root: &HostRoot, ext: VirtExtension) -> Assessment<KvmAction> {
         let m = KvmModules::read(root, Some(ext));
         let reload_error = self.reload_error.borrow().clone();
-        let nested = kvm::nested_of(root, ext, &m, reload_error.as_deref());
-        if let Assessment::Unknown(why) = &nested {
-            anyhow::bail!("{why}");
-        }
-        Ok((kvm::modules(ext, &m), nested))
+        kvm::nested_of(root, ext, &m, reload_error.as_deref())
     }
 
     fn act(&self, root: &HostRoot, ext: VirtExtension, a: &KvmAction) -> anyhow::Result<()> {
@@ -95,24 +87,17 @@ impl Step for Kvm<'_> {
         let Some(ext) = self.ext else {
             return Ok(Check::Skip(format!("warning: {NO_VIRT}")));
         };
-        let (modules, nested) = self.assess(root, ext)?;
-        let mut pending = nested.described();
-        for a in modules.described() {
-            if !pending.contains(&a) {
-                pending.push(a);
-            }
-        }
-        if !pending.is_empty() {
-            return Ok(Check::Pending(pending));
-        }
+        let nested = self.assess(root, ext);
         Ok(match nested {
+            Assessment::NotMet { .. } => Check::Pending(nested.described()),
+            // A nested conf that cannot be judged: the step fails saying why.
+            Assessment::Unknown(why) => anyhow::bail!("{why}"),
             // Guests running (or a failed reload): configured, not active; reported as a
             // warning, not failed (validate's kvm.nested WARNs with the same words).
             Assessment::Blocked { detail, hint } => {
                 Check::Skip(format!("warning: {}: {detail}; {hint}", ext.label()))
             }
-            Assessment::Met(detail) | Assessment::Unknown(detail) => Check::Converged(detail),
-            Assessment::NotMet { detail, .. } => Check::Converged(detail),
+            Assessment::Met(detail) => Check::Converged(detail),
         })
     }
 
@@ -120,8 +105,7 @@ impl Step for Kvm<'_> {
         let Some(ext) = self.ext else {
             return Ok(());
         };
-        let (_, nested) = self.assess(root, ext)?;
-        if let Assessment::NotMet { actions, .. } = nested {
+        if let Assessment::NotMet { actions, .. } = self.assess(root, ext) {
             for a in &actions {
                 self.act(root, ext, a)?;
             }
@@ -374,8 +358,12 @@ mod tests {
         assert!(out[0].detail.contains("root:kvm 0660"), "{}", out[0].detail);
         assert_eq!(world.calls().len(), 2);
         // Right group and mode but another owner (a udev rule's OWNER=): root gets it back.
-        write(d.path(), "dev/kvm", "64055 107 660
-");
+        write(
+            d.path(),
+            "dev/kvm",
+            "64055 107 660
+",
+        );
         let out = run(&steps, world.root(), Mode::Apply, &Quiet, |_| {});
         assert_eq!(out[0].status, Status::Changed, "{out:?}");
         assert_eq!(
