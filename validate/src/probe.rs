@@ -40,6 +40,17 @@ pub struct FileMeta {
     pub kind: FileKind,
 }
 
+impl FileMeta {
+    /// The owner, group and mode as the model's device node.
+    pub fn node(&self) -> virthost_model::facts::DevNode {
+        virthost_model::facts::DevNode {
+            uid: self.uid,
+            gid: self.gid,
+            mode: self.mode,
+        }
+    }
+}
+
 fn octal<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let s = String::deserialize(d)?;
     u32::from_str_radix(&s, 8)

@@ -77,13 +77,7 @@ pub fn access(host: &Host, dir: &Path) -> CheckResult {
     const ID: &str = "images.access";
     let account = match qemu_account(host) {
         Ok(a) => a,
-        Err(e) => {
-            return CheckResult::fail(
-                ID,
-                e.to_string(),
-                "install the hypervisor packages (they create it) or fix qemu.conf",
-            )
-        }
+        Err(e) => return CheckResult::fail(ID, e.to_string(), super::kvm::NO_QEMU_USER_HINT),
     };
     if !nix::unistd::geteuid().is_root() {
         return CheckResult::warn(

@@ -9,7 +9,7 @@
 
 use virthost_model::assess::{kvm, Assessment};
 use virthost_model::cpu::VirtExtension;
-use virthost_model::facts::{DevNode, KvmModules, QemuIdentity};
+use virthost_model::facts::{KvmModules, QemuIdentity};
 
 use super::Host;
 use crate::assessed::{self, Severity};
@@ -65,12 +65,16 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
         ),
     }));
 
-    // The device node.
+    // The device node, and what the shared assessments judge of it (read once).
     let dev = host.probe.meta("/dev/kvm");
-    out.push(match &dev {
-        Ok(m) if m.kind == FileKind::Char => device_owner(host, m),
-        Ok(_) => hw(CheckResult::fail("kvm.device", "/dev/kvm is not a character device", "remove it and reload the kvm module")),
-        Err(_) => hw(CheckResult::fail(
+    let facts = dev
+        .as_ref()
+        .ok()
+        .map(|m| kvm::DevKvmFacts::read(host.probe.root(), Some(m.node())));
+    out.push(match (&dev, &facts) {
+        (Ok(m), Some(f)) if m.kind == FileKind::Char => device_owner(f),
+        (Ok(_), _) => hw(CheckResult::fail("kvm.device", "/dev/kvm is not a character device", "remove it and reload the kvm module")),
+        (Err(_), _) => hw(CheckResult::fail(
             "kvm.device",
             "/dev/kvm is absent",
             if kvm_loaded { "the kvm module is loaded but udev did not create /dev/kvm; check udev (or mknod /dev/kvm c 10 232)".to_string() } else { format!("load the KVM module; {EMULATION_HINT}") },
@@ -78,9 +82,9 @@ pub fn run(opts: &Options, host: &Host) -> Vec<CheckResult> {
     });
 
     // Does it work?
-    if let Ok(m) = &dev {
+    if let Some(f) = &facts {
         out.push(hw(usable(host.probe.kvm(), ext.is_some())));
-        out.push(access(host, m));
+        out.push(access(host, f));
     } else {
         out.push(hw(CheckResult::fail(
             "kvm.usable",
@@ -186,16 +190,16 @@ pub(crate) fn qemu_identity(host: &Host) -> QemuIdentity {
     QemuIdentity::read(host.probe.root(), host.platform.as_ref().map(|p| p.family))
 }
 
+/// The hint of a check that needs QEMU's user where `/etc/passwd` has none.
+pub(crate) const NO_QEMU_USER_HINT: &str =
+    "install the hypervisor packages (they create it) or fix qemu.conf";
+
 /// `kvm.access`: the shared assessment of bootstrap's `devkvm` step (QEMU's user can open
-/// `/dev/kvm`). QEMU's user missing from `/etc/passwd` is a FAIL here: the host cannot run
-/// QEMU as configured.
-fn access(host: &Host, m: &crate::probe::FileMeta) -> CheckResult {
+/// `/dev/kvm`), over the facts of a node that is there. QEMU's user missing from
+/// `/etc/passwd` is a FAIL here (the shared assessment's Unknown): the host cannot run QEMU
+/// as configured.
+fn access(host: &Host, facts: &anyhow::Result<kvm::DevKvmFacts>) -> CheckResult {
     let id = "kvm.access";
-    let node = DevNode {
-        uid: m.uid,
-        gid: m.gid,
-        mode: m.mode,
-    };
     let qemu = qemu_identity(host);
     if qemu.account(&host.accounts).is_none() {
         return CheckResult::fail(
@@ -204,13 +208,13 @@ fn access(host: &Host, m: &crate::probe::FileMeta) -> CheckResult {
                 "QEMU's user {} ({}) is not in /etc/passwd",
                 qemu.user, qemu.source
             ),
-            "install the hypervisor packages (they create it) or fix qemu.conf",
+            NO_QEMU_USER_HINT,
         )
         .by_step(BY_DEVKVM.1);
     }
-    let a = match kvm::DevKvmFacts::read(host.probe.root(), Some(node)) {
-        // The node is there (the caller has its metadata), so there is an assessment.
-        Ok(f) => kvm::access(&f, &qemu, &host.accounts)
+    let a = match facts {
+        // The facts have a node (the caller read its metadata), so there is an assessment.
+        Ok(f) => kvm::access(f, &qemu, &host.accounts)
             .unwrap_or_else(|| Assessment::Unknown("no /dev/kvm".into())),
         Err(e) => Assessment::Unknown(format!("{e:#}")),
     };
@@ -220,20 +224,15 @@ fn access(host: &Host, m: &crate::probe::FileMeta) -> CheckResult {
 /// `kvm.device` of a device node that is there: the shared assessment of bootstrap's
 /// `devkvm` step (group kvm, read-write for it, kept so at boot by a udev rule). A missing
 /// rule alone is a WARN: the node is right until the next boot.
-fn device_owner(host: &Host, m: &crate::probe::FileMeta) -> CheckResult {
-    let node = DevNode {
-        uid: m.uid,
-        gid: m.gid,
-        mode: m.mode,
-    };
-    let f = match kvm::DevKvmFacts::read(host.probe.root(), Some(node)) {
+fn device_owner(facts: &anyhow::Result<kvm::DevKvmFacts>) -> CheckResult {
+    let f = match facts {
         Ok(f) => f,
         Err(e) => {
             let u = Assessment::<kvm::DevKvmAction>::Unknown(format!("{e:#}"));
             return assessed::result("kvm.device", Severity::Fail, BY_DEVKVM, &u);
         }
     };
-    let assessment = kvm::device(&f);
+    let assessment = kvm::device(f);
     let severity = match &assessment {
         Assessment::NotMet { actions, .. }
             if actions
