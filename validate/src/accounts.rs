@@ -22,9 +22,9 @@ pub struct Account {
 /// Looks `name` up in `<root>/etc/passwd` and `<root>/etc/group` (parsed by
 /// `virthost_model::accounts`, the same reading `bootstrap` does).
 pub fn lookup_account(root: &Path, name: &str) -> Option<Account> {
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
-    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
-    let accounts = virthost_model::accounts::Accounts::parse(&passwd, &group);
+    let accounts =
+        virthost_model::accounts::Accounts::read(&virthost_model::hostroot::HostRoot::at(root))
+            .ok()?;
     let user = accounts.user(name)?;
     let groups = accounts.gids_of(user);
     Some(Account {
