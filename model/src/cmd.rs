@@ -38,6 +38,15 @@ pub enum CmdError {
 }
 
 impl CmdError {
+    /// The error, with `install` (which package brings the tool) said only when the command
+    /// could not start: a tool that ran and failed says why itself.
+    pub fn or_install(self, install: &str) -> anyhow::Error {
+        match self {
+            CmdError::Spawn { .. } => anyhow::Error::new(self).context(install.to_string()),
+            CmdError::Failed { .. } => anyhow::Error::new(self),
+        }
+    }
+
     /// The exit code, when the command ran and exited.
     pub fn code(&self) -> Option<i32> {
         match self {
@@ -182,6 +191,22 @@ mod tests {
         assert!(msg.contains("exit status: 3"), "{msg}");
         assert!(msg.ends_with(": boom"), "{msg}");
         assert_eq!(err.code(), Some(3));
+    }
+
+    #[test]
+    fn the_install_hint_is_said_only_when_the_tool_cannot_start() {
+        let missing = Command::new("/nonexistent/useradd").run().unwrap_err();
+        let msg = format!("{:#}", missing.or_install("install passwd"));
+        assert!(msg.starts_with("install passwd: cannot run"), "{msg}");
+        let failed = Command::new("sh")
+            .args(["-c", "echo 'user exists' >&2; exit 9"])
+            .run()
+            .unwrap_err();
+        let msg = format!("{:#}", failed.or_install("install passwd"));
+        assert!(
+            !msg.contains("install passwd") && msg.contains("user exists"),
+            "{msg}"
+        );
     }
 
     #[test]

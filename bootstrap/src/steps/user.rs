@@ -43,8 +43,9 @@ fn home_facts(root: &HostRoot, user: &User) -> Result<Home> {
     }
 }
 
-/// What to install when an account tool is missing.
-const ACCOUNT_TOOLS: &str = "useradd and usermod come with passwd (Debian, Ubuntu) or shadow-utils";
+/// What to install when an account tool is missing (said only when it cannot start).
+pub(crate) const ACCOUNT_TOOLS: &str =
+    "useradd, usermod and groupadd come with passwd (Debian, Ubuntu) or shadow-utils";
 
 impl UserStep<'_> {
     fn assess(&self, root: &HostRoot) -> Result<Assessment<UserAction>> {
@@ -63,13 +64,17 @@ impl UserStep<'_> {
                 let mut c = cmd::tool("useradd");
                 c.args(["--create-home", "--shell", desired::USER_SHELL])
                     .arg(self.name.as_str());
-                self.run.run(&mut c).context(ACCOUNT_TOOLS)?;
+                self.run
+                    .run(&mut c)
+                    .map_err(|e| e.or_install(ACCOUNT_TOOLS))?;
             }
             UserAction::SetShell { .. } => {
                 let mut c = cmd::tool("usermod");
                 c.args(["--shell", desired::USER_SHELL])
                     .arg(self.name.as_str());
-                self.run.run(&mut c).context(ACCOUNT_TOOLS)?;
+                self.run
+                    .run(&mut c)
+                    .map_err(|e| e.or_install(ACCOUNT_TOOLS))?;
             }
             UserAction::CreateHome { home, .. } => {
                 let owner = owner_of(root, &self.name)?;

@@ -197,7 +197,8 @@ impl Step for DevKvm<'_> {
             match a {
                 DevKvmAction::CreateGroup => {
                     self.run
-                        .run(cmd::tool("groupadd").args(["--system", KVM_GROUP]))?;
+                        .run(cmd::tool("groupadd").args(["--system", KVM_GROUP]))
+                        .map_err(|e| e.or_install(super::user::ACCOUNT_TOOLS))?;
                 }
                 DevKvmAction::WriteUdevRule => {
                     let text = desired::kvm_udev_rule();
@@ -209,7 +210,8 @@ impl Step for DevKvm<'_> {
                 DevKvmAction::SetOwner { now: Some(_) } => set_owner(self.run)?,
                 DevKvmAction::JoinGroup { user } => {
                     self.run
-                        .run(cmd::tool("usermod").args(["-aG", KVM_GROUP, "--", user]))?;
+                        .run(cmd::tool("usermod").args(["-aG", KVM_GROUP, "--", user]))
+                        .map_err(|e| e.or_install(super::user::ACCOUNT_TOOLS))?;
                 }
             }
         }
