@@ -7,6 +7,11 @@
 //! step (`validate::assessed`). Two verdicts that could drift apart cannot exist: there is
 //! one function.
 //!
+//! The assessments are pure. Where an assessment's facts are assembled from several
+//! readings, the assembly sits beside it, built on `facts`, so that both binaries gather
+//! them the same way: `kvm::DevKvmFacts::read` (the node, group, udev rules) and
+//! `kvm::nested_of` (the nested conf and running guests, then `kvm::nested`).
+//!
 //! Here: the packages and the iPXE build ([`packages`]), the KVM modules, nested
 //! virtualization and `/dev/kvm` ([`kvm`]), the VM user ([`user`]), the SSH keys
 //! ([`keys`]) and the storage pool ([`pool`]). Not (yet) here: the polkit rule, sudo and
