@@ -236,7 +236,7 @@ pub struct DevNode {
 
 impl DevNode {
     /// Stats a device node (in a fixture host, built for tests only, the captured stat line
-    /// that stands for it: [`captured_stat_line`]).
+    /// that stands for it: `captured_stat_line`).
     pub fn read(root: &HostRoot, host_path: &str) -> anyhow::Result<Option<DevNode>> {
         let p = root.path(host_path);
         let md = match std::fs::metadata(&p) {
