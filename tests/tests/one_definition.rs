@@ -4,7 +4,9 @@
 //! out inside the copy), then validate reads the world. Every check validate says a
 //! bootstrap step owns must agree with that step: PASS where the step converged (`ok` or
 //! `changed`), not PASS where it failed or was skipped. No list of ids or hosts: a new
-//! requirement, check or fixture host is covered by construction.
+//! requirement, check or fixture host is covered by construction. Where each host ends (which
+//! steps converge, validate's counts) is snapshotted, so a step that stops converging shows
+//! even where validate agrees with it.
 //!
 //! Needs root (the world's `useradd --root` chroots; homes are chowned), through the one
 //! gate: `virthost_testkit::root()`.
@@ -74,13 +76,18 @@ fn on_every_fixture_host_validate_agrees_with_what_bootstrap_converged() {
     assert!(hosts.len() >= 10, "{hosts:?}");
     let mut problems = vec![];
     for host in hosts {
-        let name = host.file_name().unwrap().to_string_lossy().into_owned();
+        let name = fixtures::name(&host);
         let t = tempfile::tempdir().unwrap();
         let world = World::materialize(&host, t.path()).unwrap();
         let platform = Facts::platform(world.root(), None).unwrap().unwrap();
         let first = converge(&world, &platform, &opts);
         // A second run finds everything done: nothing changes, nothing new fails.
         let second = converge(&world, &platform, &opts);
+        assert_eq!(
+            first.iter().map(|o| &o.id).collect::<Vec<_>>(),
+            second.iter().map(|o| &o.id).collect::<Vec<_>>(),
+            "{name}: the two runs planned different steps"
+        );
         for (a, b) in first.iter().zip(&second) {
             let worse = b.status == Status::Failed && a.status != Status::Failed;
             if b.status == Status::Changed || worse {
@@ -136,16 +143,22 @@ fn on_every_fixture_host_validate_agrees_with_what_bootstrap_converged() {
             }
         }
         let owned = owned.len();
+        // Where each host ends: which steps converge and what validate says of it. Agreement
+        // alone would hold of a step that fails on every host (validate agrees it is not
+        // met); the snapshot shows it (`converged-<host>`).
         let statuses: Vec<String> = second
             .iter()
-            .map(|o| format!("{} {:?}", o.id, o.status))
+            .map(|o| format!("{:<9} {:?}", o.id, o.status))
             .collect();
-        eprintln!(
-            "{name}: second run {}; validate: {} PASS, {} WARN, {} FAIL, {owned} owned by bootstrap",
-            statuses.join(", "),
-            report.summary.pass,
-            report.summary.warn,
-            report.summary.fail
+        insta::assert_snapshot!(
+            format!("converged-{name}"),
+            format!(
+                "{}\nvalidate: {} PASS, {} WARN, {} FAIL, {owned} owned by bootstrap",
+                statuses.join("\n"),
+                report.summary.pass,
+                report.summary.warn,
+                report.summary.fail
+            )
         );
         if owned < 12 {
             problems.push(format!("{name}: only {owned} checks name a bootstrap step"));
