@@ -425,3 +425,41 @@ pub fn mutated_fixture(
         })
         .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    /// `n` values of `s`.
+    fn sample<T: std::fmt::Debug>(s: &BoxedStrategy<T>, n: usize) -> Vec<T> {
+        let mut runner = TestRunner::deterministic();
+        (0..n)
+            .map(|_| s.new_tree(&mut runner).unwrap().current())
+            .collect()
+    }
+
+    /// The generators change what they are given (a generator that returned its seeds
+    /// would leave every property above holding of the fixtures alone).
+    #[test]
+    fn mutations_change_the_seeds() {
+        let seed = "ID=debian\nVERSION_ID=\"12\"\nNAME=\"Debian GNU/Linux\"\n".to_string();
+        let edited = sample(
+            &mutated(vec![seed.clone()], &["ID", "="], TEXT_MAX, 1..4),
+            200,
+        );
+        let changed = edited.iter().filter(|s| **s != seed).count();
+        assert!(changed >= 150, "{changed} of 200 edited seeds differ");
+
+        let fixtures = sample(&mutated_fixture(hosts(), &["ID", "="]), 200);
+        let changed = fixtures
+            .iter()
+            .filter(|m| match &m.content {
+                None => true,
+                Some(c) => std::fs::read(m.dir.join(&m.file)).ok().as_ref() != Some(c),
+            })
+            .count();
+        assert!(changed >= 150, "{changed} of 200 mutated fixtures differ");
+    }
+}
