@@ -287,6 +287,15 @@ fn captured_stat_line(p: &std::path::Path) -> anyhow::Result<Option<DevNode>> {
     }
 }
 
+#[cfg(any(test, feature = "fixtures"))]
+impl DevNode {
+    /// The line a fixture host's `/dev/...` file holds for this node (what
+    /// `captured_stat_line` reads back).
+    pub fn captured_line(&self) -> String {
+        format!("{} {} {:o}\n", self.uid, self.gid, self.mode)
+    }
+}
+
 /// The shipped binary reads real device nodes only.
 #[cfg(not(any(test, feature = "fixtures")))]
 fn captured_stat_line(p: &std::path::Path) -> anyhow::Result<Option<DevNode>> {
