@@ -22,6 +22,11 @@ pub fn cases() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Every fixture: the shared hosts, then validate's cases.
+pub fn all() -> Vec<PathBuf> {
+    hosts().into_iter().chain(cases()).collect()
+}
+
 /// The shared host `name`.
 pub fn host(name: &str) -> PathBuf {
     dir().join("hosts").join(name)

@@ -72,11 +72,11 @@ pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-pub use crate::fixtures::{cases, dir as fixtures_dir, hosts};
+pub use crate::fixtures::{cases, hosts};
 
 /// `rel` (relative to a host's `/`) of every validate case and shared host that has it.
 pub fn host_files(rel: &str) -> Vec<String> {
-    let roots = cases().into_iter().chain(hosts());
+    let roots = crate::fixtures::all().into_iter();
     let out: Vec<String> = roots
         .filter_map(|d| std::fs::read_to_string(d.join(rel)).ok())
         .collect();
@@ -88,7 +88,7 @@ pub fn host_files(rel: &str) -> Vec<String> {
 pub fn fixture_files(rels: &[&str]) -> Vec<String> {
     rels.iter()
         .map(|r| {
-            let p = fixtures_dir().join(r);
+            let p = crate::fixtures::dir().join(r);
             std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         })
         .collect()

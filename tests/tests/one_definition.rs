@@ -11,7 +11,6 @@
 //! Needs root (the world's `useradd --root` chroots; homes are chowned), through the one
 //! gate: `virthost_testkit::root()`.
 
-use std::path::PathBuf;
 
 use bootstrap::facts::Facts;
 use bootstrap::fixture::{World, WorldPackages, WorldVirsh};
@@ -22,14 +21,6 @@ use bootstrap::step::{run, Mode, Outcome, Quiet, Status};
 use validate::check::Status as Verdict;
 use validate::probe::FixtureProbe;
 use virthost_testkit::{fixtures, ED25519, ED25519_2};
-
-/// Every fixture: the shared hosts and validate's cases.
-fn hosts() -> Vec<PathBuf> {
-    fixtures::hosts()
-        .into_iter()
-        .chain(fixtures::cases())
-        .collect()
-}
 
 /// A converge of the world, as `bootstrap` runs one: facts read, plan made, applied.
 fn converge(world: &World, platform: &Platform, opts: &Options) -> Vec<Outcome> {
@@ -72,7 +63,7 @@ fn on_every_fixture_host_validate_agrees_with_what_bootstrap_converged() {
         stack_keys: vec![stack_key],
         ..validate::options::Options::default()
     };
-    let hosts = hosts();
+    let hosts = fixtures::all();
     assert!(hosts.len() >= 10, "{hosts:?}");
     let mut problems = vec![];
     for host in hosts {

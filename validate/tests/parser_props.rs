@@ -986,7 +986,7 @@ proptest! {
 
     #[test]
     fn host_checks_on_a_mutated_fixture_never_panic(
-        m in mutated_fixture(cases().into_iter().chain(hosts()).collect(), HOST_WORDS)
+        m in mutated_fixture(virthost_testkit::fixtures::all(), HOST_WORDS)
     ) {
         bounded(move || check_mutated_fixture(m))?;
     }
