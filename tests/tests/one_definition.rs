@@ -11,7 +11,6 @@
 //! Needs root (the world's `useradd --root` chroots; homes are chowned), through the one
 //! gate: `virthost_testkit::root()`.
 
-
 use bootstrap::facts::Facts;
 use bootstrap::fixture::{World, WorldPackages, WorldVirsh};
 use bootstrap::os::Platform;
